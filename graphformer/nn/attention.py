@@ -1,0 +1,162 @@
+"""Multi-head attention as message passing: the graph decides which attention it is."""
+
+from __future__ import annotations
+
+import math
+
+import dgl
+import dgl.function as fn
+import torch
+from dgl.nn.functional import edge_softmax
+from torch import nn
+
+from graphformer.nn.checks import (
+    check_divisible,
+    check_edge_tensor,
+    check_node_features,
+    check_positive,
+)
+
+
+class MultiHeadAttention(nn.Module):
+    r"""Multi-head scaled dot-product attention over the in-edges of each node.
+
+    For an edge :math:`j \to i` (source :math:`j` is a key/value, destination :math:`i`
+    the query) and head :math:`h` of width :math:`d`:
+
+    .. math::
+        s_{ij} = \frac{q_i \cdot (k_j + a^K_{ij})}{\sqrt{d}} + b_{ij}, \qquad
+        \alpha_{ij} = \operatorname{softmax}_{j \in N(i)} s_{ij}, \qquad
+        o_i = W_O \big\Vert_h \sum_{j \in N(i)} \alpha_{ij} (v_j + a^V_{ij})
+
+    with :math:`q = W_Q x_{dst}`, :math:`k = W_K x_{src}`, :math:`v = W_V x_{src}`.
+    The optional :math:`a^K_{ij} = W_{EK} e_{ij}` and :math:`a^V_{ij} = W_{EV} e_{ij}` are
+    Shaw et al. (2018) relative-position terms from edge features; :math:`b_{ij}` is an
+    optional additive per-head bias (Graphormer style). φ = ``u_dot_v`` then
+    ``edge_softmax``, then ``u_mul_e``; □ = ``sum``.
+
+    On ``graphformer.graphs.complete_graph`` this is exactly Transformer self-attention;
+    on ``complete_bipartite`` it is cross-attention; on the input graph plus self-loops it
+    is GAT-style neighbourhood attention. A node with no in-edges outputs
+    ``out_proj.bias`` (zeros before the projection), never NaN.
+
+    Parameters
+    ----------
+    embed_dim : width of queries and of the output; split over ``num_heads``.
+    num_heads : number of heads; must divide ``embed_dim``.
+    dropout : dropout on the attention weights :math:`\alpha`, as in
+        ``torch.nn.MultiheadAttention``.
+    bias : biases on the four projections.
+    src_dim : width of the source (key/value) features for cross-attention; defaults
+        to ``embed_dim``.
+    edge_dim : width of edge features; enables the Shaw terms ``edge_key`` and
+        ``edge_value``.
+    check_finite : raise on NaN/inf input features.
+
+    The projections ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` map one-to-one
+    onto ``torch.nn.MultiheadAttention``'s ``in_proj_weight`` chunks and ``out_proj``.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        src_dim: int | None = None,
+        edge_dim: int | None = None,
+        check_finite: bool = True,
+    ) -> None:
+        super().__init__()
+        check_divisible(embed_dim, num_heads)
+        src_dim = embed_dim if src_dim is None else src_dim
+        check_positive(src_dim=src_dim)
+        if edge_dim is not None:
+            check_positive(edge_dim=edge_dim)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
+        self.embed_dim, self.num_heads, self.src_dim = embed_dim, num_heads, src_dim
+        self.head_dim = embed_dim // num_heads
+        self.edge_dim, self.check_finite = edge_dim, check_finite
+        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.k_proj = nn.Linear(src_dim, embed_dim, bias=bias)
+        self.v_proj = nn.Linear(src_dim, embed_dim, bias=bias)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        if edge_dim is not None:
+            self.edge_key = nn.Linear(edge_dim, embed_dim, bias=False)
+            self.edge_value = nn.Linear(edge_dim, embed_dim, bias=False)
+        self.attn_dropout = nn.Dropout(dropout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform projections and zero biases, as ``nn.MultiheadAttention``."""
+        for linear in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
+            nn.init.xavier_uniform_(linear.weight)
+            if linear.bias is not None:
+                nn.init.zeros_(linear.bias)
+        if self.edge_dim is not None:
+            nn.init.xavier_uniform_(self.edge_key.weight)
+            nn.init.xavier_uniform_(self.edge_value.weight)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(-1, self.num_heads, self.head_dim)
+
+    def forward(
+        self,
+        graph: dgl.DGLGraph,
+        x: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+        edge_feat: torch.Tensor | None = None,
+        edge_bias: torch.Tensor | None = None,
+        return_attention: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Attend over in-edges.
+
+        ``x`` is (N, embed_dim) for self-attention, or ``(x_src, x_dst)`` of shapes
+        (N_src, src_dim) and (N_dst, embed_dim) on a bipartite graph. ``edge_feat`` is
+        (E, edge_dim); ``edge_bias`` is (E, num_heads). Returns (N_dst, embed_dim), and
+        with ``return_attention`` also the (E, num_heads) weights :math:`\\alpha` before
+        dropout.
+        """
+        x_src, x_dst = x if isinstance(x, tuple) else (x, x)
+        name_src, name_dst = ("x_src", "x_dst") if isinstance(x, tuple) else ("x", "x")
+        check_node_features(
+            name_dst, x_dst, graph.num_dst_nodes(), self.embed_dim, self.check_finite
+        )
+        if x_src is not x_dst:
+            check_node_features(
+                name_src, x_src, graph.num_src_nodes(), self.src_dim, self.check_finite
+            )
+        num_edges = graph.num_edges()
+        if edge_feat is not None:
+            if self.edge_dim is None:
+                raise ValueError(
+                    "edge_feat was given but the layer was built without edge_dim; pass "
+                    "edge_dim=<edge feature width> to MultiHeadAttention"
+                )
+            check_edge_tensor("edge_feat", edge_feat, (num_edges, self.edge_dim))
+        if edge_bias is not None:
+            check_edge_tensor("edge_bias", edge_bias, (num_edges, self.num_heads))
+
+        q = self._heads(self.q_proj(x_dst)) / math.sqrt(self.head_dim)
+        with graph.local_scope():
+            graph.srcdata["k"] = self._heads(self.k_proj(x_src))
+            graph.srcdata["v"] = self._heads(self.v_proj(x_src))
+            graph.dstdata["q"] = q
+            graph.apply_edges(fn.u_dot_v("k", "q", "s"))
+            score = graph.edata["s"]  # (E, H, 1)
+            if edge_feat is not None:
+                graph.edata["ek"] = self._heads(self.edge_key(edge_feat))
+                graph.apply_edges(fn.e_dot_v("ek", "q", "se"))
+                score = score + graph.edata["se"]
+            if edge_bias is not None:
+                score = score + edge_bias.unsqueeze(-1)
+            attention = edge_softmax(graph, score)
+            graph.edata["a"] = self.attn_dropout(attention)
+            graph.update_all(fn.u_mul_e("v", "a", "m"), fn.sum("m", "o"))
+            out = graph.dstdata["o"]
+            if edge_feat is not None:
+                graph.edata["ev"] = self._heads(self.edge_value(edge_feat)) * graph.edata["a"]
+                graph.update_all(fn.copy_e("ev", "m"), fn.sum("m", "oe"))
+                out = out + graph.dstdata["oe"]
+        out = self.out_proj(out.reshape(-1, self.embed_dim))
+        return (out, attention.squeeze(-1)) if return_attention else out

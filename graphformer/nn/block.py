@@ -1,0 +1,177 @@
+"""The update γ: residual + norm + feed-forward MLP around any message-passing mixer."""
+
+from __future__ import annotations
+
+import dgl
+import torch
+from torch import nn
+
+from graphformer.graphs import add_self_loops, complete_graph
+from graphformer.nn.attention import MultiHeadAttention
+from graphformer.nn.checks import check_node_features, check_positive
+from graphformer.nn.conv import GCNConv, SAGEConv
+
+LOCAL_MIXERS = ("gcn", "sage", "attention")
+MIXERS = (*LOCAL_MIXERS, "full", "gps")
+EDGE_MIXERS = ("attention",)
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
+NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d, "none": lambda dim: nn.Identity()}
+
+
+def choose(kind: str, value: str, options) -> str:
+    """Return ``value`` if it is one of ``options``, else raise a ValueError listing them."""
+    if value not in options:
+        raise ValueError(f"unknown {kind} {value!r}; choose one of {sorted(options)}")
+    return value
+
+
+class GraphTransformerBlock(nn.Module):
+    r"""One Transformer layer whose token mixer is message passing on a graph.
+
+    Pre-norm (default):
+
+    .. math::
+        x \leftarrow x + \mathrm{drop}(\mathrm{mixer}(\mathrm{norm}_1(x))), \qquad
+        x \leftarrow x + \mathrm{drop}(\mathrm{FFN}(\mathrm{norm}_2(x)))
+
+    Post-norm: :math:`x \leftarrow \mathrm{norm}_1(x + \mathrm{drop}(\mathrm{mixer}(x)))`,
+    then the same for the FFN. :math:`\mathrm{FFN}(x) = W_2\,\sigma(W_1 x)` with hidden
+    width ``ffn_ratio * dim``.
+
+    Mixers:
+
+    - ``gcn`` / ``sage`` / ``attention``: on the input graph (``attention`` with self-loops
+      is GAT-style neighbourhood attention; edge features enter it as Shaw terms);
+    - ``full``: attention on the complete graph of each sample (a plain Transformer);
+    - ``gps``: ``local_mixer(x) + full(x)``, as in GraphGPS (Rampášek et al., 2022).
+
+    Parameters
+    ----------
+    dim : node feature width (input and output).
+    mixer : one of ``gcn``, ``sage``, ``attention``, ``full``, ``gps``.
+    num_heads : attention heads (``attention``, ``full``, ``gps``).
+    local_mixer : the local half of ``gps``.
+    ffn_ratio : FFN hidden width / ``dim``.
+    activation : ``relu``, ``gelu``, ``silu`` or ``elu``.
+    norm : ``layer``, ``batch`` or ``none``.
+    prenorm : pre-norm (True) or post-norm (False).
+    dropout : dropout on the mixer and FFN outputs (and inside the FFN).
+    attn_dropout : dropout on attention weights.
+    edge_dim : edge feature width, for attention mixers.
+    self_loops : add self-loops to the input graph for local mixers. Turn off when the
+        caller passes a graph that already has them (``GraphTransformer`` does this once
+        per batch instead of once per block).
+    check_finite : raise on NaN/inf input features.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        mixer: str = "attention",
+        num_heads: int = 4,
+        local_mixer: str = "gcn",
+        ffn_ratio: float = 2.0,
+        activation: str = "gelu",
+        norm: str = "layer",
+        prenorm: bool = True,
+        dropout: float = 0.0,
+        attn_dropout: float = 0.0,
+        edge_dim: int | None = None,
+        self_loops: bool = True,
+        check_finite: bool = True,
+    ) -> None:
+        super().__init__()
+        check_positive(dim=dim)
+        self.mixer_name = choose("mixer", mixer, MIXERS)
+        local_name = choose("local_mixer", local_mixer, LOCAL_MIXERS)
+        choose("activation", activation, ACTIVATIONS)
+        choose("norm", norm, NORMS)
+        if ffn_ratio <= 0:
+            raise ValueError(f"ffn_ratio must be positive; got {ffn_ratio}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
+        self.dim, self.prenorm, self.self_loops = dim, prenorm, self_loops
+        self.check_finite = check_finite
+        local = local_name if mixer == "gps" else mixer
+        self.uses_edges = edge_dim is not None
+        if self.uses_edges and local not in EDGE_MIXERS:
+            raise ValueError(
+                f"edge features (edge_dim={edge_dim}) are used only by the mixers "
+                f"{EDGE_MIXERS} (or gps with local_mixer='attention'); got mixer={mixer!r}"
+                + (f", local_mixer={local_mixer!r}" if mixer == "gps" else "")
+            )
+
+        def attention(edges: bool) -> MultiHeadAttention:
+            return MultiHeadAttention(
+                dim,
+                num_heads,
+                dropout=attn_dropout,
+                edge_dim=edge_dim if edges else None,
+                check_finite=False,
+            )
+
+        build_local = {
+            "gcn": lambda: GCNConv(dim, dim, self_loops=False, check_finite=False),
+            "sage": lambda: SAGEConv(dim, dim, check_finite=False),
+            "attention": lambda: attention(edges=True),
+        }
+        self.local = build_local[local]() if mixer != "full" else None
+        self.full = attention(edges=False) if mixer in ("full", "gps") else None
+        self.norm1, self.norm2 = NORMS[norm](dim), NORMS[norm](dim)
+        hidden = max(1, round(ffn_ratio * dim))
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, hidden),
+            ACTIVATIONS[activation](),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, dim),
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def mix(
+        self,
+        graph: dgl.DGLGraph,
+        x: torch.Tensor,
+        edge_feat: torch.Tensor | None = None,
+        full_graph: dgl.DGLGraph | None = None,
+    ) -> torch.Tensor:
+        """The mixer alone: message passing on the local and/or complete graph."""
+        out = 0
+        if self.local is not None:
+            if isinstance(self.local, MultiHeadAttention):
+                out = self.local(graph, x, edge_feat=edge_feat)
+            else:
+                out = self.local(graph, x)
+        if self.full is not None:
+            full_graph = complete_graph(graph) if full_graph is None else full_graph
+            out = out + self.full(full_graph, x)
+        return out
+
+    def forward(
+        self,
+        graph: dgl.DGLGraph,
+        x: torch.Tensor,
+        edge_feat: torch.Tensor | None = None,
+        full_graph: dgl.DGLGraph | None = None,
+    ) -> torch.Tensor:
+        """``x``: (N, dim). ``edge_feat``: (E, edge_dim) for edge-aware attention.
+
+        ``full_graph`` is the complete graph of each sample (built from ``graph`` when not
+        given); pass it to share one across blocks.
+        """
+        check_node_features("x", x, graph.num_nodes(), self.dim, self.check_finite)
+        if edge_feat is not None and not self.uses_edges:
+            raise ValueError(
+                "edge_feat was given but the block was built without edge_dim; pass "
+                "edge_dim=<edge feature width> (with an attention mixer)"
+            )
+        if self.self_loops and self.local is not None:
+            with graph.local_scope():
+                if edge_feat is not None:
+                    graph.edata["feat"] = edge_feat
+                graph = add_self_loops(graph)
+                edge_feat = graph.edata["feat"] if edge_feat is not None else None
+        if self.prenorm:
+            x = x + self.dropout(self.mix(graph, self.norm1(x), edge_feat, full_graph))
+            return x + self.dropout(self.ffn(self.norm2(x)))
+        x = self.norm1(x + self.dropout(self.mix(graph, x, edge_feat, full_graph)))
+        return self.norm2(x + self.dropout(self.ffn(x)))

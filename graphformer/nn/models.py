@@ -1,0 +1,173 @@
+"""GraphTransformer: encoders → N message-passing blocks → optional readout → MLP head."""
+
+from __future__ import annotations
+
+import dgl
+import torch
+from torch import nn
+
+from graphformer.graphs import add_self_loops, complete_graph
+from graphformer.nn.block import ACTIVATIONS, NORMS, GraphTransformerBlock, choose
+from graphformer.nn.checks import check_positive
+from graphformer.nn.encoders import (
+    LAP_PE,
+    RWSE,
+    CategoricalEncoder,
+    LapPEEncoder,
+    LinearEncoder,
+    RWSEEncoder,
+)
+from graphformer.nn.readout import Readout
+
+LEVELS = ("node", "graph")
+
+
+def feature_encoder(
+    dim: int, in_dim: int | None, num_categories: int | None, what: str
+) -> nn.Module | None:
+    """A LinearEncoder for ``in_dim`` continuous features or a CategoricalEncoder for codes."""
+    if in_dim is not None and num_categories is not None:
+        raise ValueError(
+            f"give {what} either in_dim (continuous) or num_categories (integer codes), "
+            f"not both; got in_dim={in_dim}, num_categories={num_categories}"
+        )
+    if num_categories is not None:
+        return CategoricalEncoder(num_categories, dim)
+    return LinearEncoder(in_dim, dim) if in_dim is not None else None
+
+
+class GraphTransformer(nn.Module):
+    """A graph Transformer for node-level or graph-level prediction.
+
+    ``h = enc(x) [+ LapPE] [+ RWSE]``, then ``num_layers`` :class:`GraphTransformerBlock`
+    s, a final norm (pre-norm stacks), a :class:`Readout` when ``level='graph'``, and an
+    MLP head of ``head_layers`` layers. The self-loop graph and the complete graph are
+    built once per forward and shared by all blocks.
+
+    Parameters
+    ----------
+    out_dim : output width (classes or regression targets).
+    hidden_dim, num_layers, mixer, num_heads, local_mixer, ffn_ratio, activation, norm,
+    prenorm, dropout, attn_dropout : see :class:`GraphTransformerBlock`.
+    in_dim / num_categories : node inputs are ``in_dim`` continuous features, or integer
+        codes below ``num_categories``. Exactly one is required.
+    edge_in_dim / edge_categories : the same for edge features (attention mixers only).
+    lap_pe_k, rwse_k : widths of the LapPE / RWSE read from ``graph.ndata['lap_pe']`` /
+        ``['rwse']`` (made by ``graphformer.nn.pe_transform``); 0 disables.
+    level : ``node`` (one output per node) or ``graph`` (one per sample).
+    readout : ``mean``, ``sum`` or ``max`` for ``level='graph'``.
+    head_layers : layers in the MLP head (≥ 1).
+    check_finite : raise on NaN/inf inputs (checked once, at the model's input).
+    """
+
+    def __init__(
+        self,
+        out_dim: int,
+        hidden_dim: int = 64,
+        num_layers: int = 4,
+        mixer: str = "attention",
+        num_heads: int = 4,
+        local_mixer: str = "gcn",
+        in_dim: int | None = None,
+        num_categories: int | None = None,
+        edge_in_dim: int | None = None,
+        edge_categories: int | None = None,
+        lap_pe_k: int = 0,
+        rwse_k: int = 0,
+        level: str = "node",
+        readout: str = "mean",
+        ffn_ratio: float = 2.0,
+        activation: str = "gelu",
+        norm: str = "layer",
+        prenorm: bool = True,
+        dropout: float = 0.0,
+        attn_dropout: float = 0.0,
+        head_layers: int = 2,
+        check_finite: bool = True,
+    ) -> None:
+        super().__init__()
+        check_positive(out_dim=out_dim, hidden_dim=hidden_dim, num_layers=num_layers)
+        check_positive(head_layers=head_layers)
+        self.level = choose("level", level, LEVELS)
+        self.node_encoder = feature_encoder(hidden_dim, in_dim, num_categories, "node features")
+        if self.node_encoder is None:
+            raise ValueError(
+                "GraphTransformer needs in_dim (continuous node features) or num_categories "
+                "(integer node codes); got neither"
+            )
+        if isinstance(self.node_encoder, LinearEncoder):
+            self.node_encoder.check_finite = check_finite
+        self.edge_encoder = feature_encoder(
+            hidden_dim, edge_in_dim, edge_categories, "edge features"
+        )
+        self.lap_pe = LapPEEncoder(lap_pe_k, hidden_dim) if lap_pe_k else None
+        self.rwse = RWSEEncoder(rwse_k, hidden_dim) if rwse_k else None
+        self.blocks = nn.ModuleList(
+            GraphTransformerBlock(
+                hidden_dim,
+                mixer=mixer,
+                num_heads=num_heads,
+                local_mixer=local_mixer,
+                ffn_ratio=ffn_ratio,
+                activation=activation,
+                norm=norm,
+                prenorm=prenorm,
+                dropout=dropout,
+                attn_dropout=attn_dropout,
+                edge_dim=hidden_dim if self.edge_encoder is not None else None,
+                self_loops=False,
+                check_finite=False,
+            )
+            for _ in range(num_layers)
+        )
+        self.final_norm = NORMS[norm](hidden_dim) if prenorm else nn.Identity()
+        self.readout = Readout(readout) if level == "graph" else None
+        head: list[nn.Module] = []
+        for _ in range(head_layers - 1):
+            head += [nn.Linear(hidden_dim, hidden_dim), ACTIVATIONS[activation]()]
+        self.head = nn.Sequential(*head, nn.Linear(hidden_dim, out_dim))
+
+    def encode(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_feat: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Node embeddings after the last block and final norm: (N, hidden_dim)."""
+        if x.shape[0] != graph.num_nodes():
+            raise ValueError(
+                f"x must have one row per node: {graph.num_nodes()} rows; got {x.shape[0]}"
+            )
+        h = self.node_encoder(x)
+        for name, encoder in ((LAP_PE, self.lap_pe), (RWSE, self.rwse)):
+            if encoder is not None:
+                if name not in graph.ndata:
+                    raise ValueError(
+                        f"the model uses {name} but graph.ndata has no {name!r}; apply "
+                        f"graphformer.nn.pe_transform(lap_k=..., rwse_k=...) to the dataset"
+                    )
+                h = h + encoder(graph, graph.ndata[name])
+        if edge_feat is not None and self.edge_encoder is None:
+            raise ValueError(
+                "edge_feat was given but the model was built without edge_in_dim or edge_categories"
+            )
+        local, full = graph, None
+        if any(block.local is not None for block in self.blocks):
+            with graph.local_scope():
+                if self.edge_encoder is not None:
+                    if edge_feat is None:
+                        raise ValueError("the model was built for edge features; pass edge_feat")
+                    graph.edata["feat"] = self.edge_encoder(edge_feat)
+                local = add_self_loops(graph)
+            edge_feat = local.edata["feat"] if self.edge_encoder is not None else None
+        if any(block.full is not None for block in self.blocks):
+            full = complete_graph(graph)
+        for block in self.blocks:
+            h = block(local, h, edge_feat=edge_feat, full_graph=full)
+        return self.final_norm(h)
+
+    def forward(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_feat: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(N, out_dim) for ``level='node'``; (batch_size, out_dim) for ``level='graph'``."""
+        h = self.encode(graph, x, edge_feat)
+        if self.readout is not None:
+            h = self.readout(graph, h)
+        return self.head(h)

@@ -1,0 +1,28 @@
+"""Graph-level readout: a permutation-invariant reduce over each sample's nodes."""
+
+from __future__ import annotations
+
+import dgl
+import torch
+from torch import nn
+
+READOUTS = ("mean", "sum", "max")
+
+
+class Readout(nn.Module):
+    r"""Pool each sample's node features: :math:`h_G = \square_{i \in G} x_i`.
+
+    □ is ``mean``, ``sum`` or ``max``, computed by ``dgl.readout_nodes`` over the batched
+    graph's ``batch_num_nodes``. Output (batch_size, dim).
+    """
+
+    def __init__(self, op: str = "mean") -> None:
+        super().__init__()
+        if op not in READOUTS:
+            raise ValueError(f"unknown readout {op!r}; choose one of {list(READOUTS)}")
+        self.op = op
+
+    def forward(self, graph: dgl.DGLGraph, x: torch.Tensor) -> torch.Tensor:
+        with graph.local_scope():
+            graph.ndata["h"] = x
+            return dgl.readout_nodes(graph, "h", op=self.op)
