@@ -153,3 +153,16 @@ def add_self_loops(graph: dgl.DGLGraph, fill_value: float = 0.0) -> dgl.DGLGraph
         num_edges + torch.bincount(sample_of_node[missing], minlength=len(num_nodes))
     )
     return looped
+
+
+def to_device(graph: dgl.DGLGraph, device: torch.device | str) -> dgl.DGLGraph:
+    """``graph.to(device)``, or ``graph`` unchanged where the installed DGL cannot go there.
+
+    PyPI's DGL is a CPU-only build: it cannot place a graph on a GPU. The graph then stays
+    on the CPU and the layers run on the features' device through the torch fallback
+    engine (they move the edge indices they need).
+    """
+    try:
+        return graph.to(device)
+    except (dgl.DGLError, RuntimeError):  # DGL built without support for that device
+        return graph

@@ -1,0 +1,1 @@
+"""Hydra entry points: ``graphformer-train`` and ``graphformer-eval``."""

@@ -1,0 +1,111 @@
+"""The steps shared by ``graphformer-train`` and ``graphformer-eval``: turn config into objects."""
+
+from __future__ import annotations
+
+import logging
+import dgl
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from graphformer.cli import tracking
+from graphformer.tasks import GraphTask
+
+log = logging.getLogger(__name__)
+
+OmegaConf.register_new_resolver(
+    "graphformer.direction",
+    lambda mode: {"max": "maximize", "min": "minimize"}[mode],
+    replace=True,
+)
+
+
+def seed_everything(seed: int | None) -> None:
+    """Seed Python, NumPy, torch (and dataloader workers) through Lightning, and DGL."""
+    if seed is None:
+        return
+    L.seed_everything(seed, workers=True)
+    dgl.seed(seed)
+
+
+def instantiate_group(group: DictConfig | None) -> list:
+    """Instantiate every ``_target_`` entry of a config group (callbacks, loggers)."""
+    if not group:
+        return []
+    return [
+        hydra.utils.instantiate(entry)
+        for entry in group.values()
+        if isinstance(entry, DictConfig) and "_target_" in entry
+    ]
+
+
+def datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    return hydra.utils.instantiate(cfg.data)
+
+
+def task(cfg: DictConfig, data: L.LightningDataModule) -> GraphTask:
+    """The model inside its task, checked against the data's level."""
+    model = hydra.utils.instantiate(cfg.model)
+    result: GraphTask = hydra.utils.instantiate(cfg.task, model=model)
+    data_level = getattr(data, "level", None)
+    if data_level is not None and data_level != result.level:
+        raise ValueError(
+            f"task {type(result).__name__} predicts per {result.level} but data "
+            f"{cfg.data.get('name', type(data).__name__)} is labelled per {data_level}; "
+            f"choose task=node_classification/node_regression or task=graph_classification/"
+            f"graph_regression to match"
+        )
+    return result
+
+
+def metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The trainer's latest logged metrics as plain floats."""
+    return {key: float(value) for key, value in trainer.callback_metrics.items()}
+
+
+def checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
+    return trainer.checkpoint_callback if trainer.checkpoint_callback else None
+
+
+def best_checkpoint(trainer: L.Trainer) -> str | None:
+    callback = checkpoint_callback(trainer)
+    return (callback.best_model_path or None) if callback else None
+
+
+def optimized_metric(
+    cfg: DictConfig, trainer: L.Trainer, validation: dict[str, float]
+) -> float | None:
+    """The best validation value of ``cfg.optimized_metric`` (what a sweep optimises).
+
+    The checkpoint callback's best score when it monitors that metric, else the last value.
+    """
+    name = cfg.get("optimized_metric")
+    if not name or not cfg.get("train", True):
+        return None
+    if name not in validation:
+        raise KeyError(
+            f"optimized_metric={name!r} was never logged; logged metrics: {sorted(validation)}"
+        )
+    callback = checkpoint_callback(trainer)
+    if callback and callback.monitor == name and callback.best_model_score is not None:
+        return float(callback.best_model_score)
+    return validation[name]
+
+
+def report(trainer: L.Trainer, loggers: list, results: dict[str, float]) -> None:
+    """Tell the user where the checkpoint and the wandb run are, and the headline numbers."""
+    lines = ["graphformer run finished:"]
+    best = best_checkpoint(trainer)
+    if best:
+        lines.append(f"  best checkpoint: {best}")
+    callback = checkpoint_callback(trainer)
+    if callback and callback.last_model_path:
+        lines.append(f"  last checkpoint: {callback.last_model_path}")
+    run_dir = tracking.wandb_run_dir(loggers)
+    if run_dir:
+        lines.append(f"  wandb run: {run_dir}  (upload later with: wandb sync {run_dir})")
+    for key in sorted(results):
+        if key.startswith(("val/", "test/")):
+            lines.append(f"  {key} = {results[key]:.4f}")
+    print("\n".join(lines), flush=True)

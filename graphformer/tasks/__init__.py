@@ -1,0 +1,13 @@
+"""Lightning tasks: one loop (GraphTask), four objectives."""
+
+from graphformer.tasks.base import GraphTask
+from graphformer.tasks.classification import GraphClassification, NodeClassification
+from graphformer.tasks.regression import GraphRegression, NodeRegression
+
+__all__ = [
+    "GraphClassification",
+    "GraphRegression",
+    "GraphTask",
+    "NodeClassification",
+    "NodeRegression",
+]

@@ -1,0 +1,152 @@
+"""GraphTask: the Lightning loop shared by every task (step, loss, metrics, optimizers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dgl
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+
+from graphformer.graphs import to_device
+
+STAGES = ("train", "val", "test")
+CONFIG_KEY = "graphformer_config"
+Batch = tuple[dgl.DGLGraph, torch.Tensor]
+
+
+class GraphTask(L.LightningModule):
+    """Trains any ``graphformer.nn``-style model, ``model(graph, x, edge_feat)``.
+
+    Batches are ``(graph, labels)``: ``x = graph.ndata['feat']``, ``edge_feat =
+    graph.edata['feat']`` when present. On node-level tasks over one big graph, the nodes
+    of stage ``s`` are ``graph.ndata['<s>_mask']``; without masks every node counts.
+    Subclasses set :attr:`level` and supply :meth:`loss`, :meth:`metrics` and
+    :meth:`metric_inputs`.
+
+    Parameters
+    ----------
+    model : the network.
+    optimizer : ``params -> Optimizer`` (a Hydra ``_partial_``).
+    scheduler : ``optimizer -> LRScheduler`` (a Hydra ``_partial_``), optional.
+    scheduler_monitor : metric a ``ReduceLROnPlateau`` scheduler watches.
+    on_nonfinite : ``'raise'`` stops with the step and batch named when the loss is NaN/inf;
+        ``'skip'`` drops that batch (no optimizer step) and counts it in
+        ``train/skipped_batches``.
+    """
+
+    level: str = "node"
+    #: The resolved run configuration; stored in every checkpoint under ``CONFIG_KEY`` so
+    #: ``graphformer-eval`` can rebuild the exact data, model and task.
+    run_config: dict | None = None
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., object] | None = None,
+        scheduler_monitor: str = "val/loss",
+        on_nonfinite: str = "raise",
+    ) -> None:
+        super().__init__()
+        if on_nonfinite not in ("raise", "skip"):
+            raise ValueError(f"on_nonfinite must be 'raise' or 'skip'; got {on_nonfinite!r}")
+        self.save_hyperparameters(ignore=["model"], logger=False)
+        self.model = model
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.scheduler_monitor, self.on_nonfinite = scheduler_monitor, on_nonfinite
+        self.stage_metrics = nn.ModuleDict(
+            {stage: self.metrics().clone(prefix=f"{stage}/") for stage in STAGES}
+        )
+        self.skipped_batches = 0
+
+    # --- what subclasses define -------------------------------------------------------
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def metrics(self) -> MetricCollection:
+        raise NotImplementedError
+
+    def metric_inputs(self, out: torch.Tensor, target: torch.Tensor):
+        """What the metrics see: (probabilities, classes) or (values, values)."""
+        return out, target
+
+    # --- the loop ---------------------------------------------------------------------
+    def forward(self, graph: dgl.DGLGraph) -> torch.Tensor:
+        x = graph.ndata["feat"].to(self.device)
+        edge_feat = graph.edata.get("feat")
+        edge_feat = edge_feat.to(self.device) if edge_feat is not None else None
+        return self.model(graph, x, edge_feat)
+
+    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int):
+        graph, labels = batch
+        return to_device(graph, device), labels.to(device)
+
+    def select(self, graph: dgl.DGLGraph, out: torch.Tensor, labels: torch.Tensor, stage: str):
+        """Outputs and labels of the nodes (or graphs) that count for ``stage``."""
+        mask = graph.ndata.get(f"{stage}_mask") if self.level == "node" else None
+        if mask is None:
+            return out, labels
+        mask = mask.to(out.device).bool()
+        return out[mask], labels[mask]
+
+    def step(self, batch: Batch, stage: str, batch_idx: int) -> torch.Tensor | None:
+        graph, labels = batch
+        out, target = self.select(graph, self(graph), labels, stage)
+        loss = self.loss(out, target)
+        if not torch.isfinite(loss):
+            if stage == "train" and self.on_nonfinite == "skip":
+                self.skipped_batches += 1
+                self.log("train/skipped_batches", float(self.skipped_batches), reduce_fx="max")
+                return None
+            raise FloatingPointError(
+                f"non-finite {stage} loss {loss.item()} at global step {self.global_step}, "
+                f"epoch {self.current_epoch}, batch {batch_idx} ({graph.batch_size} graphs, "
+                f"{graph.num_nodes()} nodes). Lower the learning rate, check the inputs for "
+                "NaN, or set task.on_nonfinite=skip to drop such batches."
+            )
+        size = len(target)
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            batch_size=size,
+            sync_dist=stage != "train",
+            prog_bar=stage != "test",
+        )
+        metrics = self.stage_metrics[stage]
+        metrics.update(*self.metric_inputs(out.detach(), target))
+        self.log_dict(
+            metrics, on_step=False, on_epoch=True, batch_size=size, prog_bar=stage == "val"
+        )
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int):
+        return self.step(batch, "train", batch_idx)
+
+    def validation_step(self, batch: Batch, batch_idx: int):
+        self.step(batch, "val", batch_idx)
+
+    def test_step(self, batch: Batch, batch_idx: int):
+        self.step(batch, "test", batch_idx)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        config = {"scheduler": scheduler, "interval": "epoch"}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = self.scheduler_monitor
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.run_config is not None:
+            checkpoint[CONFIG_KEY] = self.run_config
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())

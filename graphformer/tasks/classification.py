@@ -1,0 +1,64 @@
+"""Node and graph classification: cross-entropy, accuracy, balanced accuracy, F1, AUROC."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import AUROC, Accuracy, F1Score, MetricCollection
+
+from graphformer.tasks.base import GraphTask
+
+
+class Classification(GraphTask):
+    """Multi-class classification over ``num_classes`` classes.
+
+    Loss: cross-entropy, optionally with the Benchmarking-GNNs class weights
+    (``class_weighting=True``): per batch, class c weighs (V − n_c) / V, where V is the
+    number of labelled items in the batch and n_c those of class c.
+    Metrics: ``acc`` (micro), ``balanced_acc`` (macro recall), ``f1`` (macro), ``auroc``.
+    """
+
+    def __init__(self, *args, num_classes: int, class_weighting: bool = False, **kwargs):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int ≥ 2; got {num_classes!r}")
+        self.num_classes = num_classes
+        super().__init__(*args, **kwargs)
+        self.class_weighting = class_weighting
+
+    def metrics(self) -> MetricCollection:
+        kwargs = {"task": "multiclass", "num_classes": self.num_classes}
+        return MetricCollection(
+            {
+                "acc": Accuracy(**kwargs, average="micro"),
+                "balanced_acc": Accuracy(**kwargs, average="macro"),
+                "f1": F1Score(**kwargs, average="macro"),
+                "auroc": AUROC(**kwargs),
+            }
+        )
+
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if target.numel() and (target.min() < 0 or target.max() >= self.num_classes):
+            raise ValueError(
+                f"labels must lie in [0, {self.num_classes}) for num_classes="
+                f"{self.num_classes}; got values in [{int(target.min())}, {int(target.max())}]"
+            )
+        weight = None
+        if self.class_weighting:
+            counts = torch.bincount(target, minlength=self.num_classes).to(out.dtype)
+            weight = (len(target) - counts) / max(len(target), 1)
+        return F.cross_entropy(out, target, weight=weight)
+
+    def metric_inputs(self, out: torch.Tensor, target: torch.Tensor):
+        return out.softmax(dim=-1), target
+
+
+class NodeClassification(Classification):
+    """One class per node; masks select a split's nodes on single-graph datasets."""
+
+    level = "node"
+
+
+class GraphClassification(Classification):
+    """One class per graph (sample)."""
+
+    level = "graph"
