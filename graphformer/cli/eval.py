@@ -1,4 +1,4 @@
-"""``graphformer-eval ckpt_path=...``: test a checkpoint with the configuration it was trained with."""
+"""``graphformer-eval ckpt_path=...``: test a checkpoint with the config it was trained with."""
 
 from __future__ import annotations
 
