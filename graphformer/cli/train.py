@@ -26,7 +26,9 @@ def train(cfg: DictConfig) -> float | None:
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False
     )
-    task.run_config = OmegaConf.to_container(cfg, resolve=True)
+    # Without the `hydra` node, which is present only when composed with the compose API.
+    run_keys = [key for key in cfg if key != "hydra"]
+    task.run_config = OmegaConf.to_container(OmegaConf.masked_copy(cfg, run_keys), resolve=True)
     summary = {"params/total": task.num_parameters}
     for logger in loggers:
         logger.log_hyperparams({**task.run_config, **summary})

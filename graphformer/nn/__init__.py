@@ -10,10 +10,12 @@ from graphformer.nn.encoders import (
     RWSEEncoder,
     pe_transform,
 )
+from graphformer.nn.gnn import GNN
 from graphformer.nn.models import GraphTransformer
 from graphformer.nn.readout import Readout
 
 __all__ = [
+    "GNN",
     "MIXERS",
     "CategoricalEncoder",
     "GCNConv",

@@ -1,0 +1,112 @@
+"""GNN: the classic stack of graph convolutions (Kipf & Welling; Veličković et al.)."""
+
+from __future__ import annotations
+
+import dgl
+import torch
+from torch import nn
+
+from graphformer.graphs import add_self_loops
+from graphformer.nn.attention import MultiHeadAttention
+from graphformer.nn.block import ACTIVATIONS, choose
+from graphformer.nn.checks import check_node_features, check_positive
+from graphformer.nn.conv import GCNConv, SAGEConv
+from graphformer.nn.readout import Readout
+
+CONVS = ("gcn", "sage", "attention")
+
+
+class GNN(nn.Module):
+    r"""``num_layers`` convolutions with dropout before each and an activation between:
+
+    .. math::
+        x^{(l+1)} = \sigma\big(\mathrm{conv}_l(\mathrm{drop}(x^{(l)}))\big), \quad
+        \text{no } \sigma \text{ after the last layer}
+
+    No residuals, norms or FFN: the baselines of the GCN and GAT papers. With
+    ``conv='gcn'``, ``hidden_dim=16``, ``num_layers=2``, ``dropout=0.5`` it is Kipf &
+    Welling's Cora model. ``conv='attention'`` attends over neighbours plus self-loops
+    (GAT-style) with ``num_heads`` heads.
+
+    Parameters
+    ----------
+    out_dim, in_dim : output and input feature widths.
+    hidden_dim, num_layers : width and number of convolutions (≥ 1).
+    conv : ``gcn``, ``sage`` or ``attention``.
+    num_heads : heads for ``attention`` (must divide ``hidden_dim``).
+    dropout : dropout on the input of every layer; attention also drops weights.
+    activation : ``relu``, ``gelu``, ``silu`` or ``elu``.
+    level, readout : ``node`` outputs, or ``graph`` outputs pooled by ``readout``.
+    check_finite : raise on NaN/inf input features.
+    """
+
+    def __init__(
+        self,
+        out_dim: int,
+        in_dim: int,
+        hidden_dim: int = 16,
+        num_layers: int = 2,
+        conv: str = "gcn",
+        num_heads: int = 8,
+        dropout: float = 0.5,
+        activation: str = "relu",
+        level: str = "node",
+        readout: str = "mean",
+        check_finite: bool = True,
+    ) -> None:
+        super().__init__()
+        check_positive(out_dim=out_dim, in_dim=in_dim, hidden_dim=hidden_dim)
+        check_positive(num_layers=num_layers)
+        self.conv_name = choose("conv", conv, CONVS)
+        choose("activation", activation, ACTIVATIONS)
+        self.level = choose("level", level, ("node", "graph"))
+        self.in_dim, self.check_finite = in_dim, check_finite
+        widths = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
+        if level == "graph":
+            widths[-1] = hidden_dim
+        self.convs = nn.ModuleList(
+            self._conv(conv, a, b, num_heads, dropout) for a, b in zip(widths, widths[1:])
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.activation = ACTIVATIONS[activation]()
+        self.readout = Readout(readout) if level == "graph" else None
+        self.head = nn.Linear(hidden_dim, out_dim) if level == "graph" else None
+
+    @staticmethod
+    def _conv(kind: str, in_dim: int, out_dim: int, heads: int, dropout: float) -> nn.Module:
+        if kind == "gcn":
+            return GCNConv(in_dim, out_dim, self_loops=False, check_finite=False)
+        if kind == "sage":
+            return SAGEConv(in_dim, out_dim, check_finite=False)
+        heads = heads if out_dim % heads == 0 else 1
+        return nn.ModuleDict(
+            {
+                "project": nn.Linear(in_dim, out_dim),
+                "attention": MultiHeadAttention(out_dim, heads, dropout, check_finite=False),
+            }
+        )
+
+    def forward(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_feat: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(N, out_dim) for ``level='node'``; (batch_size, out_dim) for ``level='graph'``.
+
+        ``edge_feat`` is accepted for a uniform model interface and must be None.
+        """
+        if edge_feat is not None:
+            raise ValueError("GNN does not use edge features; use GraphTransformer instead")
+        check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite)
+        if self.conv_name != "sage":
+            graph = add_self_loops(graph)
+        h = x
+        for index, conv in enumerate(self.convs):
+            h = self.dropout(h)
+            if isinstance(conv, nn.ModuleDict):
+                h = conv["attention"](graph, conv["project"](h))
+            else:
+                h = conv(graph, h)
+            if index < len(self.convs) - 1 or self.level == "graph":
+                h = self.activation(h)
+        if self.readout is not None:
+            h = self.head(self.readout(graph, h))
+        return h
