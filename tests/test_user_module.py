@@ -62,5 +62,5 @@ def test_user_lightning_module_trains_with_graphformer_blocks(tmp_path):
     trainer.fit(module, loader)
     assert trainer.global_step == 12
     assert torch.isfinite(trainer.callback_metrics["loss"])
-    changed = [not torch.equal(a, b) for a, b in zip(before, module.parameters())]
+    changed = [not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True)]
     assert all(changed)

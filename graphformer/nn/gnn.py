@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import dgl
 import torch
 from torch import nn
@@ -65,7 +67,7 @@ class GNN(nn.Module):
         if level == "graph":
             widths[-1] = hidden_dim
         self.convs = nn.ModuleList(
-            self._conv(conv, a, b, num_heads, dropout) for a, b in zip(widths, widths[1:])
+            self._conv(conv, a, b, num_heads, dropout) for a, b in itertools.pairwise(widths)
         )
         self.dropout = nn.Dropout(dropout)
         self.activation = ACTIVATIONS[activation]()
