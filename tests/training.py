@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import graphformer  # noqa: F401  (before DGL)
+
 import dgl
 import lightning as L
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
-
-import graphformer  # noqa: F401  (before DGL)
 
 
 def config_dir() -> Path:

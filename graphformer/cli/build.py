@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from graphformer.cli import tracking
+from graphformer.tasks import GraphTask
+
 import dgl
 import hydra
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
-
-from graphformer.cli import tracking
-from graphformer.tasks import GraphTask
 
 log = logging.getLogger(__name__)
 

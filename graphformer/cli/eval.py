@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from graphformer.cli import build, tracking
+from graphformer.tasks.base import CONFIG_KEY
+
 import hydra
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
-
-from graphformer.cli import build, tracking
-from graphformer.tasks.base import CONFIG_KEY
 
 
 def stored_config(ckpt_path: str) -> DictConfig:

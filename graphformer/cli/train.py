@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from graphformer.cli import build, tracking
+
 import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
-
-from graphformer.cli import build, tracking
 
 log = logging.getLogger(__name__)
 

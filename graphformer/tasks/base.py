@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from graphformer.graphs import to_device
+
 import dgl
 import lightning as L
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
-
-from graphformer.graphs import to_device
 
 STAGES = ("train", "val", "test")
 CONFIG_KEY = "graphformer_config"
@@ -58,7 +58,7 @@ class GraphTask(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_monitor, self.on_nonfinite = scheduler_monitor, on_nonfinite
         self.stage_metrics = nn.ModuleDict(
-            {stage: self.metrics().clone(prefix=f"{stage}/") for stage in STAGES}
+            {f"{stage}_metrics": self.metrics().clone(prefix=f"{stage}/") for stage in STAGES}
         )
         self.skipped_batches = 0
 
@@ -117,7 +117,7 @@ class GraphTask(L.LightningModule):
             sync_dist=stage != "train",
             prog_bar=stage != "test",
         )
-        metrics = self.stage_metrics[stage]
+        metrics = self.stage_metrics[f"{stage}_metrics"]
         metrics.update(*self.metric_inputs(out.detach(), target))
         self.log_dict(
             metrics, on_step=False, on_epoch=True, batch_size=size, prog_bar=stage == "val"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from graphformer.tasks.base import GraphTask
+
 import torch
 import torch.nn.functional as F
 from torchmetrics import AUROC, Accuracy, F1Score, MetricCollection
-
-from graphformer.tasks.base import GraphTask
 
 
 class Classification(GraphTask):

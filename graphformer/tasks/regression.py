@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from graphformer.tasks.base import GraphTask
+
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
-
-from graphformer.tasks.base import GraphTask
 
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
