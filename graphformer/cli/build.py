@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from graphformer.cli import tracking
 from graphformer.tasks import GraphTask
@@ -10,16 +11,23 @@ from graphformer.tasks import GraphTask
 import dgl
 import hydra
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
+
+def _existing_dir(path: str) -> str:
+    """``path``, created if missing (sqlite storage needs its folder before any run starts)."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return path
+
 
 OmegaConf.register_new_resolver(
     "graphformer.direction",
     lambda mode: {"max": "maximize", "min": "minimize"}[mode],
     replace=True,
 )
+OmegaConf.register_new_resolver("graphformer.mkdir", _existing_dir, replace=True)
 
 
 def seed_everything(seed: int | None) -> None:
@@ -39,6 +47,17 @@ def instantiate_group(group: DictConfig | None) -> list:
         for entry in group.values()
         if isinstance(entry, DictConfig) and "_target_" in entry
     ]
+
+
+def callbacks(cfg: DictConfig, loggers: list) -> list[L.Callback]:
+    """The configured callbacks; without a logger, the LR monitor (which needs one) is dropped."""
+    result = instantiate_group(cfg.get("callbacks"))
+    if not loggers:
+        dropped = [c for c in result if isinstance(c, LearningRateMonitor)]
+        if dropped:
+            log.info("no logger configured: the learning-rate monitor is skipped")
+        result = [c for c in result if not isinstance(c, LearningRateMonitor)]
+    return result
 
 
 def datamodule(cfg: DictConfig) -> L.LightningDataModule:

@@ -21,7 +21,7 @@ def stored_config(ckpt_path: str) -> DictConfig:
             f"ckpt_path={ckpt_path!r} is not a file; pass the .ckpt a training run saved "
             "(its path is printed at the end of graphformer-train, under checkpoints/)"
         )
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(path, map_location="cpu")
     if CONFIG_KEY not in checkpoint:
         raise ValueError(
             f"{path} holds no graphformer configuration ({CONFIG_KEY!r}); only checkpoints "
@@ -39,7 +39,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     loggers = build.instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
     try:
-        trainer.test(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False)
+        trainer.test(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         results = build.metrics(trainer)
         build.report(trainer, loggers, results)
     finally:

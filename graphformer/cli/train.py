@@ -21,8 +21,8 @@ def train(cfg: DictConfig) -> float | None:
     build.seed_everything(cfg.get("seed"))
     datamodule = build.datamodule(cfg)
     task = build.task(cfg, datamodule)
-    callbacks = build.instantiate_group(cfg.get("callbacks"))
     loggers = build.instantiate_group(cfg.get("logger"))
+    callbacks = build.callbacks(cfg, loggers)
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False
     )
@@ -40,7 +40,7 @@ def train(cfg: DictConfig) -> float | None:
         if cfg.get("test", True):
             if best is None and cfg.get("train", True) and not trainer.fast_dev_run:
                 log.warning("no best checkpoint was saved; testing the current weights")
-            trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=False)
+            trainer.test(task, datamodule=datamodule, ckpt_path=best)
         results = {**validation, **build.metrics(trainer)}
         summary.update({f"best/{key}": value for key, value in results.items()})
         tracking.summarize(loggers, summary)

@@ -53,7 +53,8 @@ class GraphTask(L.LightningModule):
         super().__init__()
         if on_nonfinite not in ("raise", "skip"):
             raise ValueError(f"on_nonfinite must be 'raise' or 'skip'; got {on_nonfinite!r}")
-        self.save_hyperparameters(ignore=["model"], logger=False)
+        # Plain values only, so checkpoints load with torch.load(weights_only=True).
+        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"], logger=False)
         self.model = model
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_monitor, self.on_nonfinite = scheduler_monitor, on_nonfinite

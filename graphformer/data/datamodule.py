@@ -1,0 +1,333 @@
+"""GraphDataModule: datasets → cached positional encodings → batches of ``(graph, labels)``.
+
+A batch is ``(graph, labels)``: ``graph`` is the ``dgl.batch`` of the samples, carrying
+their ``ndata['feat']`` (and ``edata['feat']``, positional encodings, ``<split>_mask``
+when present); ``labels`` is ``graph.ndata['label']`` for node-level datasets (samples
+are graphs) or the stacked per-graph labels for graph-level ones (samples are
+``(graph, label)`` pairs, as DGL's graph-classification datasets return them).
+
+Why DGL's ``GraphDataLoader`` with our own collate function: under DDP Lightning
+re-instantiates the loader with a ``DistributedSampler`` (it rebuilds DataLoader
+subclasses from their saved constructor arguments). ``GraphDataLoader`` survives this, as
+it takes ``sampler`` and the other DataLoader arguments through ``**kwargs`` (checked in
+the tests); we leave its ``use_ddp`` off so that Lightning alone owns sharding. Its default
+collator returns the batched graph without the node labels, so :func:`collate` replaces it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from collections.abc import Callable
+from typing import Any
+
+from graphformer.data.encodings import (
+    WithEncodings,
+    encodings_path,
+    load_or_compute_encodings,
+    sample_graph,
+)
+from graphformer.data.sbm import SPLITS
+
+import dgl
+import lightning as L
+import numpy as np
+import torch
+from dgl.dataloading import GraphDataLoader
+
+LEVELS = ("node", "graph")
+#: Metadata a data config may declare (for model/task interpolation); each declared value
+#: is checked against the dataset's attribute of the same name.
+DECLARED = ("level", "out_dim", "in_dim", "num_categories", "edge_in_dim", "edge_categories")
+
+
+class _Unset:
+    """Default of the metadata declarations: not declared, so not checked."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()
+STAGE_SPLITS = {
+    "fit": ("train", "val"),
+    "validate": ("val",),
+    "test": ("test",),
+    "predict": ("test",),
+}
+
+
+def collate(samples: list[Any]) -> tuple[dgl.DGLGraph, torch.Tensor]:
+    """``(dgl.batch(graphs), labels)``: node labels for graph samples, stacked labels for
+    ``(graph, label)`` samples."""
+    if isinstance(samples[0], dgl.DGLGraph):
+        graph = dgl.batch(samples)
+        if "label" not in graph.ndata:
+            raise KeyError(
+                "node-level samples need ndata['label']; the graphs have ndata keys "
+                f"{sorted(graph.ndata)}. Graph-level datasets must yield (graph, label) pairs."
+            )
+        return graph, graph.ndata["label"]
+    graphs = [sample_graph(sample) for sample in samples]
+    labels = torch.stack([torch.as_tensor(sample[1]) for sample in samples])
+    return dgl.batch(graphs), labels
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed Python, NumPy and DGL in a loader worker from its torch seed (which torch
+    derives from the loader's generator and the worker id)."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    dgl.seed(seed % 2**31)  # DGL takes a C int
+
+
+def _check_count(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive int" if minimum == 1 else f"an int ≥ {minimum}"
+        raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}; got {value!r}")
+
+
+class GraphDataModule(L.LightningDataModule):
+    """Train/val/test loaders over a dataset factory, with cached positional encodings.
+
+    Parameters
+    ----------
+    dataset : ``split -> dataset`` (called as ``dataset(split=...)``), e.g.
+        ``functools.partial(SBMDataset, name='CLUSTER', root=...)`` or a Hydra node with
+        ``_partial_: true``. Single-graph datasets (:class:`CitationDataset`) return the
+        same graph for every split; the task then selects nodes by ``<split>_mask``.
+        Datasets expose ``level``, ``num_classes``, ``in_dim`` / ``num_categories`` (and
+        ``cache_path`` to have their encodings cached next to them).
+    batch_size : graphs per batch, at most the size of every split.
+    num_workers : loader worker processes (persistent when > 0, seeded by
+        :func:`seed_worker`).
+    lap_pe_k, rwse_k : widths of ``ndata['lap_pe']`` / ``ndata['rwse']``
+        (:func:`graphformer.nn.pe_transform`); 0 disables. Computed once per split and
+        cached at ``<dataset cache stem>.pe-lap<k>-rw<k>.bin``.
+    pin_memory : passed to the loaders.
+    seed : seeds the loaders' shuffling and worker seeds, and the encodings' sign flips;
+        ``None`` leaves the loaders to torch's global generator (as seeded by Lightning's
+        ``seed_everything``) and uses 0 for the encodings.
+    train_graphs, val_graphs, test_graphs : passed to the factory as ``num_graphs`` for
+        that split when given (multi-graph datasets only).
+    name : display name for messages.
+    level, out_dim, in_dim, num_categories, edge_in_dim, edge_categories : optional
+        declarations, so that configs can interpolate them (``${data.out_dim}``). Each
+        one given (``None`` included: "this dataset has none") is checked against the
+        dataset's attribute when the dataset is built. ``out_dim`` is the dataset's
+        ``out_dim``, else its ``num_classes``.
+    """
+
+    def __init__(
+        self,
+        dataset: Callable[..., Any],
+        batch_size: int = 128,
+        num_workers: int = 0,
+        lap_pe_k: int = 0,
+        rwse_k: int = 0,
+        pin_memory: bool = False,
+        seed: int | None = 0,
+        train_graphs: int | None = None,
+        val_graphs: int | None = None,
+        test_graphs: int | None = None,
+        name: str | None = None,
+        level: str | _Unset = UNSET,
+        out_dim: int | _Unset | None = UNSET,
+        in_dim: int | _Unset | None = UNSET,
+        num_categories: int | _Unset | None = UNSET,
+        edge_in_dim: int | _Unset | None = UNSET,
+        edge_categories: int | _Unset | None = UNSET,
+    ) -> None:
+        super().__init__()
+        if not callable(dataset):
+            raise TypeError(
+                f"dataset must be a callable split -> dataset (e.g. functools.partial of "
+                f"SBMDataset, or a Hydra node with `_partial_: true`); got "
+                f"{type(dataset).__name__}"
+            )
+        _check_count("batch_size", batch_size, 1)
+        _check_count("num_workers", num_workers, 0)
+        _check_count("lap_pe_k", lap_pe_k, 0)
+        _check_count("rwse_k", rwse_k, 0)
+        _check_count("seed", seed, 0, allow_none=True)
+        counts = {"train": train_graphs, "val": val_graphs, "test": test_graphs}
+        for split, count in counts.items():
+            _check_count(f"{split}_graphs", count, 1, allow_none=True)
+        if any(count is not None for count in counts.values()) and not _accepts(
+            dataset, "num_graphs"
+        ):
+            raise ValueError(
+                f"train_graphs/val_graphs/test_graphs were given ({counts}) but the dataset "
+                f"factory {dataset!r} takes no num_graphs argument (single-graph datasets "
+                "have a fixed size); remove them from the data config"
+            )
+        if level is not UNSET and level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}; got {level!r}")
+        self.dataset_factory = dataset
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.lap_pe_k, self.rwse_k, self.seed = lap_pe_k, rwse_k, seed
+        self.num_graphs = counts
+        self.name = name
+        self.declared = {
+            "level": level,
+            "out_dim": out_dim,
+            "in_dim": in_dim,
+            "num_categories": num_categories,
+            "edge_in_dim": edge_in_dim,
+            "edge_categories": edge_categories,
+        }
+        self._splits: dict[str, Any] = {}
+
+    # --- datasets -------------------------------------------------------------------------
+    def split_dataset(self, split: str) -> Any:
+        """The dataset of ``split`` with its encodings attached (built once, then reused)."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+        if split not in self._splits:
+            kwargs = {"split": split}
+            if self.num_graphs[split] is not None:
+                kwargs["num_graphs"] = self.num_graphs[split]
+            dataset = self.dataset_factory(**kwargs)
+            if len(dataset) == 0:
+                raise ValueError(
+                    f"the {split} split of {self._describe(dataset)} is empty; "
+                    f"check the dataset's files or {split}_graphs"
+                )
+            self._check_declared(dataset)
+            if self.lap_pe_k or self.rwse_k:
+                cache = getattr(dataset, "cache_path", None)
+                path = None if cache is None else encodings_path(cache, self.lap_pe_k, self.rwse_k)
+                graphs = [sample_graph(dataset[i]) for i in range(len(dataset))]
+                encodings = load_or_compute_encodings(
+                    graphs, self.lap_pe_k, self.rwse_k, path, seed=self.seed or 0
+                )
+                dataset = WithEncodings(dataset, encodings)
+            self._splits[split] = dataset
+        return self._splits[split]
+
+    def _describe(self, dataset: Any) -> str:
+        return self.name or str(getattr(dataset, "name", type(dataset).__name__))
+
+    def _dataset_value(self, dataset: Any, key: str) -> tuple[bool, Any]:
+        """(whether the dataset states ``key``, its value)."""
+        if key == "level":
+            level = getattr(dataset, "level", None)
+            if level is None:
+                level = "node" if isinstance(dataset[0], dgl.DGLGraph) else "graph"
+            return True, level
+        if key == "out_dim" and not hasattr(dataset, "out_dim"):
+            key = "num_classes"
+        return hasattr(dataset, key), getattr(dataset, key, None)
+
+    def _check_declared(self, dataset: Any) -> None:
+        for key, declared in self.declared.items():
+            known, actual = self._dataset_value(dataset, key)
+            if declared is not UNSET and known and declared != actual:
+                raise ValueError(
+                    f"the data config declares {key}={declared!r} but the dataset "
+                    f"{self._describe(dataset)} has {key}={actual!r}; set {key}: {actual!r} "
+                    "in the data config (models and tasks read it from there)"
+                )
+
+    def _metadata(self, key: str) -> Any:
+        if self.declared[key] is not UNSET:
+            return self.declared[key]
+        return self._dataset_value(self.split_dataset("train"), key)[1]
+
+    @property
+    def level(self) -> str:
+        """``'node'`` or ``'graph'``: what the labels describe."""
+        return self._metadata("level")
+
+    @property
+    def out_dim(self) -> int | None:
+        return self._metadata("out_dim")
+
+    @property
+    def num_classes(self) -> int | None:
+        return getattr(self.split_dataset("train"), "num_classes", None)
+
+    @property
+    def in_dim(self) -> int | None:
+        """Width of continuous node features (``None`` for integer codes)."""
+        return self._metadata("in_dim")
+
+    @property
+    def num_categories(self) -> int | None:
+        """Vocabulary of integer node features (``None`` for continuous ones)."""
+        return self._metadata("num_categories")
+
+    @property
+    def edge_in_dim(self) -> int | None:
+        return self._metadata("edge_in_dim")
+
+    @property
+    def edge_categories(self) -> int | None:
+        return self._metadata("edge_categories")
+
+    # --- Lightning hooks ------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Generate or load every split and its encodings once (rank 0), filling the caches."""
+        for split in SPLITS:
+            self.split_dataset(split)
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in STAGE_SPLITS.get(stage, SPLITS) if stage else SPLITS:
+            self._check_batch_size(split, self.split_dataset(split))
+
+    def _check_batch_size(self, split: str, dataset: Any) -> None:
+        if self.batch_size > len(dataset):
+            raise ValueError(
+                f"batch_size={self.batch_size} is larger than the {split} split of "
+                f"{self._describe(dataset)} ({len(dataset)} graph(s)); set batch_size ≤ "
+                f"{len(dataset)}" + ("" if len(dataset) == 1 else f" or raise {split}_graphs")
+            )
+
+    def _loader(self, split: str) -> GraphDataLoader:
+        dataset = self.split_dataset(split)
+        self._check_batch_size(split, dataset)
+        generator = None
+        if self.seed is not None:
+            generator = torch.Generator().manual_seed(self.seed + SPLITS.index(split))
+        return GraphDataLoader(
+            dataset,
+            collate_fn=collate,
+            batch_size=self.batch_size,
+            shuffle=split == "train",
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            worker_init_fn=seed_worker,
+            generator=generator,
+        )
+
+    def train_dataloader(self) -> GraphDataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> GraphDataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> GraphDataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> GraphDataLoader:
+        return self._loader("test")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Spawned processes (ddp_spawn, spawn workers) reload the splits from the disk
+        # caches instead of receiving every graph through a pipe.
+        state = self.__dict__.copy()
+        state["_splits"] = {}
+        return state
+
+
+def _accepts(factory: Callable[..., Any], argument: str) -> bool:
+    """Whether ``factory`` takes ``argument`` (or ``**kwargs``); True when unknowable."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == argument or p.kind is p.VAR_KEYWORD for p in parameters)
