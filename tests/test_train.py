@@ -129,7 +129,7 @@ def test_fast_dev_run_of_every_model(model, tmp_path, data_dir):
 
 @pytest.mark.slow
 def test_default_model_learns(tmp_path, data_dir):
-    """CLUSTER has 6 classes (chance ≈ 0.17 balanced). Measured: val/acc ≈ 0.XX here."""
+    """CLUSTER has 6 classes (chance ≈ 0.17). Measured here: val/acc 0.371 (seed 1)."""
     _, val_acc = run(tmp_path, data_dir, "data.train_graphs=256", "trainer.max_epochs=8", "seed=1")
     assert val_acc > 0.30
 
