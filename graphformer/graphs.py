@@ -29,7 +29,9 @@ def sample_sizes(num_nodes: Counts, name: str = "num_nodes") -> torch.Tensor:
     """
     if isinstance(num_nodes, dgl.DGLGraph):
         return num_nodes.batch_num_nodes()
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, Sequence, torch.Tensor)):
+    if isinstance(num_nodes, (bool, str, bytes)) or not isinstance(
+        num_nodes, (int, Sequence, torch.Tensor)
+    ):
         raise TypeError(
             f"{name} must be an int, a sequence or tensor of per-sample counts, or a DGLGraph; "
             f"got {type(num_nodes).__name__}"

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import graphformer  # noqa: F401  (before DGL)
+from graphformer.graphs import to_device
+from graphformer.nn import GCNConv, GraphTransformerBlock, Readout
+
 import dgl
 import lightning as L
 import torch
 from dgl.dataloading import GraphDataLoader
 from torch import nn
-
-import graphformer  # noqa: F401  (before DGL)
-from graphformer.graphs import to_device
-from graphformer.nn import GCNConv, GraphTransformerBlock, Readout
 
 
 class MyGraphRegressor(L.LightningModule):

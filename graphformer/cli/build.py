@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
+
 def _existing_dir(path: str) -> str:
     """``path``, created if missing (sqlite storage needs its folder before any run starts)."""
     Path(path).mkdir(parents=True, exist_ok=True)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import math
 
-import dgl
-import dgl.function as fn
-import torch
-from dgl.nn.functional import edge_softmax
-from torch import nn
-
 from graphformer.nn.checks import (
     check_divisible,
     check_edge_tensor,
     check_node_features,
     check_positive,
 )
+
+import dgl
+import dgl.function as fn
+import torch
+from dgl.nn.functional import edge_softmax
+from torch import nn
 
 
 class MultiHeadAttention(nn.Module):

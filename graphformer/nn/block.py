@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import dgl
-import torch
-from torch import nn
-
 from graphformer.graphs import add_self_loops, complete_graph
 from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.checks import check_node_features, check_positive
 from graphformer.nn.conv import GCNConv, SAGEConv
+
+import dgl
+import torch
+from torch import nn
 
 LOCAL_MIXERS = ("gcn", "sage", "attention")
 MIXERS = (*LOCAL_MIXERS, "full", "gps")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from graphformer.graphs import add_self_loops
+from graphformer.nn.checks import check_edge_tensor, check_node_features, check_positive
+
 import dgl
 import dgl.function as fn
 import torch
 from torch import nn
-
-from graphformer.graphs import add_self_loops
-from graphformer.nn.checks import check_edge_tensor, check_node_features, check_positive
 
 
 class GCNConv(nn.Module):

@@ -7,11 +7,11 @@ here only embed them.
 
 from __future__ import annotations
 
+from graphformer.nn.checks import check_node_features, check_positive
+
 import dgl
 import torch
 from torch import nn
-
-from graphformer.nn.checks import check_node_features, check_positive
 
 LAP_PE = "lap_pe"
 RWSE = "rwse"

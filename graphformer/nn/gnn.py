@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import itertools
 
-import dgl
-import torch
-from torch import nn
-
 from graphformer.graphs import add_self_loops
 from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.block import ACTIVATIONS, choose
 from graphformer.nn.checks import check_node_features, check_positive
 from graphformer.nn.conv import GCNConv, SAGEConv
 from graphformer.nn.readout import Readout
+
+import dgl
+import torch
+from torch import nn
 
 CONVS = ("gcn", "sage", "attention")
 

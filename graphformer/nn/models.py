@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import dgl
-import torch
-from torch import nn
-
 from graphformer.graphs import add_self_loops, complete_graph
 from graphformer.nn.block import ACTIVATIONS, NORMS, GraphTransformerBlock, choose
-from graphformer.nn.checks import check_positive
+from graphformer.nn.checks import check_edge_tensor, check_positive
 from graphformer.nn.encoders import (
     LAP_PE,
     RWSE,
@@ -18,6 +14,10 @@ from graphformer.nn.encoders import (
     RWSEEncoder,
 )
 from graphformer.nn.readout import Readout
+
+import dgl
+import torch
+from torch import nn
 
 LEVELS = ("node", "graph")
 
@@ -121,11 +121,29 @@ class GraphTransformer(nn.Module):
             for _ in range(num_layers)
         )
         self.final_norm = NORMS[norm](hidden_dim) if prenorm else nn.Identity()
-        self.readout = Readout(readout) if level == "graph" else None
+        self.readout = Readout(readout)
+        if level != "graph":
+            self.readout = None  # built above only to validate the name
         head: list[nn.Module] = []
         for _ in range(head_layers - 1):
             head += [nn.Linear(hidden_dim, hidden_dim), ACTIVATIONS[activation]()]
         self.head = nn.Sequential(*head, nn.Linear(hidden_dim, out_dim))
+
+    def _check_edge_feat(self, graph: dgl.DGLGraph, edge_feat: torch.Tensor) -> None:
+        if self.edge_encoder is None:
+            raise ValueError(
+                "edge_feat was given but the model was built without edge_in_dim or edge_categories"
+            )
+        if isinstance(self.edge_encoder, LinearEncoder):
+            width = self.edge_encoder.in_dim
+            check_edge_tensor(
+                "edge_feat", edge_feat.reshape(len(edge_feat), -1), (graph.num_edges(), width)
+            )
+        elif edge_feat.shape[0] != graph.num_edges():
+            raise ValueError(
+                f"edge_feat must have one row per edge: {graph.num_edges()} rows; got "
+                f"{edge_feat.shape[0]}"
+            )
 
     def encode(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_feat: torch.Tensor | None = None
@@ -144,10 +162,8 @@ class GraphTransformer(nn.Module):
                         f"graphformer.nn.pe_transform(lap_k=..., rwse_k=...) to the dataset"
                     )
                 h = h + encoder(graph, graph.ndata[name])
-        if edge_feat is not None and self.edge_encoder is None:
-            raise ValueError(
-                "edge_feat was given but the model was built without edge_in_dim or edge_categories"
-            )
+        if edge_feat is not None:
+            self._check_edge_feat(graph, edge_feat)
         local, full = graph, None
         if any(block.local is not None for block in self.blocks):
             with graph.local_scope():

@@ -1,0 +1,185 @@
+"""Shared helpers for the core-library tests: graph builders, dense references, weights.
+
+Tests compare graphformer's message-passing layers with dense plain-torch references.
+:func:`assert_close` asserts and records the largest absolute error per reference, which
+``conftest.py`` prints at the end of the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import graphformer  # noqa: F401  (installs the DGL hook before DGL is imported)
+
+import dgl
+import torch
+from torch import nn
+
+#: Largest absolute error measured against each named reference in this session.
+ERRORS: dict[str, float] = {}
+
+
+def assert_close(
+    name: str, actual: torch.Tensor, expected: torch.Tensor, atol: float = 1e-5
+) -> None:
+    """Assert ``|actual - expected| <= atol`` elementwise and record the largest error."""
+    assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
+    assert torch.isfinite(actual).all(), f"{name}: non-finite values in the output"
+    error = (actual.detach() - expected.detach()).abs().max().item() if actual.numel() else 0.0
+    ERRORS[name] = max(ERRORS.get(name, 0.0), error)
+    assert error <= atol, f"{name}: max abs error {error:.3g} > {atol:.1g}"
+
+
+def generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def offsets(sizes: Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """First global node index of each sample."""
+    sizes = torch.as_tensor(sizes)
+    return torch.cumsum(sizes, 0) - sizes
+
+
+def sample_of_node(sizes: Sequence[int] | torch.Tensor) -> torch.Tensor:
+    sizes = torch.as_tensor(sizes)
+    return torch.repeat_interleave(torch.arange(len(sizes)), sizes)
+
+
+def random_graph(
+    sizes: Sequence[int], p: float = 0.4, self_loops: bool = False, seed: int = 0
+) -> dgl.DGLGraph:
+    """A batched random directed graph: edge j → i with probability ``p`` within a sample.
+
+    No multi-edges; self-loops only if ``self_loops``. Edges are sorted by (src, dst), so
+    each sample's edges are contiguous and ``batch_num_edges`` is set.
+    """
+    total = sum(sizes)
+    sample = sample_of_node(sizes)
+    same_sample = sample[:, None] == sample[None, :]
+    adjacency = (torch.rand(total, total, generator=generator(seed)) < p) & same_sample
+    if not self_loops:
+        adjacency.fill_diagonal_(False)
+    src, dst = adjacency.nonzero(as_tuple=True)
+    graph = dgl.graph((src, dst), num_nodes=total)
+    graph.set_batch_num_nodes(torch.as_tensor(sizes))
+    graph.set_batch_num_edges(torch.bincount(sample[src], minlength=len(sizes)))
+    return graph
+
+
+def path_graph(num_nodes: int) -> dgl.DGLGraph:
+    """An undirected path 0 - 1 - ... - (n-1), both directions (connected, for PEs)."""
+    src = torch.arange(num_nodes - 1)
+    return dgl.to_bidirected(dgl.graph((src, src + 1), num_nodes=num_nodes))
+
+
+def edge_set(graph: dgl.DGLGraph) -> set[tuple[int, int]]:
+    src, dst = graph.edges()
+    return set(zip(src.tolist(), dst.tolist(), strict=True))
+
+
+def dense_adjacency(graph: dgl.DGLGraph, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, N) matrix with ``A[i, j]`` = weight of edge j → i (summed over multi-edges)."""
+    src, dst = graph.edges()
+    weight = torch.ones(graph.num_edges()) if weight is None else weight
+    adjacency = torch.zeros(graph.num_nodes(), graph.num_nodes(), dtype=weight.dtype)
+    return adjacency.index_put_((dst, src), weight, accumulate=True)
+
+
+def dense_edge_tensor(graph: dgl.DGLGraph, value: torch.Tensor) -> torch.Tensor:
+    """(N, N, ...) tensor with ``[i, j]`` = value of edge j → i (zeros where no edge)."""
+    src, dst = graph.edges()
+    dense = value.new_zeros(graph.num_nodes(), graph.num_nodes(), *value.shape[1:])
+    dense[dst, src] = value
+    return dense
+
+
+def within_sample_permutation(sizes: Sequence[int], seed: int = 0) -> torch.Tensor:
+    """A random node permutation that keeps every node inside its own sample."""
+    gen = generator(seed)
+    return torch.cat(
+        [
+            start + torch.randperm(size, generator=gen)
+            for start, size in zip(offsets(sizes).tolist(), sizes, strict=True)
+        ]
+    )
+
+
+def permute_nodes(
+    graph: dgl.DGLGraph, perm: torch.Tensor, edge_perm: torch.Tensor | None = None
+) -> dgl.DGLGraph:
+    """Relabel nodes: new node ``n`` is old node ``perm[n]``. ndata/edata follow.
+
+    ``edge_perm`` (new edge ``e`` is old edge ``edge_perm[e]``) also reorders edges; it
+    must keep each sample's edges contiguous for batched graphs.
+    """
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(len(perm))
+    src, dst = graph.edges()
+    edge_perm = torch.arange(graph.num_edges()) if edge_perm is None else edge_perm
+    permuted = dgl.graph(
+        (inverse[src[edge_perm]], inverse[dst[edge_perm]]), num_nodes=graph.num_nodes()
+    )
+    for key, value in graph.ndata.items():
+        permuted.ndata[key] = value[perm]
+    for key, value in graph.edata.items():
+        permuted.edata[key] = value[edge_perm]
+    permuted.set_batch_num_nodes(graph.batch_num_nodes())
+    permuted.set_batch_num_edges(graph.batch_num_edges())
+    return permuted
+
+
+def randomize_biases(module: nn.Module, scale: float = 0.5, seed: int = 1) -> nn.Module:
+    """Fill every bias with random values so that tests see whether biases are applied."""
+    gen = generator(seed)
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            if name.endswith("bias"):
+                param.copy_((torch.rand(param.shape, generator=gen) * 2 - 1) * scale)
+    return module
+
+
+def copy_into_torch_mha(ours: nn.Module, theirs: nn.MultiheadAttention) -> None:
+    """Copy a graphformer MultiHeadAttention's weights into ``torch.nn.MultiheadAttention``."""
+    with torch.no_grad():
+        projections = (ours.q_proj, ours.k_proj, ours.v_proj)
+        if theirs._qkv_same_embed_dim:
+            theirs.in_proj_weight.copy_(torch.cat([p.weight for p in projections]))
+        else:
+            theirs.q_proj_weight.copy_(ours.q_proj.weight)
+            theirs.k_proj_weight.copy_(ours.k_proj.weight)
+            theirs.v_proj_weight.copy_(ours.v_proj.weight)
+        theirs.in_proj_bias.copy_(torch.cat([p.bias for p in projections]))
+        theirs.out_proj.weight.copy_(ours.out_proj.weight)
+        theirs.out_proj.bias.copy_(ours.out_proj.bias)
+
+
+def pad(x: torch.Tensor, sizes: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, D) node rows → (B, L, D) zero-padded batch and (B, L) mask, True at padding."""
+    length = max(sizes)
+    padded = x.new_zeros(len(sizes), length, x.shape[1])
+    mask = torch.ones(len(sizes), length, dtype=torch.bool)
+    for b, (start, size) in enumerate(zip(offsets(sizes).tolist(), sizes, strict=True)):
+        padded[b, :size] = x[start : start + size]
+        mask[b, :size] = False
+    return padded, mask
+
+
+def unpad(padded: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+    """(B, L, D) → (N, D): the valid rows of each sample, concatenated."""
+    return torch.cat([padded[b, :size] for b, size in enumerate(sizes)])
+
+
+def dense_attention_weights(
+    graph: dgl.DGLGraph,
+    weights: torch.Tensor,
+    src_sizes: Sequence[int],
+    dst_sizes: Sequence[int],
+) -> torch.Tensor:
+    """Per-edge weights (E, H) → dense (B, H, L_dst, L_src), zeros where no edge."""
+    src, dst = graph.edges()
+    sample = sample_of_node(dst_sizes)[dst]
+    i = dst - offsets(dst_sizes)[sample]
+    j = src - offsets(src_sizes)[sample]
+    dense = weights.new_zeros(len(dst_sizes), weights.shape[1], max(dst_sizes), max(src_sizes))
+    dense[sample, :, i, j] = weights
+    return dense

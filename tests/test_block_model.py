@@ -1,0 +1,291 @@
+"""GraphTransformerBlock (γ around every mixer), Readout and the GraphTransformer model."""
+
+from __future__ import annotations
+
+import graphformer  # noqa: F401  (before DGL)
+from graphformer.graphs import add_self_loops, complete_graph
+from graphformer.nn import (
+    MIXERS,
+    GraphTransformer,
+    GraphTransformerBlock,
+    LapPEEncoder,
+    Readout,
+    pe_transform,
+)
+from graphformer.nn.block import LOCAL_MIXERS
+
+import dgl
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import (
+    assert_close,
+    copy_into_torch_mha,
+    pad,
+    path_graph,
+    permute_nodes,
+    random_graph,
+    randomize_biases,
+    unpad,
+    within_sample_permutation,
+)
+from torch import nn
+
+DIM, HEADS = 16, 4
+SIZES = [5, 7, 3]
+
+
+def batch(sizes=SIZES, seed: int = 0) -> dgl.DGLGraph:
+    return random_graph(sizes, p=0.35, seed=seed)
+
+
+def finite_grads(module: nn.Module) -> bool:
+    grads = [p.grad for p in module.parameters() if p.requires_grad]
+    return all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+# --- GraphTransformerBlock ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("norm", ["layer", "batch"])
+@pytest.mark.parametrize("prenorm", [True, False], ids=["prenorm", "postnorm"])
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_block_shape_equivariance_and_grads(mixer, prenorm, norm):
+    block = randomize_biases(GraphTransformerBlock(DIM, mixer, HEADS, norm=norm, prenorm=prenorm))
+    graph = batch()
+    x = torch.randn(graph.num_nodes(), DIM, requires_grad=True)
+
+    out = block(graph, x)
+    assert out.shape == (graph.num_nodes(), DIM)
+    out.square().mean().backward()
+    assert finite_grads(block)
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+    block.eval()
+    one = random_graph([9], p=0.35, seed=1)
+    x = torch.randn(9, DIM)
+    perm = torch.randperm(9)
+    out = block(one, x)
+    out_perm = block(permute_nodes(one, perm, torch.randperm(one.num_edges())), x[perm])
+    assert_close("block permutation equivariance", out_perm, out[perm])
+
+
+def test_full_block_equals_attention_then_ffn_by_hand():
+    """norm='none', dropout 0, one sample: x + MHA(x), then x + W2 σ(W1 x + b1) + b2."""
+    block = randomize_biases(GraphTransformerBlock(DIM, "full", HEADS, norm="none")).eval()
+    mha = nn.MultiheadAttention(DIM, HEADS, batch_first=True).eval()
+    copy_into_torch_mha(block.full, mha)
+    x = torch.randn(6, DIM)
+
+    out = block(dgl.graph(([], []), num_nodes=6), x)  # the input graph's edges are unused
+
+    h = x + mha(x[None], x[None], x[None], need_weights=False)[0][0]
+    first, last = block.ffn[0], block.ffn[3]
+    expected = h + F.linear(F.gelu(F.linear(h, first.weight, first.bias)), last.weight, last.bias)
+    assert_close("full block vs x + MHA(x), x + FFN(x) by hand", out, expected)
+
+
+@pytest.mark.parametrize("prenorm", [True, False], ids=["prenorm", "postnorm"])
+def test_full_block_equals_torch_transformer_encoder_layer(prenorm):
+    """With layer norm, a `full` block is nn.TransformerEncoderLayer on each padded sample."""
+    block = GraphTransformerBlock(DIM, "full", HEADS, activation="gelu", prenorm=prenorm)
+    block = randomize_biases(block).eval()
+    reference = nn.TransformerEncoderLayer(
+        DIM,
+        HEADS,
+        dim_feedforward=block.ffn[0].out_features,
+        dropout=0.0,
+        activation="gelu",
+        batch_first=True,
+        norm_first=prenorm,
+    ).eval()
+    copy_into_torch_mha(block.full, reference.self_attn)
+    with torch.no_grad():
+        for ours, theirs in [
+            (block.ffn[0], reference.linear1),
+            (block.ffn[3], reference.linear2),
+            (block.norm1, reference.norm1),
+            (block.norm2, reference.norm2),
+        ]:
+            theirs.weight.copy_(ours.weight)
+            theirs.bias.copy_(ours.bias)
+        for norm in (block.norm1, block.norm2):
+            norm.weight.uniform_(0.5, 1.5)
+        reference.norm1.weight.copy_(block.norm1.weight)
+        reference.norm2.weight.copy_(block.norm2.weight)
+    graph = batch()
+    x = torch.randn(graph.num_nodes(), DIM)
+
+    padded, mask = pad(x, SIZES)
+    expected = unpad(reference(padded, src_key_padding_mask=mask), SIZES)
+    assert_close("full block vs nn.TransformerEncoderLayer", block(graph, x), expected)
+
+
+@pytest.mark.parametrize("local_mixer", LOCAL_MIXERS)
+def test_gps_mix_is_local_plus_full(local_mixer):
+    block = GraphTransformerBlock(DIM, "gps", HEADS, local_mixer=local_mixer)
+    block = randomize_biases(block).eval()
+    graph = add_self_loops(batch())
+    x = torch.randn(graph.num_nodes(), DIM)
+    expected = block.local(graph, x) + block.full(complete_graph(SIZES), x)
+    assert_close("gps mix vs local(x) + full(x)", block.mix(graph, x), expected)
+
+
+def test_block_passes_edge_features_with_self_loops():
+    """Loops added by the block get zero edge features; the caller's graph is untouched."""
+    block = randomize_biases(GraphTransformerBlock(DIM, "attention", HEADS, edge_dim=3)).eval()
+    graph = batch()
+    x = torch.randn(graph.num_nodes(), DIM)
+    edge_feat = torch.randn(graph.num_edges(), 3)
+
+    out = block(graph, x, edge_feat)
+
+    assert "feat" not in graph.edata and graph.num_edges() == len(edge_feat)
+    assert not torch.allclose(out, block(graph, x, torch.randn_like(edge_feat)))
+    graph.edata["feat"] = edge_feat
+    looped = add_self_loops(graph, fill_value=0.0)
+    h = x + block.mix(looped, block.norm1(x), looped.edata["feat"])
+    expected = h + block.ffn(block.norm2(h))
+    assert_close("block with edge features vs mix + ffn", out, expected)
+
+
+# --- Readout ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", ["mean", "sum", "max"])
+def test_readout_equals_torch_reductions(op):
+    sizes = [3, 1, 6]
+    graph = batch(sizes)
+    x = torch.randn(graph.num_nodes(), 5)
+    reduce = {"mean": torch.mean, "sum": torch.sum, "max": torch.amax}[op]
+    expected = torch.stack([reduce(part, dim=0) for part in torch.split(x, sizes)])
+    assert_close(f"Readout({op}) vs torch per-sample reduction", Readout(op)(graph, x), expected)
+
+
+# --- GraphTransformer ---------------------------------------------------------------------
+
+
+def model(**kwargs) -> GraphTransformer:
+    options = {"out_dim": 3, "hidden_dim": DIM, "num_layers": 2, "num_heads": HEADS}
+    return GraphTransformer(**(options | kwargs))
+
+
+@pytest.mark.parametrize("level", ["node", "graph"])
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_model_output_shapes(mixer, level):
+    graph = batch()
+    net = model(mixer=mixer, level=level, in_dim=4)
+    out = net(graph, torch.randn(graph.num_nodes(), 4))
+    assert out.shape == ((graph.num_nodes(), 3) if level == "node" else (len(SIZES), 3))
+    out.sum().backward()
+    assert finite_grads(net)
+
+
+def pe_batch(sizes=(2, 6, 5), lap_k: int = 3, rwse_k: int = 4) -> dgl.DGLGraph:
+    """Path graphs with LapPE and RWSE from pe_transform; the first has < lap_k + 1 nodes."""
+    transform = pe_transform(lap_k=lap_k, rwse_k=rwse_k)
+    return dgl.batch([transform(path_graph(n)) for n in sizes])
+
+
+def test_pe_transform_pads_small_graphs():
+    graph = pe_batch()
+    assert graph.ndata["lap_pe"].shape == (13, 3)
+    assert graph.ndata["rwse"].shape == (13, 4)
+    small = graph.ndata["lap_pe"][:2]
+    assert (small[:, 1:] == 0).all(), "a 2-node graph has one eigenvector; the rest is padding"
+    assert small[:, 0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_model_with_positional_encodings(mixer):
+    graph = pe_batch()
+    net = model(mixer=mixer, in_dim=4, lap_pe_k=3, rwse_k=4, level="graph")
+    out = net(graph, torch.randn(graph.num_nodes(), 4))
+    assert out.shape == (3, 3) and torch.isfinite(out).all()
+
+
+def test_lap_pe_sign_flip_only_in_training():
+    graph = pe_batch(sizes=(4, 6, 5, 7))
+    pe = graph.ndata["lap_pe"]
+    encoder = LapPEEncoder(3, 3)
+    with torch.no_grad():
+        encoder.linear.weight.copy_(torch.eye(3))
+        encoder.linear.bias.zero_()
+
+    assert torch.equal(encoder.eval()(graph, pe), pe)
+    flipped = encoder.train()(graph, pe)
+    assert torch.equal(flipped.abs(), pe.abs())
+    assert not torch.equal(flipped, pe)
+    signs = torch.where(pe != 0, flipped / pe, torch.nan)
+    for part in torch.split(signs, graph.batch_num_nodes().tolist()):
+        # One sign per (graph, eigenvector).
+        column_signs = part.nanmean(dim=0)
+        assert set(column_signs.abs().tolist()) == {1.0}
+        assert torch.all((part == column_signs) | part.isnan())
+
+    net = model(in_dim=4, lap_pe_k=3)
+    x = torch.randn(graph.num_nodes(), 4)
+    net.eval()
+    assert torch.equal(net(graph, x), net(graph, x))
+    assert not torch.allclose(net.train()(graph, x), net.eval()(graph, x))
+
+
+def test_model_with_categorical_inputs():
+    graph = batch()
+    net = model(num_categories=7, edge_categories=4, mixer="attention", level="graph")
+    x = torch.randint(0, 7, (graph.num_nodes(), 2))
+    edge_codes = torch.randint(0, 4, (graph.num_edges(),))
+    out = net(graph, x, edge_codes)
+    assert out.shape == (3, 3) and torch.isfinite(out).all()
+    assert not torch.allclose(out, net(graph, x, (edge_codes + 1) % 4))
+
+
+@pytest.mark.parametrize(("mixer", "local_mixer"), [("attention", "gcn"), ("gps", "attention")])
+def test_model_with_edge_features(mixer, local_mixer):
+    graph = batch()
+    net = model(mixer=mixer, local_mixer=local_mixer, in_dim=4, edge_in_dim=3).eval()
+    x, edge_feat = torch.randn(graph.num_nodes(), 4), torch.randn(graph.num_edges(), 3)
+    out = net(graph, x, edge_feat)
+    assert out.shape == (graph.num_nodes(), 3)
+    assert not torch.allclose(out, net(graph, x, edge_feat * 2))
+
+
+def test_deep_stack_gradients_do_not_vanish():
+    graph = batch([6, 6])
+    net = GraphTransformer(
+        out_dim=1,
+        hidden_dim=32,
+        num_layers=32,
+        mixer="attention",
+        num_heads=4,
+        in_dim=4,
+        level="graph",
+    )
+    net(graph, torch.randn(12, 4)).sum().backward()
+    assert finite_grads(net)
+    first = torch.cat([p.grad.flatten() for p in net.blocks[0].parameters()])
+    assert first.norm() > 1e-6
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_graph_output_invariant_to_node_permutation(mixer):
+    graph = pe_batch(sizes=(4, 6, 5))
+    local_mixer = "attention" if mixer == "gps" else "gcn"
+    edge_in_dim = 2 if mixer in ("attention", "gps") else None
+    net = model(
+        mixer=mixer,
+        local_mixer=local_mixer,
+        in_dim=4,
+        lap_pe_k=3,
+        rwse_k=4,
+        edge_in_dim=edge_in_dim,
+        level="graph",
+    ).eval()
+    x = torch.randn(15, 4)
+    edge_feat = torch.randn(graph.num_edges(), 2) if edge_in_dim else None
+    perm = within_sample_permutation([4, 6, 5], seed=3)
+    assert not torch.equal(perm, torch.arange(15))
+
+    out = net(graph, x, edge_feat)
+    out_perm = net(permute_nodes(graph, perm), x[perm], edge_feat)
+    assert_close("graph-level output permutation invariance", out_perm, out)
