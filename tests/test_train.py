@@ -276,3 +276,18 @@ def test_optuna_search_runs_two_seeded_trials(tmp_path, data_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "logs" / "optuna.db").is_file()
     assert "Best parameters" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_same_seed_reproduces_metrics_and_weights_exactly(tmp_path, data_dir):
+    def fit(seed: int, name: str):
+        cfg, val_acc = run(
+            tmp_path, data_dir, f"seed={seed}", "trainer.max_epochs=2", "logger=none", name=name
+        )
+        last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+        return val_acc, last["state_dict"]
+
+    first, again, other = fit(3, "a"), fit(3, "b"), fit(4, "c")
+    assert first[0] == again[0]
+    assert all(torch.equal(first[1][key], again[1][key]) for key in first[1])
+    assert any(not torch.equal(first[1][key], other[1][key]) for key in first[1])
