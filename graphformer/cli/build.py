@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 from graphformer.cli import tracking
@@ -29,6 +30,12 @@ OmegaConf.register_new_resolver(
     replace=True,
 )
 OmegaConf.register_new_resolver("graphformer.mkdir", _existing_dir, replace=True)
+
+
+def quiet_known_warnings() -> None:
+    """Hide Lightning's notice that the task, not the datamodule, moves batches: by design,
+    GraphTask.transfer_batch_to_device is what moves DGL graphs."""
+    warnings.filterwarnings("ignore", message=r".*overridden `transfer_batch_to_device`")
 
 
 def seed_everything(seed: int | None) -> None:

@@ -33,6 +33,7 @@ def stored_config(ckpt_path: str) -> DictConfig:
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Rebuild data, model and task from the checkpoint's config, then test the checkpoint."""
     run = stored_config(cfg.ckpt_path)
+    build.quiet_known_warnings()
     build.seed_everything(cfg.get("seed"))
     datamodule = build.datamodule(run)
     task = build.task(run, datamodule)

@@ -18,6 +18,7 @@ def train(cfg: DictConfig) -> float | None:
 
     Returns ``cfg.optimized_metric`` (what sweeps optimise), taken from validation.
     """
+    build.quiet_known_warnings()
     build.seed_everything(cfg.get("seed"))
     datamodule = build.datamodule(cfg)
     task = build.task(cfg, datamodule)
