@@ -291,3 +291,21 @@ def test_same_seed_reproduces_metrics_and_weights_exactly(tmp_path, data_dir):
     assert first[0] == again[0]
     assert all(torch.equal(first[1][key], again[1][key]) for key in first[1])
     assert any(not torch.equal(first[1][key], other[1][key]) for key in first[1])
+
+
+@pytest.mark.slow
+def test_resume_from_a_different_model_names_the_differing_keys(tmp_path, data_dir):
+    cfg, _ = run(tmp_path, data_dir, "trainer.max_epochs=1", "logger=none", name="first")
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    with pytest.raises(
+        ValueError, match=r"(?s)different model.*model.hidden_dim: 16 in the checkpoint, 32 now"
+    ):
+        run(tmp_path, data_dir, f"ckpt_path={last}", "model.hidden_dim=32", name="second")
+
+
+def test_eval_of_a_missing_checkpoint_says_what_to_pass(tmp_path, data_dir):
+    cfg = compose_config(
+        [f"ckpt_path={tmp_path / 'nope.ckpt'}"], tmp_path, data_dir, config_name="eval"
+    )
+    with pytest.raises(FileNotFoundError, match=r"nope.ckpt.*is not a file; pass the .ckpt"):
+        evaluate(cfg)

@@ -8,10 +8,12 @@ from pathlib import Path
 
 from graphformer.cli import tracking
 from graphformer.tasks import GraphTask
+from graphformer.tasks.base import CONFIG_KEY
 
 import dgl
 import hydra
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
@@ -139,3 +141,59 @@ def report(trainer: L.Trainer, loggers: list, results: dict[str, float]) -> None
         if key.startswith(("val/", "test/")):
             lines.append(f"  {key} = {results[key]:.4f}")
     print("\n".join(lines), flush=True)
+
+
+def stored_config(ckpt_path: str) -> DictConfig:
+    """The run configuration ``graphformer-train`` stored in the checkpoint."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path={ckpt_path!r} is not a file; pass the .ckpt a training run saved "
+            "(its path is printed at the end of graphformer-train, under checkpoints/)"
+        )
+    checkpoint = torch.load(path, map_location="cpu")
+    if CONFIG_KEY not in checkpoint:
+        raise ValueError(
+            f"{path} holds no graphformer configuration ({CONFIG_KEY!r}); only checkpoints "
+            "written by graphformer-train can be evaluated this way"
+        )
+    return OmegaConf.create(checkpoint[CONFIG_KEY])
+
+
+def check_resumable(cfg: DictConfig) -> None:
+    """Fail before training when ``ckpt_path`` was trained with another model or task.
+
+    Lists every differing key, e.g. ``model.hidden_dim: 64 in the checkpoint, 32 now``.
+    Optimizer, trainer and data sizes may change on resume; the architecture may not.
+    """
+    if not cfg.get("ckpt_path"):
+        return
+    stored = stored_config(cfg.ckpt_path)
+    now = {
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "task": {"_target_": cfg.task.get("_target_")},
+    }
+    then = {
+        "model": OmegaConf.to_container(stored.get("model", {}), resolve=True),
+        "task": {"_target_": OmegaConf.select(stored, "task._target_")},
+    }
+    differences = [
+        f"{key}: {old!r} in the checkpoint, {new!r} now"
+        for key, old, new in _differences(then, now)
+    ]
+    if differences:
+        raise ValueError(
+            f"ckpt_path={cfg.ckpt_path} was trained with a different model or task:\n  "
+            + "\n  ".join(differences)
+            + "\nResume with the checkpoint's settings (see its run's .hydra/config.yaml) or drop "
+            "ckpt_path to start afresh."
+        )
+
+
+def _differences(old: object, new: object, prefix: str = ""):
+    """(key, old, new) for every leaf that differs between two nested dicts."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            yield from _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+    elif old != new:
+        yield prefix.rstrip("."), old, new

@@ -20,6 +20,7 @@ def train(cfg: DictConfig) -> float | None:
     """
     build.quiet_known_warnings()
     build.seed_everything(cfg.get("seed"))
+    build.check_resumable(cfg)
     datamodule = build.datamodule(cfg)
     task = build.task(cfg, datamodule)
     loggers = build.instantiate_group(cfg.get("logger"))
