@@ -11,6 +11,7 @@ whose ``batch_num_nodes`` / ``batch_num_edges`` describe its samples, so DGL rea
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import dgl
@@ -19,6 +20,8 @@ import torch
 Counts = int | Sequence[int] | torch.Tensor | dgl.DGLGraph
 
 SRC, DST = "src", "dst"
+#: Graphs built by complete_graph(self_loops=True): attention on them may run densely.
+_COMPLETE: weakref.WeakSet = weakref.WeakSet()
 BIPARTITE_ETYPE = (SRC, "attends", DST)
 
 
@@ -83,7 +86,15 @@ def complete_graph(
     graph = dgl.graph((src, dst), num_nodes=int(counts.sum()), device=counts.device)
     graph.set_batch_num_nodes(counts)
     graph.set_batch_num_edges(num_edges)
+    if self_loops:
+        _COMPLETE.add(graph)
     return graph
+
+
+def is_complete(graph: dgl.DGLGraph) -> bool:
+    """True for a graph built by :func:`complete_graph` with self-loops (and not since
+    copied or moved): attention on it is per-sample full attention."""
+    return graph in _COMPLETE
 
 
 def complete_bipartite(

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import math
 
+from graphformer.graphs import is_complete
 from graphformer.nn.checks import (
     check_divisible,
     check_edge_tensor,
     check_node_features,
     check_positive,
 )
+from graphformer.nn.dense import dense_attention
 
 import dgl
 import dgl.function as fn
 import torch
 from dgl.nn.functional import edge_softmax
 from torch import nn
+
+ENGINES = ("auto", "dgl", "dense")
 
 
 class MultiHeadAttention(nn.Module):
@@ -52,6 +56,11 @@ class MultiHeadAttention(nn.Module):
     edge_dim : width of edge features; enables the Shaw terms ``edge_key`` and
         ``edge_value``.
     check_finite : raise on NaN/inf input features.
+    engine : ``auto`` (default), ``dgl`` or ``dense``. ``dense`` computes attention on
+        a complete graph (``graphformer.graphs.complete_graph``) as padded
+        ``scaled_dot_product_attention`` per sample, equal to the DGL engine and much
+        faster; ``auto`` uses it whenever the graph is such a complete graph and no edge
+        terms or attention weights are asked for, and DGL message passing otherwise.
 
     The projections ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` map one-to-one
     onto ``torch.nn.MultiheadAttention``'s ``in_proj_weight`` chunks and ``out_proj``.
@@ -66,9 +75,13 @@ class MultiHeadAttention(nn.Module):
         src_dim: int | None = None,
         edge_dim: int | None = None,
         check_finite: bool = True,
+        engine: str = "auto",
     ) -> None:
         super().__init__()
         check_divisible(embed_dim, num_heads)
+        if engine not in ENGINES:
+            raise ValueError(f"unknown attention engine {engine!r}; choose one of {ENGINES}")
+        self.engine = engine
         src_dim = embed_dim if src_dim is None else src_dim
         check_positive(src_dim=src_dim)
         if edge_dim is not None:
@@ -100,6 +113,43 @@ class MultiHeadAttention(nn.Module):
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(-1, self.num_heads, self.head_dim)
+
+    def full_attention(self, x: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+        """Self-attention among the nodes of each sample (the dense engine, no graph).
+
+        ``x``: (N, embed_dim), nodes ordered sample by sample; ``sizes``: (B,) per-sample
+        node counts (``graph.batch_num_nodes()``). Equals ``forward`` on
+        ``complete_graph(sizes)``.
+        """
+        q = self._heads(self.q_proj(x)) / math.sqrt(self.head_dim)
+        k, v = self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
+        dropout = self.attn_dropout.p if self.training else 0.0
+        out = dense_attention(q, k, v, sizes, dropout)
+        return self.out_proj(out.reshape(-1, self.embed_dim))
+
+    def _dense(self, graph: dgl.DGLGraph, cross: bool, edge_terms: bool, weights: bool) -> bool:
+        """Whether this call runs on the dense engine."""
+        if self.engine == "dgl":
+            return False
+        unsupported = [
+            name
+            for name, used in (
+                ("cross-attention", cross),
+                ("edge_feat/edge_bias", edge_terms),
+                ("return_attention", weights),
+            )
+            if used
+        ]
+        if self.engine == "auto":
+            return not unsupported and is_complete(graph)
+        if unsupported or not is_complete(graph):
+            raise ValueError(
+                "engine='dense' runs only self-attention on a graph from "
+                "graphformer.graphs.complete_graph(..., self_loops=True), without edge terms "
+                f"or returned weights; got {', '.join(unsupported) or 'another graph'}. "
+                "Use engine='auto' to fall back to DGL message passing."
+            )
+        return True
 
     def forward(
         self,
@@ -137,6 +187,9 @@ class MultiHeadAttention(nn.Module):
         if edge_bias is not None:
             check_edge_tensor("edge_bias", edge_bias, (num_edges, self.num_heads))
 
+        edge_terms = edge_feat is not None or edge_bias is not None
+        if self._dense(graph, isinstance(x, tuple), edge_terms, return_attention):
+            return self.full_attention(x_dst, graph.batch_num_nodes())
         q = self._heads(self.q_proj(x_dst)) / math.sqrt(self.head_dim)
         with graph.local_scope():
             graph.srcdata["k"] = self._heads(self.k_proj(x_src))

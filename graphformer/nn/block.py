@@ -62,6 +62,9 @@ class GraphTransformerBlock(nn.Module):
         caller passes a graph that already has them (``GraphTransformer`` does this once
         per batch instead of once per block).
     check_finite : raise on NaN/inf input features.
+    engine : engine of the ``full`` attention (``auto``, ``dgl`` or ``dense``; see
+        :class:`MultiHeadAttention`). With ``auto`` or ``dense`` the complete graph is
+        never built: attention runs as padded SDPA per sample.
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class GraphTransformerBlock(nn.Module):
         edge_dim: int | None = None,
         self_loops: bool = True,
         check_finite: bool = True,
+        engine: str = "auto",
     ) -> None:
         super().__init__()
         check_positive(dim=dim)
@@ -101,13 +105,14 @@ class GraphTransformerBlock(nn.Module):
                 + (f", local_mixer={local_mixer!r}" if mixer == "gps" else "")
             )
 
-        def attention(edges: bool) -> MultiHeadAttention:
+        def attention(edges: bool, engine: str = "auto") -> MultiHeadAttention:
             return MultiHeadAttention(
                 dim,
                 num_heads,
                 dropout=attn_dropout,
                 edge_dim=edge_dim if edges else None,
                 check_finite=False,
+                engine=engine,
             )
 
         build_local = {
@@ -116,7 +121,7 @@ class GraphTransformerBlock(nn.Module):
             "attention": lambda: attention(edges=True),
         }
         self.local = build_local[local]() if mixer != "full" else None
-        self.full = attention(edges=False) if mixer in ("full", "gps") else None
+        self.full = attention(edges=False, engine=engine) if mixer in ("full", "gps") else None
         self.norm1, self.norm2 = NORMS[norm](dim), NORMS[norm](dim)
         hidden = max(1, round(ffn_ratio * dim))
         self.ffn = nn.Sequential(
@@ -142,8 +147,11 @@ class GraphTransformerBlock(nn.Module):
             else:
                 out = self.local(graph, x)
         if self.full is not None:
-            full_graph = complete_graph(graph) if full_graph is None else full_graph
-            out = out + self.full(full_graph, x)
+            if full_graph is None and self.full.engine != "dgl":
+                out = out + self.full.full_attention(x, graph.batch_num_nodes())
+            else:
+                full_graph = complete_graph(graph) if full_graph is None else full_graph
+                out = out + self.full(full_graph, x)
         return out
 
     def forward(
@@ -155,8 +163,8 @@ class GraphTransformerBlock(nn.Module):
     ) -> torch.Tensor:
         """``x``: (N, dim). ``edge_feat``: (E, edge_dim) for edge-aware attention.
 
-        ``full_graph`` is the complete graph of each sample (built from ``graph`` when not
-        given); pass it to share one across blocks.
+        ``full_graph`` is the complete graph of each sample, used by the DGL engine (built
+        from ``graph`` when not given); pass it to share one across blocks.
         """
         check_node_features("x", x, graph.num_nodes(), self.dim, self.check_finite)
         if edge_feat is not None and not self.uses_edges:

@@ -58,6 +58,8 @@ class GraphTransformer(nn.Module):
     readout : ``mean``, ``sum`` or ``max`` for ``level='graph'``.
     head_layers : layers in the MLP head (≥ 1).
     check_finite : raise on NaN/inf inputs (checked once, at the model's input).
+    engine : engine of full attention (``full``/``gps`` mixers): ``auto`` (dense SDPA),
+        ``dense`` or ``dgl`` (message passing on the complete graph, built once per forward).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class GraphTransformer(nn.Module):
         attn_dropout: float = 0.0,
         head_layers: int = 2,
         check_finite: bool = True,
+        engine: str = "auto",
     ) -> None:
         super().__init__()
         check_positive(out_dim=out_dim, hidden_dim=hidden_dim, num_layers=num_layers)
@@ -117,6 +120,7 @@ class GraphTransformer(nn.Module):
                 edge_dim=hidden_dim if self.edge_encoder is not None else None,
                 self_loops=False,
                 check_finite=False,
+                engine=engine,
             )
             for _ in range(num_layers)
         )
@@ -173,7 +177,7 @@ class GraphTransformer(nn.Module):
                     graph.edata["feat"] = self.edge_encoder(edge_feat)
                 local = add_self_loops(graph)
             edge_feat = local.edata["feat"] if self.edge_encoder is not None else None
-        if any(block.full is not None for block in self.blocks):
+        if any(block.full is not None and block.full.engine == "dgl" for block in self.blocks):
             full = complete_graph(graph)
         for block in self.blocks:
             h = block(local, h, edge_feat=edge_feat, full_graph=full)
