@@ -1,0 +1,210 @@
+"""``graphformer-bench``: forward + backward times of our layers against their baselines.
+
+Every case runs in this one process on one device, after warm-up, as the median of
+``--repeats`` runs. Ratios are against the case's baseline (first row of its group).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+import graphformer  # noqa: F401  (before DGL)
+from graphformer.graphs import add_self_loops, complete_graph
+from graphformer.nn import GCNConv, GraphTransformer, MultiHeadAttention
+
+import dgl
+import dgl.function as fn
+import torch
+import torch.nn.functional as F
+from dgl.nn import GATConv, GraphConv
+from dgl.nn.functional import edge_softmax
+
+
+def median_seconds(step: Callable[[], None], repeats: int, warmup: int, device: str) -> float:
+    """Median wall time of ``step`` (synchronised on CUDA)."""
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def forward_backward(module: Callable, *inputs: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        module(*inputs).sum().backward()
+
+    return step
+
+
+class BuiltinsAttention(torch.nn.Module):
+    """The minimal composition of DGL builtins our layer must not be slower than."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads, self.qkv, self.out = (
+            heads,
+            torch.nn.Linear(dim, 3 * dim),
+            torch.nn.Linear(dim, dim),
+        )
+
+    def forward(self, graph: dgl.DGLGraph, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).view(len(x), 3, self.heads, -1).unbind(1)
+        with graph.local_scope():
+            graph.ndata.update(q=q * q.shape[-1] ** -0.5, k=k, v=v)
+            graph.apply_edges(fn.u_dot_v("k", "q", "s"))
+            graph.edata["a"] = edge_softmax(graph, graph.edata["s"])
+            graph.update_all(fn.u_mul_e("v", "a", "m"), fn.sum("m", "o"))
+            return self.out(graph.ndata["o"].reshape(len(x), -1))
+
+
+def sparse_cases(args, device: str) -> list[dict]:
+    dim = args.heads * args.head_dim
+    graph = dgl.rand_graph(args.nodes, args.edges).to(device)
+    x = torch.randn(args.nodes, dim, device=device, requires_grad=True)
+    cases = [
+        ("DGL builtins composition", BuiltinsAttention(dim, args.heads), graph),
+        ("graphformer MultiHeadAttention", MultiHeadAttention(dim, args.heads), graph),
+        ("DGL GATConv", GATConv(dim, args.head_dim, args.heads, allow_zero_in_degree=True), graph),
+    ]
+    return [
+        {"group": "sparse attention", "case": name, "fn": forward_backward(m.to(device), g, x)}
+        for name, m, g in cases
+    ]
+
+
+def gcn_cases(args, device: str) -> list[dict]:
+    graph = add_self_loops(dgl.rand_graph(args.nodes, args.edges)).to(device)
+    x = torch.randn(args.nodes, args.gcn_dim, device=device, requires_grad=True)
+    cases = [
+        ("DGL GraphConv", GraphConv(args.gcn_dim, args.gcn_dim, allow_zero_in_degree=True)),
+        ("graphformer GCNConv", GCNConv(args.gcn_dim, args.gcn_dim, self_loops=False)),
+    ]
+    return [
+        {"group": "GCN", "case": name, "fn": forward_backward(m.to(device), graph, x)}
+        for name, m in cases
+    ]
+
+
+def complete_cases(args, device: str, sizes: list[int], label: str) -> list[dict]:
+    dim, heads = args.heads * args.head_dim, args.heads
+    attention = MultiHeadAttention(dim, heads).to(device)
+    dgl_attention = MultiHeadAttention(dim, heads, engine="dgl").to(device)
+    graph = complete_graph(sizes, device=device)
+    x = torch.randn(sum(sizes), dim, device=device, requires_grad=True)
+    padded = torch.randn(len(sizes), max(sizes), dim, device=device, requires_grad=True)
+    qkv, out = torch.nn.Linear(dim, 3 * dim).to(device), torch.nn.Linear(dim, dim).to(device)
+
+    def raw_sdpa() -> None:
+        """The same four projections around SDPA on already-padded tensors, no key mask."""
+        q, k, v = qkv(padded).view(len(sizes), -1, 3, heads, args.head_dim).unbind(2)
+        o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out(o.transpose(1, 2).reshape(len(sizes), -1, dim)).sum().backward()
+
+    group = f"complete graph {label}"
+    return [
+        {"group": group, "case": "raw SDPA on padded tensors", "fn": raw_sdpa},
+        {
+            "group": group,
+            "case": "graphformer, dense engine",
+            "fn": forward_backward(attention, graph, x),
+        },
+        {
+            "group": group,
+            "case": "graphformer, DGL engine",
+            "fn": forward_backward(dgl_attention, graph, x),
+        },
+    ]
+
+
+def training_throughput(args, device: str) -> dict:
+    """Graphs per second of optimizer steps of the default model on CLUSTER-like batches."""
+    from graphformer.data.sbm import cluster_graph
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    graphs = [cluster_graph(rng) for _ in range(args.batch_size * 4)]
+    batches = [
+        dgl.batch(graphs[i : i + args.batch_size]).to(device)
+        for i in range(0, len(graphs), args.batch_size)
+    ]
+    model = GraphTransformer(6, hidden_dim=64, num_layers=4, num_categories=7).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    index = iter(range(10**9))
+
+    def step() -> None:
+        batch = batches[next(index) % len(batches)]
+        loss = F.cross_entropy(model(batch, batch.ndata["feat"]), batch.ndata["label"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    seconds = median_seconds(step, args.repeats * 2, args.warmup, device)
+    return {
+        "group": "end to end",
+        "case": "GraphTransformer train step (CLUSTER, 32 graphs)",
+        "seconds": seconds,
+        "graphs_per_second": args.batch_size / seconds,
+    }
+
+
+def run(args) -> list[dict]:
+    device = args.device
+    cases = sparse_cases(args, device) + gcn_cases(args, device)
+    n, b = args.complete_nodes, args.graphs
+    cases += complete_cases(args, device, [n] * b, f"{b} × {n}")
+    mixed = torch.randint(n // 2, n, (b,), generator=torch.Generator().manual_seed(0))
+    cases += complete_cases(args, device, mixed.tolist(), f"{b} × ({n // 2}–{n - 1})")
+    results, baseline = [], {}
+    for case in cases:
+        seconds = median_seconds(case.pop("fn"), args.repeats, args.warmup, device)
+        baseline.setdefault(case["group"], seconds)
+        results.append({**case, "seconds": seconds, "ratio": seconds / baseline[case["group"]]})
+    results.append(training_throughput(args, device))
+    return results
+
+
+def table(results: list[dict]) -> str:
+    lines = [f"{'group':<28} {'case':<48} {'median s':>9} {'× baseline':>10}"]
+    for row in results:
+        ratio = f"{row['ratio']:.2f}" if "ratio" in row else f"{row['graphs_per_second']:.0f} g/s"
+        lines.append(f"{row['group']:<28} {row['case']:<48} {row['seconds']:>9.4f} {ratio:>10}")
+    lines.append("(forward + backward; medians; ratios against the first row of each group)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="graphformer-bench", description=__doc__)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--nodes", type=int, default=100_000)
+    parser.add_argument("--edges", type=int, default=1_000_000)
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--head-dim", type=int, default=16)
+    parser.add_argument("--gcn-dim", type=int, default=128)
+    parser.add_argument("--graphs", type=int, default=64)
+    parser.add_argument("--complete-nodes", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    results = run(args)
+    print(json.dumps(results, indent=2) if args.json else table(results))
+
+
+if __name__ == "__main__":
+    main()
