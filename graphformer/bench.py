@@ -1,14 +1,22 @@
-"""``graphformer-bench``: forward + backward times of our layers against their baselines.
+"""``graphformer-bench``: forward + backward times and peak memory of our layers against
+their baselines.
 
 Every case runs in this one process on one device, after warm-up, as the median of
 ``--repeats`` runs. Ratios are against the case's baseline (first row of its group).
+Peak memory is the extra memory one forward + backward takes above what was allocated
+before it: ``torch.cuda.max_memory_allocated`` on CUDA; on a Linux CPU, the resident-set
+high-water mark (reset through ``/proc/self/clear_refs``, after ``malloc_trim``), which
+also counts allocator slack, so compare it only between rows of one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -37,6 +45,37 @@ def median_seconds(step: Callable[[], None], repeats: int, warmup: int, device: 
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _status_bytes(key: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def peak_extra_bytes(step: Callable[[], None], device: str) -> int | None:
+    """Extra memory at the peak of one ``step`` (None where it cannot be measured)."""
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    if device != "cpu" or not sys.platform.startswith("linux"):
+        return None
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed heap back, so it is re-counted
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # reset the peak RSS (VmHWM) to the current RSS
+        base = _status_bytes("VmRSS:")
+        step()
+        return _status_bytes("VmHWM:") - base
+    except OSError:
+        return None
 
 
 def forward_backward(module: Callable, *inputs: torch.Tensor) -> Callable[[], None]:
@@ -74,6 +113,11 @@ def sparse_cases(args, device: str) -> list[dict]:
     cases = [
         ("DGL builtins composition", BuiltinsAttention(dim, args.heads), graph),
         ("graphformer MultiHeadAttention", MultiHeadAttention(dim, args.heads), graph),
+        (
+            "graphformer, torch fallback engine",
+            MultiHeadAttention(dim, args.heads, engine="torch"),
+            graph,
+        ),
         ("DGL GATConv", GATConv(dim, args.head_dim, args.heads, allow_zero_in_degree=True), graph),
     ]
     return [
@@ -88,6 +132,10 @@ def gcn_cases(args, device: str) -> list[dict]:
     cases = [
         ("DGL GraphConv", GraphConv(args.gcn_dim, args.gcn_dim, allow_zero_in_degree=True)),
         ("graphformer GCNConv", GCNConv(args.gcn_dim, args.gcn_dim, self_loops=False)),
+        (
+            "graphformer GCNConv, torch fallback",
+            GCNConv(args.gcn_dim, args.gcn_dim, self_loops=False, engine="torch"),
+        ),
     ]
     return [
         {"group": "GCN", "case": name, "fn": forward_backward(m.to(device), graph, x)}
@@ -152,8 +200,9 @@ def training_throughput(args, device: str) -> dict:
     seconds = median_seconds(step, args.repeats * 2, args.warmup, device)
     return {
         "group": "end to end",
-        "case": "GraphTransformer train step (CLUSTER, 32 graphs)",
+        "case": f"GraphTransformer train step (CLUSTER, {args.batch_size} graphs)",
         "seconds": seconds,
+        "peak_bytes": peak_extra_bytes(step, device),
         "graphs_per_second": args.batch_size / seconds,
     }
 
@@ -167,19 +216,39 @@ def run(args) -> list[dict]:
     cases += complete_cases(args, device, mixed.tolist(), f"{b} × ({n // 2}–{n - 1})")
     results, baseline = [], {}
     for case in cases:
-        seconds = median_seconds(case.pop("fn"), args.repeats, args.warmup, device)
-        baseline.setdefault(case["group"], seconds)
-        results.append({**case, "seconds": seconds, "ratio": seconds / baseline[case["group"]]})
+        step = case.pop("fn")
+        seconds = median_seconds(step, args.repeats, args.warmup, device)
+        peak = peak_extra_bytes(step, device)
+        first = baseline.setdefault(case["group"], (seconds, peak))
+        memory_ratio = peak / first[1] if peak and first[1] else None
+        results.append(
+            {
+                **case,
+                "seconds": seconds,
+                "ratio": seconds / first[0],
+                "peak_bytes": peak,
+                "memory_ratio": memory_ratio,
+            }
+        )
     results.append(training_throughput(args, device))
     return results
 
 
 def table(results: list[dict]) -> str:
-    lines = [f"{'group':<28} {'case':<48} {'median s':>9} {'× baseline':>10}"]
+    header = f"{'group':<28} {'case':<48} {'median s':>9} {'× time':>9} {'peak MB':>8} {'× mem':>6}"
+    lines = [header]
     for row in results:
         ratio = f"{row['ratio']:.2f}" if "ratio" in row else f"{row['graphs_per_second']:.0f} g/s"
-        lines.append(f"{row['group']:<28} {row['case']:<48} {row['seconds']:>9.4f} {ratio:>10}")
-    lines.append("(forward + backward; medians; ratios against the first row of each group)")
+        peak = f"{row['peak_bytes'] / 2**20:.0f}" if row["peak_bytes"] is not None else "n/a"
+        memory = f"{row['memory_ratio']:.2f}" if row.get("memory_ratio") is not None else ""
+        lines.append(
+            f"{row['group']:<28} {row['case']:<48} {row['seconds']:>9.4f} {ratio:>9} "
+            f"{peak:>8} {memory:>6}"
+        )
+    lines.append(
+        "(forward + backward; median times; peak = extra memory of one step; ratios "
+        "against the first row of each group)"
+    )
     return "\n".join(lines)
 
 

@@ -134,6 +134,32 @@ def add_self_loops(graph: dgl.DGLGraph, fill_value: float = 0.0) -> dgl.DGLGraph
     contiguous (as ``dgl.unbatch`` requires) and keep their relative order. Node features
     are kept; edge features of the new loops are filled with ``fill_value``.
     """
+    return add_self_loops_with_features(graph, None, fill_value)[0]
+
+
+def add_self_loops_with_features(
+    graph: dgl.DGLGraph, edge_feat: torch.Tensor | None = None, fill_value: float = 0.0
+) -> tuple[dgl.DGLGraph, torch.Tensor | None]:
+    """:func:`add_self_loops`, also laying out the per-edge tensor ``edge_feat`` (E, ...)
+    for the new graph. ``edge_feat`` may live on another device than the graph (a GPU,
+    with PyPI's CPU-only DGL); it stays there.
+    """
+    looped, order = _loop_graph(graph)
+    if order is None:
+        return graph, edge_feat
+
+    def extend(value: torch.Tensor) -> torch.Tensor:
+        fill = value.new_full((len(order) - len(value), *value.shape[1:]), fill_value)
+        return torch.cat([value, fill])[order.to(value.device)]
+
+    for key, value in graph.edata.items():
+        looped.edata[key] = extend(value)
+    return looped, extend(edge_feat) if edge_feat is not None else None
+
+
+def _loop_graph(graph: dgl.DGLGraph) -> tuple[dgl.DGLGraph, torch.Tensor | None]:
+    """The looped graph (without edge data) and, for each of its edges, the index into
+    ``old edges ++ new loops``; ``(graph, None)`` when every node has a loop."""
     if not graph.is_homogeneous:
         raise ValueError(
             f"add_self_loops needs a homogeneous graph; got node types {graph.ntypes} and "
@@ -144,7 +170,7 @@ def add_self_loops(graph: dgl.DGLGraph, fill_value: float = 0.0) -> dgl.DGLGraph
     has_loop[src[src == dst]] = True
     missing = torch.nonzero(~has_loop).squeeze(1)
     if len(missing) == 0:
-        return graph
+        return graph, None
     num_nodes, num_edges = graph.batch_num_nodes(), graph.batch_num_edges()
     samples = torch.arange(len(num_nodes), device=graph.device)
     sample_of_node = torch.repeat_interleave(samples, num_nodes)
@@ -158,14 +184,11 @@ def add_self_loops(graph: dgl.DGLGraph, fill_value: float = 0.0) -> dgl.DGLGraph
         device=graph.device,
     )
     looped.ndata.update(graph.ndata)
-    for key, value in graph.edata.items():
-        fill = value.new_full((len(missing), *value.shape[1:]), fill_value)
-        looped.edata[key] = torch.cat([value, fill])[order]
     looped.set_batch_num_nodes(num_nodes)
     looped.set_batch_num_edges(
         num_edges + torch.bincount(sample_of_node[missing], minlength=len(num_nodes))
     )
-    return looped
+    return looped, order
 
 
 def to_device(graph: dgl.DGLGraph, device: torch.device | str) -> dgl.DGLGraph:

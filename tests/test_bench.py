@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 
-from graphformer.bench import main
+from graphformer.bench import main, peak_extra_bytes
+
+import pytest
+import torch
 
 
 def test_bench_json_lists_every_case_with_ratios(capsys):
@@ -23,7 +27,18 @@ def test_bench_json_lists_every_case_with_ratios(capsys):
     for row in rows:
         assert row["seconds"] > 0
         assert ("ratio" in row) != ("graphs_per_second" in row)
+        assert row["peak_bytes"] is None or row["peak_bytes"] >= 0
+    assert any("torch fallback" in row["case"] for row in rows if row["group"] == "GCN")
     firsts = {}
     for row in rows:
         firsts.setdefault(row["group"], row)
     assert all(row.get("ratio", 1.0) == 1.0 for row in firsts.values())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_peak_memory_counts_what_a_step_allocates():
+    def step():
+        torch.ones(64 * 2**20 // 4).sum()  # 64 MiB, written so its pages are resident
+
+    assert 60 * 2**20 <= peak_extra_bytes(step, "cpu") <= 100 * 2**20
+    assert peak_extra_bytes(lambda: None, "cpu") < 8 * 2**20

@@ -1,27 +1,41 @@
-"""The dense engine equals DGL message passing on complete graphs: outputs and gradients."""
+"""Every engine equals DGL message passing, outputs and gradients.
+
+- dense: padded SDPA on complete graphs;
+- torch: index/scatter operations on edge indices (the fallback where DGL cannot reach the
+  features' device), on any graph, forced here on the CPU with ``engine='torch'``.
+"""
 
 from __future__ import annotations
 
 import copy
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.graphs import complete_graph, is_complete
-from graphformer.nn import GraphTransformer, GraphTransformerBlock, MultiHeadAttention
+from graphformer.graphs import complete_bipartite, complete_graph, is_complete
+from graphformer.nn import (
+    GNN,
+    GCNConv,
+    GraphTransformer,
+    GraphTransformerBlock,
+    MultiHeadAttention,
+    SAGEConv,
+)
+from graphformer.nn.torch_ops import segment_readout, segment_softmax
 
 import dgl
 import pytest
 import torch
-from helpers import assert_close
+from dgl.nn.functional import edge_softmax
+from helpers import assert_close, random_graph
 
 SIZES = [3, 7, 1, 5]
 
 
-def twins(module_class, *args, **kwargs):
-    """The same module twice, with equal weights, on the DGL and the dense engine."""
+def twins(module_class, *args, other="dense", **kwargs):
+    """The same module twice, with equal weights, on the DGL and the ``other`` engine."""
     dgl_module = module_class(*args, engine="dgl", **kwargs)
-    dense_module = module_class(*args, engine="dense", **kwargs)
-    dense_module.load_state_dict(copy.deepcopy(dgl_module.state_dict()))
-    return dgl_module, dense_module
+    other_module = module_class(*args, engine=other, **kwargs)
+    other_module.load_state_dict(copy.deepcopy(dgl_module.state_dict()))
+    return dgl_module, other_module
 
 
 def outputs_and_grads(module, call, x):
@@ -32,14 +46,15 @@ def outputs_and_grads(module, call, x):
     return out, x.grad, {name: p.grad for name, p in module.named_parameters()}
 
 
-def assert_engines_equal(name, dgl_module, dense_module, call, x):
+def assert_engines_equal(name, dgl_module, other_module, call, x, other="dense"):
     out_a, dx_a, params_a = outputs_and_grads(dgl_module, call, x)
-    out_b, dx_b, params_b = outputs_and_grads(dense_module, call, x)
-    assert_close(f"dense vs DGL engine: {name} output", out_b, out_a)
-    assert_close(f"dense vs DGL engine: {name} input grad", dx_b, dx_a)
+    out_b, dx_b, params_b = outputs_and_grads(other_module, call, x)
+    label = f"{other} vs DGL engine: {name}"
+    assert_close(f"{label} output", out_b, out_a)
+    assert_close(f"{label} input grad", dx_b, dx_a)
     for key, grad in params_a.items():
         if grad is not None:
-            assert_close(f"dense vs DGL engine: {name} param grads", params_b[key], grad)
+            assert_close(f"{label} param grads", params_b[key], grad)
 
 
 @pytest.mark.parametrize("mode", ["eval", "train"])
@@ -80,7 +95,9 @@ def test_dense_engine_without_self_loops_would_differ_so_it_is_refused():
 
 
 def test_unknown_engine_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown attention engine 'fast'.*'dgl', 'dense'"):
+    with pytest.raises(
+        ValueError, match=r"unknown attention engine 'fast'.*'dgl', 'dense', 'torch'"
+    ):
         MultiHeadAttention(8, 2, engine="fast")
 
 
@@ -101,3 +118,167 @@ def test_model_engines_agree(mixer):
     graph = dgl.batch([dgl.rand_graph(n, min(2 * n, n * n)) for n in SIZES])
     x = torch.randn(graph.num_nodes(), 5)
     assert_engines_equal(f"{mixer} model", dgl_model, dense_model, lambda m, h: m(graph, h), x)
+
+
+# --- the torch fallback engine --------------------------------------------------------
+
+
+def sparse_graph(sizes=SIZES, seed=0):
+    """Random batched graph whose first node (in sample 0) has no in-edges."""
+    graph = random_graph(sizes, p=0.5, seed=seed)
+    src, dst = graph.edges()
+    keep = dst != 0
+    pruned = dgl.graph((src[keep], dst[keep]), num_nodes=graph.num_nodes())
+    pruned.set_batch_num_nodes(graph.batch_num_nodes())
+    num_edges = graph.batch_num_edges().clone()
+    num_edges[0] -= int((~keep).sum())
+    pruned.set_batch_num_edges(num_edges)
+    return pruned
+
+
+def test_segment_softmax_equals_edge_softmax():
+    graph = sparse_graph()
+    scores = torch.randn(graph.num_edges(), 3, 1)
+    expected = edge_softmax(graph, scores)
+    assert_close("segment_softmax", segment_softmax(scores, graph.edges()[1], 16), expected)
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "max"])
+def test_segment_readout_equals_dgl_readout_with_an_empty_sample(op):
+    graph = dgl.batch([dgl.rand_graph(n, n) for n in (3, 0, 5)])
+    x = torch.randn(graph.num_nodes(), 4)
+    with graph.local_scope():
+        graph.ndata["h"] = x
+        expected = dgl.readout_nodes(graph, "h", op=op)
+    assert_close(f"segment_readout {op}", segment_readout(x, graph.batch_num_nodes(), op), expected)
+
+
+@pytest.mark.parametrize("edges", ["plain", "shaw+bias"])
+def test_attention_torch_equals_dgl(edges):
+    graph = sparse_graph()
+    edge_dim = 3 if edges != "plain" else None
+    dgl_attention, torch_attention = twins(
+        MultiHeadAttention, 16, 4, edge_dim=edge_dim, other="torch"
+    )
+    edge_feat = torch.randn(graph.num_edges(), 3) if edge_dim else None
+    bias = torch.randn(graph.num_edges(), 4) if edge_dim else None
+
+    def call(module, h):
+        out, weights = module(graph, h, edge_feat=edge_feat, edge_bias=bias, return_attention=True)
+        return torch.cat([out.flatten(), weights.flatten()])
+
+    x = torch.randn(graph.num_nodes(), 16)
+    assert_engines_equal(f"attention {edges}", dgl_attention, torch_attention, call, x, "torch")
+    assert torch_attention(graph, x)[0].abs().max() == torch_attention.out_proj.bias.abs().max()
+
+
+def test_cross_attention_torch_equals_dgl():
+    graph = complete_bipartite([2, 3], [4, 1])
+    dgl_attention, torch_attention = twins(MultiHeadAttention, 8, 2, src_dim=6, other="torch")
+    x_src = torch.randn(5, 6)
+
+    def call(module, h):
+        return module(graph, (x_src, h))
+
+    x = torch.randn(5, 8)
+    assert_engines_equal("cross-attention", dgl_attention, torch_attention, call, x, "torch")
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gcn_torch_equals_dgl(weighted):
+    graph = sparse_graph()
+    weights = torch.rand(graph.num_edges()) + 0.1 if weighted else None
+    dgl_conv, torch_conv = twins(GCNConv, 6, 4, other="torch")
+    x = torch.randn(graph.num_nodes(), 6)
+    call = lambda m, h: m(graph, h, edge_weight=weights)  # noqa: E731
+    assert_engines_equal(f"GCN weighted={weighted}", dgl_conv, torch_conv, call, x, "torch")
+
+
+def test_sage_torch_equals_dgl():
+    graph = sparse_graph()
+    dgl_conv, torch_conv = twins(SAGEConv, 6, 4, other="torch")
+    x = torch.randn(graph.num_nodes(), 6)
+    assert_engines_equal("SAGE", dgl_conv, torch_conv, lambda m, h: m(graph, h), x, "torch")
+
+
+@pytest.mark.parametrize("mixer", ["attention", "gcn", "sage", "gps", "full"])
+def test_model_torch_engine_equals_dgl(mixer):
+    torch.manual_seed(2)
+    edges = mixer in ("attention", "gps")
+    dgl_model, torch_model = twins(
+        GraphTransformer,
+        3,
+        hidden_dim=16,
+        num_layers=2,
+        mixer=mixer,
+        local_mixer="attention",
+        in_dim=5,
+        edge_in_dim=2 if edges else None,
+        lap_pe_k=2,
+        level="graph",
+        other="torch",
+    )
+    graph = sparse_graph()
+    graph.ndata["lap_pe"] = torch.randn(graph.num_nodes(), 2)
+    edge_feat = torch.randn(graph.num_edges(), 2) if edges else None
+    for model in (dgl_model, torch_model):
+        model.eval()  # LapPE sign flips are random in training
+    call = lambda m, h: m(graph, h, edge_feat)  # noqa: E731
+    x = torch.randn(graph.num_nodes(), 5)
+    assert_engines_equal(f"{mixer} model", dgl_model, torch_model, call, x, "torch")
+
+
+@pytest.mark.parametrize("conv", ["gcn", "sage", "attention"])
+def test_gnn_torch_engine_equals_dgl(conv):
+    dgl_model, torch_model = twins(GNN, 3, 5, conv=conv, dropout=0.0, num_heads=2, other="torch")
+    graph = sparse_graph()
+    x = torch.randn(graph.num_nodes(), 5)
+    assert_engines_equal(
+        f"GNN {conv}", dgl_model, torch_model, lambda m, h: m(graph, h), x, "torch"
+    )
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        lambda: GraphTransformer(
+            3,
+            16,
+            2,
+            mixer="gps",
+            local_mixer="attention",
+            in_dim=5,
+            edge_in_dim=2,
+            lap_pe_k=2,
+            level="graph",
+            check_finite=False,
+        ),
+        lambda: GraphTransformer(3, 16, 2, mixer="gcn", in_dim=5, check_finite=False),
+        lambda: GNN(3, 5, conv="attention", num_heads=2, level="graph", check_finite=False),
+    ],
+    ids=["gps-graph", "gcn-node", "gnn-attention"],
+)
+def test_auto_engine_runs_when_the_graph_stays_on_another_device(model):
+    """Features on another device than the graph, as on a GPU with PyPI's CPU-only DGL.
+
+    The 'meta' device stands in for the GPU: any DGL call that mixed the CPU graph with
+    the features would fail, so passing proves every op took the fallback path. (The
+    finite-input check reads a value back, which meta tensors cannot do: it is off here.)
+    """
+    model = model().train().to("meta")
+    graph = sparse_graph()
+    graph.ndata["lap_pe"] = torch.randn(graph.num_nodes(), 2)
+    x = torch.randn(graph.num_nodes(), 5, device="meta")
+    edge_feat = torch.randn(graph.num_edges(), 2, device="meta")
+    uses_edges = getattr(model, "edge_encoder", None) is not None
+    out = model(graph, x, edge_feat if uses_edges else None)
+    assert out.device.type == "meta"
+    assert out.shape[0] == (len(SIZES) if model.level == "graph" else graph.num_nodes())
+    out.sum().backward()
+
+
+def test_unknown_sparse_engine_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown engine 'dense'.*'auto', 'dgl', 'torch'"):
+        GCNConv(4, 4, engine="dense")
+    with pytest.raises(ValueError, match=r"unknown engine 'fast'.*'dense'.*'torch'"):
+        GraphTransformerBlock(8, engine="fast")

@@ -12,6 +12,7 @@ from graphformer.nn.checks import (
     check_positive,
 )
 from graphformer.nn.dense import dense_attention
+from graphformer.nn.torch_ops import edge_index, needs_fallback, scatter_sum, segment_softmax
 
 import dgl
 import dgl.function as fn
@@ -19,7 +20,7 @@ import torch
 from dgl.nn.functional import edge_softmax
 from torch import nn
 
-ENGINES = ("auto", "dgl", "dense")
+ENGINES = ("auto", "dgl", "dense", "torch")
 
 
 class MultiHeadAttention(nn.Module):
@@ -61,6 +62,9 @@ class MultiHeadAttention(nn.Module):
         ``scaled_dot_product_attention`` per sample, equal to the DGL engine and much
         faster; ``auto`` uses it whenever the graph is such a complete graph and no edge
         terms or attention weights are asked for, and DGL message passing otherwise.
+        ``torch`` runs the same message passing with torch index/scatter operations; ``auto``
+        picks it when DGL could not place the graph on the features' device (PyPI's DGL is
+        CPU-only, so on a GPU the graph stays on the CPU).
 
     The projections ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` map one-to-one
     onto ``torch.nn.MultiheadAttention``'s ``in_proj_weight`` chunks and ``out_proj``.
@@ -129,7 +133,7 @@ class MultiHeadAttention(nn.Module):
 
     def _dense(self, graph: dgl.DGLGraph, cross: bool, edge_terms: bool, weights: bool) -> bool:
         """Whether this call runs on the dense engine."""
-        if self.engine == "dgl":
+        if self.engine in ("dgl", "torch"):
             return False
         unsupported = [
             name
@@ -191,25 +195,52 @@ class MultiHeadAttention(nn.Module):
         if self._dense(graph, isinstance(x, tuple), edge_terms, return_attention):
             return self.full_attention(x_dst, graph.batch_num_nodes())
         q = self._heads(self.q_proj(x_dst)) / math.sqrt(self.head_dim)
+        k, v = self._heads(self.k_proj(x_src)), self._heads(self.v_proj(x_src))
+        ek = self._heads(self.edge_key(edge_feat)) if edge_feat is not None else None
+        ev = self._heads(self.edge_value(edge_feat)) if edge_feat is not None else None
+        bias = edge_bias.unsqueeze(-1) if edge_bias is not None else None
+        if self.engine == "torch" or (self.engine != "dgl" and needs_fallback(graph, x_dst)):
+            out, attention = self._aggregate_torch(graph, q, k, v, ek, ev, bias)
+        else:
+            out, attention = self._aggregate_dgl(graph, q, k, v, ek, ev, bias)
+        out = self.out_proj(out.reshape(-1, self.embed_dim))
+        return (out, attention.squeeze(-1)) if return_attention else out
+
+    def _aggregate_dgl(self, graph, q, k, v, ek, ev, bias):
+        """φ and □ with DGL builtins. Returns (N_dst, H, D) outputs and (E, H, 1) weights."""
         with graph.local_scope():
-            graph.srcdata["k"] = self._heads(self.k_proj(x_src))
-            graph.srcdata["v"] = self._heads(self.v_proj(x_src))
+            graph.srcdata.update(k=k, v=v)
             graph.dstdata["q"] = q
             graph.apply_edges(fn.u_dot_v("k", "q", "s"))
             score = graph.edata["s"]  # (E, H, 1)
-            if edge_feat is not None:
-                graph.edata["ek"] = self._heads(self.edge_key(edge_feat))
+            if ek is not None:
+                graph.edata["ek"] = ek
                 graph.apply_edges(fn.e_dot_v("ek", "q", "se"))
                 score = score + graph.edata["se"]
-            if edge_bias is not None:
-                score = score + edge_bias.unsqueeze(-1)
+            if bias is not None:
+                score = score + bias
             attention = edge_softmax(graph, score)
             graph.edata["a"] = self.attn_dropout(attention)
             graph.update_all(fn.u_mul_e("v", "a", "m"), fn.sum("m", "o"))
             out = graph.dstdata["o"]
-            if edge_feat is not None:
-                graph.edata["ev"] = self._heads(self.edge_value(edge_feat)) * graph.edata["a"]
+            if ev is not None:
+                graph.edata["ev"] = ev * graph.edata["a"]
                 graph.update_all(fn.copy_e("ev", "m"), fn.sum("m", "oe"))
                 out = out + graph.dstdata["oe"]
-        out = self.out_proj(out.reshape(-1, self.embed_dim))
-        return (out, attention.squeeze(-1)) if return_attention else out
+        return out, attention
+
+    def _aggregate_torch(self, graph, q, k, v, ek, ev, bias):
+        """The same φ and □ on edge-index tensors (the torch fallback engine)."""
+        src, dst = edge_index(graph, q.device)
+        q_dst = q[dst]
+        score = (q_dst * k[src]).sum(-1, keepdim=True)
+        if ek is not None:
+            score = score + (q_dst * ek).sum(-1, keepdim=True)
+        if bias is not None:
+            score = score + bias
+        attention = segment_softmax(score, dst, len(q))
+        weights = self.attn_dropout(attention)
+        messages = v[src] * weights
+        if ev is not None:
+            messages = messages + ev * weights
+        return scatter_sum(messages, dst, len(q)), attention

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from graphformer.graphs import add_self_loops, complete_graph
-from graphformer.nn.attention import MultiHeadAttention
+from graphformer.graphs import add_self_loops_with_features, complete_graph
+from graphformer.nn.attention import ENGINES, MultiHeadAttention
 from graphformer.nn.checks import check_node_features, check_positive
 from graphformer.nn.conv import GCNConv, SAGEConv
+from graphformer.nn.torch_ops import SPARSE_ENGINES
 
 import dgl
 import torch
@@ -62,9 +63,12 @@ class GraphTransformerBlock(nn.Module):
         caller passes a graph that already has them (``GraphTransformer`` does this once
         per batch instead of once per block).
     check_finite : raise on NaN/inf input features.
-    engine : engine of the ``full`` attention (``auto``, ``dgl`` or ``dense``; see
-        :class:`MultiHeadAttention`). With ``auto`` or ``dense`` the complete graph is
-        never built: attention runs as padded SDPA per sample.
+    engine : how message passing runs (see :class:`MultiHeadAttention`). ``auto``: the
+        ``full`` attention as padded SDPA per sample (the complete graph is never built),
+        local mixers on DGL builtins, or on the torch fallback where DGL could not place
+        the graph on the features' device. ``dense``: the same. ``dgl``: DGL builtins
+        everywhere, the complete graph included. ``torch``: torch index/scatter
+        operations everywhere.
     """
 
     def __init__(
@@ -105,7 +109,11 @@ class GraphTransformerBlock(nn.Module):
                 + (f", local_mixer={local_mixer!r}" if mixer == "gps" else "")
             )
 
-        def attention(edges: bool, engine: str = "auto") -> MultiHeadAttention:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
+        sparse = engine if engine in SPARSE_ENGINES else "auto"
+
+        def attention(edges: bool, engine: str = sparse) -> MultiHeadAttention:
             return MultiHeadAttention(
                 dim,
                 num_heads,
@@ -116,8 +124,8 @@ class GraphTransformerBlock(nn.Module):
             )
 
         build_local = {
-            "gcn": lambda: GCNConv(dim, dim, self_loops=False, check_finite=False),
-            "sage": lambda: SAGEConv(dim, dim, check_finite=False),
+            "gcn": lambda: GCNConv(dim, dim, self_loops=False, check_finite=False, engine=sparse),
+            "sage": lambda: SAGEConv(dim, dim, check_finite=False, engine=sparse),
             "attention": lambda: attention(edges=True),
         }
         self.local = build_local[local]() if mixer != "full" else None
@@ -147,7 +155,7 @@ class GraphTransformerBlock(nn.Module):
             else:
                 out = self.local(graph, x)
         if self.full is not None:
-            if full_graph is None and self.full.engine != "dgl":
+            if full_graph is None and self.full.engine in ("auto", "dense"):
                 out = out + self.full.full_attention(x, graph.batch_num_nodes())
             else:
                 full_graph = complete_graph(graph) if full_graph is None else full_graph
@@ -173,11 +181,7 @@ class GraphTransformerBlock(nn.Module):
                 "edge_dim=<edge feature width> (with an attention mixer)"
             )
         if self.self_loops and self.local is not None:
-            with graph.local_scope():
-                if edge_feat is not None:
-                    graph.edata["feat"] = edge_feat
-                graph = add_self_loops(graph)
-                edge_feat = graph.edata["feat"] if edge_feat is not None else None
+            graph, edge_feat = add_self_loops_with_features(graph, edge_feat)
         if self.prenorm:
             x = x + self.dropout(self.mix(graph, self.norm1(x), edge_feat, full_graph))
             return x + self.dropout(self.ffn(self.norm2(x)))

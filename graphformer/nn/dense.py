@@ -39,7 +39,11 @@ def dense_attention(
     """
     if q.shape[0] == 0:
         return torch.zeros_like(q)
-    sample, position, longest = padding_index(sizes.to(q.device))
+    # Index on the sizes' own device (the CPU, for a graph PyPI's DGL left there), then
+    # move: no host sync on the features' device.
+    sample, position, longest = (
+        t.to(q.device) if isinstance(t, torch.Tensor) else t for t in padding_index(sizes)
+    )
     heads, width = q.shape[1], q.shape[2]
 
     def pad(x: torch.Tensor) -> torch.Tensor:

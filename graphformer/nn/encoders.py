@@ -85,18 +85,18 @@ class LapPEEncoder(nn.Module):
     :math:`s \in \{\pm 1\}^k` per eigenvector. Input (N, k) from :func:`pe_transform`.
     """
 
-    def __init__(self, k: int, dim: int) -> None:
+    def __init__(self, k: int, dim: int, check_finite: bool = True) -> None:
         super().__init__()
         check_positive(k=k, dim=dim)
-        self.k = k
+        self.k, self.check_finite = k, check_finite
         self.linear = nn.Linear(k, dim)
 
     def forward(self, graph: dgl.DGLGraph, pe: torch.Tensor) -> torch.Tensor:
-        check_node_features(LAP_PE, pe, graph.num_nodes(), self.k)
+        check_node_features(LAP_PE, pe, graph.num_nodes(), self.k, self.check_finite)
         if self.training:
-            sizes = graph.batch_num_nodes()
+            sizes = graph.batch_num_nodes().to(pe.device)
             signs = torch.randint(0, 2, (len(sizes), self.k), device=pe.device) * 2 - 1
-            pe = pe * signs.to(pe.dtype).repeat_interleave(sizes, dim=0)
+            pe = pe * signs.to(pe.dtype).repeat_interleave(sizes, dim=0, output_size=len(pe))
         return self.linear(pe)
 
 
@@ -105,12 +105,12 @@ class RWSEEncoder(nn.Module):
     :math:`p_i = (RW_{ii}, RW^2_{ii}, \dots, RW^k_{ii})`. Input (N, k) from :func:`pe_transform`.
     """
 
-    def __init__(self, k: int, dim: int) -> None:
+    def __init__(self, k: int, dim: int, check_finite: bool = True) -> None:
         super().__init__()
         check_positive(k=k, dim=dim)
-        self.k = k
+        self.k, self.check_finite = k, check_finite
         self.linear = nn.Linear(k, dim)
 
     def forward(self, graph: dgl.DGLGraph, rwse: torch.Tensor) -> torch.Tensor:
-        check_node_features(RWSE, rwse, graph.num_nodes(), self.k)
+        check_node_features(RWSE, rwse, graph.num_nodes(), self.k, self.check_finite)
         return self.linear(rwse)

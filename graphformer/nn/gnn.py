@@ -10,6 +10,7 @@ from graphformer.nn.block import ACTIVATIONS, choose
 from graphformer.nn.checks import check_node_features, check_positive
 from graphformer.nn.conv import GCNConv, SAGEConv
 from graphformer.nn.readout import Readout
+from graphformer.nn.torch_ops import check_engine
 
 import dgl
 import torch
@@ -40,6 +41,8 @@ class GNN(nn.Module):
     activation : ``relu``, ``gelu``, ``silu`` or ``elu``.
     level, readout : ``node`` outputs, or ``graph`` outputs pooled by ``readout``.
     check_finite : raise on NaN/inf input features.
+    engine : ``auto`` (DGL builtins, or the torch fallback where DGL could not place the
+        graph on the features' device), ``dgl`` or ``torch``.
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class GNN(nn.Module):
         level: str = "node",
         readout: str = "mean",
         check_finite: bool = True,
+        engine: str = "auto",
     ) -> None:
         super().__init__()
         check_positive(out_dim=out_dim, in_dim=in_dim, hidden_dim=hidden_dim)
@@ -63,11 +67,13 @@ class GNN(nn.Module):
         choose("activation", activation, ACTIVATIONS)
         self.level = choose("level", level, ("node", "graph"))
         self.in_dim, self.check_finite = in_dim, check_finite
+        self.engine = check_engine(engine)
         widths = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
         if level == "graph":
             widths[-1] = hidden_dim
         self.convs = nn.ModuleList(
-            self._conv(conv, a, b, num_heads, dropout) for a, b in itertools.pairwise(widths)
+            self._conv(conv, a, b, num_heads, dropout, engine)
+            for a, b in itertools.pairwise(widths)
         )
         self.dropout = nn.Dropout(dropout)
         self.activation = ACTIVATIONS[activation]()
@@ -75,16 +81,20 @@ class GNN(nn.Module):
         self.head = nn.Linear(hidden_dim, out_dim) if level == "graph" else None
 
     @staticmethod
-    def _conv(kind: str, in_dim: int, out_dim: int, heads: int, dropout: float) -> nn.Module:
+    def _conv(
+        kind: str, in_dim: int, out_dim: int, heads: int, dropout: float, engine: str
+    ) -> nn.Module:
         if kind == "gcn":
-            return GCNConv(in_dim, out_dim, self_loops=False, check_finite=False)
+            return GCNConv(in_dim, out_dim, self_loops=False, check_finite=False, engine=engine)
         if kind == "sage":
-            return SAGEConv(in_dim, out_dim, check_finite=False)
+            return SAGEConv(in_dim, out_dim, check_finite=False, engine=engine)
         heads = heads if out_dim % heads == 0 else 1
         return nn.ModuleDict(
             {
                 "project": nn.Linear(in_dim, out_dim),
-                "attention": MultiHeadAttention(out_dim, heads, dropout, check_finite=False),
+                "attention": MultiHeadAttention(
+                    out_dim, heads, dropout, check_finite=False, engine=engine
+                ),
             }
         )
 

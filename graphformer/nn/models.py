@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graphformer.graphs import add_self_loops, complete_graph
+from graphformer.graphs import add_self_loops_with_features, complete_graph
 from graphformer.nn.block import ACTIVATIONS, NORMS, GraphTransformerBlock, choose
 from graphformer.nn.checks import check_edge_tensor, check_positive
 from graphformer.nn.encoders import (
@@ -23,7 +23,7 @@ LEVELS = ("node", "graph")
 
 
 def feature_encoder(
-    dim: int, in_dim: int | None, num_categories: int | None, what: str
+    dim: int, in_dim: int | None, num_categories: int | None, what: str, check_finite: bool
 ) -> nn.Module | None:
     """A LinearEncoder for ``in_dim`` continuous features or a CategoricalEncoder for codes."""
     if in_dim is not None and num_categories is not None:
@@ -33,7 +33,7 @@ def feature_encoder(
         )
     if num_categories is not None:
         return CategoricalEncoder(num_categories, dim)
-    return LinearEncoder(in_dim, dim) if in_dim is not None else None
+    return LinearEncoder(in_dim, dim, check_finite) if in_dim is not None else None
 
 
 class GraphTransformer(nn.Module):
@@ -58,8 +58,10 @@ class GraphTransformer(nn.Module):
     readout : ``mean``, ``sum`` or ``max`` for ``level='graph'``.
     head_layers : layers in the MLP head (≥ 1).
     check_finite : raise on NaN/inf inputs (checked once, at the model's input).
-    engine : engine of full attention (``full``/``gps`` mixers): ``auto`` (dense SDPA),
-        ``dense`` or ``dgl`` (message passing on the complete graph, built once per forward).
+    engine : ``auto`` (full attention as dense SDPA; local mixers on DGL, or on the torch
+        fallback where DGL cannot reach the features' device), ``dense``, ``dgl`` (message
+        passing everywhere, the complete graph built once per forward) or ``torch`` (the
+        torch fallback everywhere). See :class:`GraphTransformerBlock`.
     """
 
     def __init__(
@@ -92,19 +94,19 @@ class GraphTransformer(nn.Module):
         check_positive(out_dim=out_dim, hidden_dim=hidden_dim, num_layers=num_layers)
         check_positive(head_layers=head_layers)
         self.level = choose("level", level, LEVELS)
-        self.node_encoder = feature_encoder(hidden_dim, in_dim, num_categories, "node features")
+        self.node_encoder = feature_encoder(
+            hidden_dim, in_dim, num_categories, "node features", check_finite
+        )
         if self.node_encoder is None:
             raise ValueError(
                 "GraphTransformer needs in_dim (continuous node features) or num_categories "
                 "(integer node codes); got neither"
             )
-        if isinstance(self.node_encoder, LinearEncoder):
-            self.node_encoder.check_finite = check_finite
         self.edge_encoder = feature_encoder(
-            hidden_dim, edge_in_dim, edge_categories, "edge features"
+            hidden_dim, edge_in_dim, edge_categories, "edge features", check_finite
         )
-        self.lap_pe = LapPEEncoder(lap_pe_k, hidden_dim) if lap_pe_k else None
-        self.rwse = RWSEEncoder(rwse_k, hidden_dim) if rwse_k else None
+        self.lap_pe = LapPEEncoder(lap_pe_k, hidden_dim, check_finite) if lap_pe_k else None
+        self.rwse = RWSEEncoder(rwse_k, hidden_dim, check_finite) if rwse_k else None
         self.blocks = nn.ModuleList(
             GraphTransformerBlock(
                 hidden_dim,
@@ -165,19 +167,20 @@ class GraphTransformer(nn.Module):
                         f"the model uses {name} but graph.ndata has no {name!r}; apply "
                         f"graphformer.nn.pe_transform(lap_k=..., rwse_k=...) to the dataset"
                     )
-                h = h + encoder(graph, graph.ndata[name])
+                h = h + encoder(graph, graph.ndata[name].to(h.device))
         if edge_feat is not None:
             self._check_edge_feat(graph, edge_feat)
         local, full = graph, None
         if any(block.local is not None for block in self.blocks):
-            with graph.local_scope():
-                if self.edge_encoder is not None:
-                    if edge_feat is None:
-                        raise ValueError("the model was built for edge features; pass edge_feat")
-                    graph.edata["feat"] = self.edge_encoder(edge_feat)
-                local = add_self_loops(graph)
-            edge_feat = local.edata["feat"] if self.edge_encoder is not None else None
-        if any(block.full is not None and block.full.engine == "dgl" for block in self.blocks):
+            if self.edge_encoder is not None:
+                if edge_feat is None:
+                    raise ValueError("the model was built for edge features; pass edge_feat")
+                edge_feat = self.edge_encoder(edge_feat)
+            local, edge_feat = add_self_loops_with_features(graph, edge_feat)
+        message_passing = ("dgl", "torch")
+        if any(
+            block.full is not None and block.full.engine in message_passing for block in self.blocks
+        ):
             full = complete_graph(graph)
         for block in self.blocks:
             h = block(local, h, edge_feat=edge_feat, full_graph=full)

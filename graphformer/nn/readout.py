@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from graphformer.nn.torch_ops import needs_fallback, segment_readout
+
 import dgl
 import torch
 from torch import nn
@@ -13,7 +15,8 @@ class Readout(nn.Module):
     r"""Pool each sample's node features: :math:`h_G = \square_{i \in G} x_i`.
 
     □ is ``mean``, ``sum`` or ``max``, computed by ``dgl.readout_nodes`` over the batched
-    graph's ``batch_num_nodes``. Output (batch_size, dim).
+    graph's ``batch_num_nodes`` (or by the torch fallback when DGL could not place the
+    graph on the features' device). Output (batch_size, dim).
     """
 
     def __init__(self, op: str = "mean") -> None:
@@ -23,6 +26,8 @@ class Readout(nn.Module):
         self.op = op
 
     def forward(self, graph: dgl.DGLGraph, x: torch.Tensor) -> torch.Tensor:
+        if needs_fallback(graph, x):
+            return segment_readout(x, graph.batch_num_nodes(), self.op)
         with graph.local_scope():
             graph.ndata["h"] = x
             return dgl.readout_nodes(graph, "h", op=self.op)
