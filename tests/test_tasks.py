@@ -6,7 +6,7 @@ from functools import partial
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.data import collate
-from graphformer.tasks import GraphRegression, NodeClassification
+from graphformer.tasks import BenchmarkAccuracy, GraphRegression, NodeClassification
 
 import dgl
 import lightning as L
@@ -14,6 +14,7 @@ import pytest
 import torch
 from dgl.dataloading import GraphDataLoader
 from torch import nn
+from torchmetrics import Accuracy
 
 
 class PoisonedModel(nn.Module):
@@ -93,3 +94,23 @@ def test_regression_metrics_accept_flat_or_column_targets():
     task = GraphRegression(nn.Linear(1, 1), partial(torch.optim.SGD, lr=0.1))
     preds, target = task.metric_inputs(torch.randn(5, 1), torch.randn(5))
     assert preds.shape == target.shape == (5,)
+
+
+def test_benchmark_accuracy_averages_per_batch_class_recall():
+    metric = BenchmarkAccuracy(num_classes=3)
+    # batch 1: class 0 recall 1/2, class 1 recall 1/1 (class 2 absent) -> 0.75
+    metric.update(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]))
+    # batch 2: class 2 recall 1/3 -> 1/3
+    metric.update(torch.tensor([2, 0, 0]), torch.tensor([2, 2, 2]))
+    metric.update(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))  # empty: ignored
+    assert metric.compute().item() == pytest.approx((0.75 + 1 / 3) / 2)
+    epoch_macro = Accuracy(task="multiclass", num_classes=3, average="macro")
+    epoch_macro.update(torch.tensor([0, 1, 1, 2, 0, 0]), torch.tensor([0, 0, 1, 2, 2, 2]))
+    assert epoch_macro.compute().item() == pytest.approx((1 / 2 + 1 + 1 / 3) / 3)
+    scores = torch.nn.functional.one_hot(torch.tensor([0, 1, 1]), 3).float()
+    assert BenchmarkAccuracy(3)(scores, torch.tensor([0, 0, 1])).item() == pytest.approx(0.75)
+
+
+def test_classification_logs_the_benchmark_accuracy():
+    trainer = fit(node_task(PoisonedModel(3, poison=-1)), [4, 5, 6])
+    assert "train/bench_acc" in trainer.callback_metrics

@@ -2,9 +2,11 @@
 
 from graphformer.tasks.base import GraphTask
 from graphformer.tasks.classification import GraphClassification, NodeClassification
+from graphformer.tasks.metrics import BenchmarkAccuracy
 from graphformer.tasks.regression import GraphRegression, NodeRegression
 
 __all__ = [
+    "BenchmarkAccuracy",
     "GraphClassification",
     "GraphRegression",
     "GraphTask",

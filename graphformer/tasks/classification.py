@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from graphformer.tasks.base import GraphTask
+from graphformer.tasks.metrics import BenchmarkAccuracy
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,9 @@ class Classification(GraphTask):
     Loss: cross-entropy, optionally with the Benchmarking-GNNs class weights
     (``class_weighting=True``): per batch, class c weighs (V − n_c) / V, where V is the
     number of labelled items in the batch and n_c those of class c.
-    Metrics: ``acc`` (micro), ``balanced_acc`` (macro recall), ``f1`` (macro), ``auroc``.
+    Metrics: ``acc`` (micro), ``balanced_acc`` (macro recall), ``f1`` (macro), ``auroc``,
+    and ``bench_acc``, the per-batch class-averaged recall that Benchmarking GNNs reports
+    on PATTERN and CLUSTER (:class:`~graphformer.tasks.metrics.BenchmarkAccuracy`).
     """
 
     def __init__(self, *args, num_classes: int, class_weighting: bool = False, **kwargs):
@@ -33,6 +36,7 @@ class Classification(GraphTask):
                 "balanced_acc": Accuracy(**kwargs, average="macro"),
                 "f1": F1Score(**kwargs, average="macro"),
                 "auroc": AUROC(**kwargs),
+                "bench_acc": BenchmarkAccuracy(self.num_classes),
             }
         )
 
