@@ -289,3 +289,29 @@ def test_graph_output_invariant_to_node_permutation(mixer):
     out = net(graph, x, edge_feat)
     out_perm = net(permute_nodes(graph, perm), x[perm], edge_feat)
     assert_close("graph-level output permutation invariance", out_perm, out)
+
+
+@pytest.mark.parametrize("prenorm", [True, False])
+def test_attention_weights_are_each_attention_blocks_softmax(prenorm):
+    model = GraphTransformer(3, 8, 2, mixer="attention", num_heads=2, in_dim=4, prenorm=prenorm)
+    model.eval()
+    graph = dgl.batch([dgl.rand_graph(5, 12), dgl.rand_graph(4, 6)])
+    x = torch.randn(graph.num_nodes(), 4)
+    looped, weights = model.attention_weights(graph, x)
+    assert len(weights) == 2 and looped.num_edges() == weights[0].shape[0]
+    assert weights[0].shape[1] == 2
+    per_node = torch.zeros(graph.num_nodes(), 2).index_add_(0, looped.edges()[1], weights[1])
+    assert torch.allclose(per_node, torch.ones_like(per_node))
+    first = model.blocks[0]
+    h = model.node_encoder(x)
+    _, expected = first.local(looped, first.norm1(h) if prenorm else h, return_attention=True)
+    assert_close("attention_weights vs block 0 by hand", weights[0], expected)
+    assert torch.equal(model.encode(graph, x), model.encode(graph, x, attention=[]))
+
+
+def test_attention_weights_skip_blocks_without_local_attention_and_need_eval():
+    model = GraphTransformer(3, 8, 2, mixer="gps", local_mixer="gcn", num_heads=2, in_dim=4)
+    graph = dgl.rand_graph(5, 10)
+    with pytest.raises(RuntimeError, match=r"model.eval\(\)"):
+        model.attention_weights(graph, torch.randn(5, 4))
+    assert model.eval().attention_weights(graph, torch.randn(5, 4))[1] == []

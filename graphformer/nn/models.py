@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from graphformer.graphs import add_self_loops_with_features, complete_graph
+from graphformer.graphs import add_self_loops, add_self_loops_with_features, complete_graph
+from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.block import ACTIVATIONS, NORMS, GraphTransformerBlock, choose
 from graphformer.nn.checks import check_edge_tensor, check_positive
 from graphformer.nn.encoders import (
@@ -152,9 +153,17 @@ class GraphTransformer(nn.Module):
             )
 
     def encode(
-        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_feat: torch.Tensor | None = None
+        self,
+        graph: dgl.DGLGraph,
+        x: torch.Tensor,
+        edge_feat: torch.Tensor | None = None,
+        attention: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Node embeddings after the last block and final norm: (N, hidden_dim)."""
+        """Node embeddings after the last block and final norm: (N, hidden_dim).
+
+        ``attention``: a list to which each block with a local attention mixer appends its
+        per-edge weights (E + added self-loops, num_heads); see :meth:`attention_weights`.
+        """
         if x.shape[0] != graph.num_nodes():
             raise ValueError(
                 f"x must have one row per node: {graph.num_nodes()} rows; got {x.shape[0]}"
@@ -183,8 +192,26 @@ class GraphTransformer(nn.Module):
         ):
             full = complete_graph(graph)
         for block in self.blocks:
+            if attention is not None and isinstance(block.local, MultiHeadAttention):
+                mixer_input = block.norm1(h) if block.prenorm else h
+                _, weights = block.local(local, mixer_input, edge_feat, return_attention=True)
+                attention.append(weights)
             h = block(local, h, edge_feat=edge_feat, full_graph=full)
         return self.final_norm(h)
+
+    @torch.no_grad()
+    def attention_weights(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_feat: torch.Tensor | None = None
+    ) -> tuple[dgl.DGLGraph, list[torch.Tensor]]:
+        """The attention graph (``graph`` plus self-loops) and, for each block with a local
+        attention mixer, its weights per edge of that graph: (E', num_heads), summing to 1
+        over each node's in-edges. Call in eval mode (train mode would update BatchNorm
+        statistics and drop weights)."""
+        if self.training:
+            raise RuntimeError("attention_weights reads a trained model: call model.eval() first")
+        weights: list[torch.Tensor] = []
+        self.encode(graph, x, edge_feat, attention=weights)
+        return add_self_loops(graph), weights
 
     def forward(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_feat: torch.Tensor | None = None
