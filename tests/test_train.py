@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
-from training import compose_config, config_dir
+from training import SHARED_DGL, compose_config, config_dir
 
 # A small CLUSTER and a short schedule: each run takes seconds.
 SMALL_DATA = [
@@ -47,17 +46,7 @@ def offline_wandb(tmp_path, monkeypatch):
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
 
 
-SHARED_DGL = Path(__file__).resolve().parents[2] / "shared" / "data" / "dgl"
 needs_cora = pytest.mark.skipif(not SHARED_DGL.is_dir(), reason="../shared/data/dgl absent")
-
-
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory) -> Path:
-    """Shared by the session's runs: CLUSTER is generated once; Cora is a writable copy."""
-    root = tmp_path_factory.mktemp("data")
-    if SHARED_DGL.is_dir():
-        shutil.copytree(SHARED_DGL, root / "dgl")
-    return root
 
 
 def model_override(model: str) -> list[str]:

@@ -13,6 +13,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+#: Cora in DGL's cache layout, beside the repository (CI and the dev machines have it).
+SHARED_DGL = Path(__file__).resolve().parents[2] / "shared" / "data" / "dgl"
+
 
 def config_dir() -> Path:
     """``conf/`` of the checkout, or the installed ``graphformer.conf`` package."""

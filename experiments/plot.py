@@ -1,0 +1,220 @@
+"""Results and figures for experiments/: collected runs, learning curves, an attention map.
+
+    python experiments/plot.py collect logs/train/multiruns/<date_time> experiments/cora_gcn
+        copies each job's metrics.csv to experiments/cora_gcn/logs/seed<seed>.csv and
+        prints every test metric per seed and as mean ± std (population std over seeds).
+
+    python experiments/plot.py curves experiments/cora_gcn
+        reads experiments/cora_gcn/logs/*.csv (Lightning CSVLogger ``metrics.csv`` files,
+        one per seed) and writes experiments/cora_gcn/curves.png: train and validation
+        loss, and the validation metric, per epoch and seed.
+
+    python experiments/plot.py attention RUN/checkpoints/last.ckpt OUT.png
+        rebuilds the graph Transformer of a graphformer-train checkpoint, generates one
+        CLUSTER graph, and draws the per-edge attention of the first and last attention
+        blocks over it (nodes grouped by cluster).
+
+Needs matplotlib (``pip install matplotlib``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import shutil
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import graphformer  # noqa: F401  (before DGL)
+from graphformer.cli.build import stored_config
+from graphformer.data.sbm import cluster_graph
+from graphformer.nn import GraphTransformer, pe_transform
+
+import hydra
+import matplotlib
+import numpy as np
+import torch
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.collections import LineCollection
+
+#: The validation metric drawn when none is named: the first one a log has.
+METRICS = ("val/acc", "val/mpjpe", "val/mae", "val/bench_acc")
+
+
+def read_epochs(path: Path) -> dict[str, dict[int, float]]:
+    """metric → epoch → value, from a CSVLogger file (one metric group per row)."""
+    series: dict[str, dict[int, float]] = defaultdict(dict)
+    with open(path, newline="") as file:
+        for row in csv.DictReader(file):
+            if not row.get("epoch"):
+                continue
+            for key, value in row.items():
+                if key not in ("epoch", "step") and value:
+                    series[key][int(row["epoch"])] = float(value)
+    return series
+
+
+def collect(multirun: Path, folder: Path) -> dict[str, list[float]]:
+    """Copy every job's log of a Hydra multirun into ``folder/logs`` as ``seed<seed>.csv``;
+    returns each test metric's values in seed order."""
+    jobs = sorted(path for path in multirun.iterdir() if (path / ".hydra").is_dir())
+    if not jobs:
+        raise FileNotFoundError(f"{multirun} holds no Hydra jobs (folders with .hydra/)")
+    results: dict[str, list[float]] = defaultdict(list)
+    (folder / "logs").mkdir(parents=True, exist_ok=True)
+    for job in jobs:
+        overrides = (job / ".hydra" / "overrides.yaml").read_text().splitlines()
+        seeds = [line.split("=", 1)[1] for line in overrides if line.startswith("- seed=")]
+        logs = sorted(job.glob("csv/version_*/metrics.csv"))
+        if not seeds or not logs:
+            raise FileNotFoundError(f"{job}: needs a seed=... override and logger=csv")
+        shutil.copyfile(logs[-1], folder / "logs" / f"seed{seeds[0]}.csv")
+        for key, values in read_epochs(logs[-1]).items():
+            if key.startswith("test/"):
+                results[key].append(values[max(values)])
+    return dict(results)
+
+
+def curves(folder: Path, metric: str | None = None) -> Path:
+    """Draw ``folder/curves.png`` from ``folder/logs/*.csv``; returns its path."""
+    logs = sorted((folder / "logs").glob("*.csv"))
+    if not logs:
+        raise FileNotFoundError(
+            f"no run logs in {folder / 'logs'}: copy each run's csv/version_0/metrics.csv "
+            "there as seed<seed>.csv (train with logger=csv)"
+        )
+    runs = {path.stem: read_epochs(path) for path in logs}
+    if metric is None:
+        present = [m for m in METRICS if any(m in run for run in runs.values())]
+        if not present:
+            raise ValueError(f"none of {METRICS} in {folder / 'logs'}; pass --metric")
+        metric = present[0]
+    figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    for index, (name, run) in enumerate(runs.items()):
+        color = f"C{index}"
+        for key, style in (("train/loss", "--"), ("val/loss", "-")):
+            if key in run:
+                epochs = sorted(run[key])
+                values = [run[key][e] for e in epochs]
+                loss_axis.plot(epochs, values, style, color=color, label=f"{name} {key}")
+        if metric in run:
+            epochs = sorted(run[metric])
+            metric_axis.plot(epochs, [run[metric][e] for e in epochs], color=color, label=name)
+    loss_axis.set(xlabel="epoch", ylabel="loss", title="loss (dashed: train)")
+    metric_axis.set(xlabel="epoch", ylabel=metric, title=metric)
+    metric_axis.legend(fontsize=8)
+    figure.suptitle(folder.name)
+    figure.tight_layout()
+    out = folder / "curves.png"
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out
+
+
+def load_model(checkpoint: Path) -> tuple[GraphTransformer, dict]:
+    """The trained model of a graphformer-train checkpoint, in eval mode, and its config."""
+    config = stored_config(str(checkpoint))
+    model = hydra.utils.instantiate(config.model)
+    if not isinstance(model, GraphTransformer):
+        raise ValueError(f"{checkpoint} holds a {type(model).__name__}, not a GraphTransformer")
+    state = torch.load(checkpoint, map_location="cpu")["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    return model.eval(), config
+
+
+def cluster_layout(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Node positions: clusters on a circle, each cluster's nodes in a disc around it."""
+    positions = np.zeros((len(labels), 2))
+    classes = np.unique(labels)
+    for index, label in enumerate(classes):
+        members = np.flatnonzero(labels == label)
+        angle = 2 * math.pi * index / len(classes)
+        centre = np.array([math.cos(angle), math.sin(angle)])
+        radius = 0.28 * np.sqrt(rng.random(len(members)))
+        theta = 2 * math.pi * rng.random(len(members))
+        positions[members] = centre + radius[:, None] * np.c_[np.cos(theta), np.sin(theta)]
+    return positions
+
+
+def attention_map(checkpoint: Path, out: Path, seed: int = 0) -> dict[str, float]:
+    """Draw the attention of one CLUSTER graph; returns the attention share that stays
+    inside clusters per drawn block, next to the share of edges that do."""
+    model, config = load_model(checkpoint)
+    graph = cluster_graph(np.random.default_rng(seed))
+    graph = pe_transform(config.model.get("lap_pe_k") or 0, config.model.get("rwse_k") or 0)(graph)
+    looped, weights = model.attention_weights(graph, graph.ndata["feat"])
+    if not weights:
+        raise ValueError(f"{checkpoint}: the model has no local attention block to draw")
+    src, dst = (t.numpy() for t in looped.edges())
+    labels = graph.ndata["label"].numpy()
+    positions = cluster_layout(labels, np.random.default_rng(seed))
+    edges = src != dst
+    same = labels[src] == labels[dst]
+    shown = {"first": 0, "last": len(weights) - 1} if len(weights) > 1 else {"only": 0}
+    figure, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 6), squeeze=False)
+    shares = {"edges inside clusters": float(same[edges].mean())}
+    for axis, (name, block) in zip(axes[0], shown.items(), strict=True):
+        alpha = weights[block].mean(dim=1).numpy()
+        inside = float(alpha[edges & same].sum() / alpha[edges].sum())
+        shares[f"attention inside clusters, {name} block"] = inside
+        segments = np.stack([positions[src[edges]], positions[dst[edges]]], axis=1)
+        strength = alpha[edges] / alpha[edges].max()
+        colors = np.zeros((len(strength), 4))
+        colors[:, 3] = 0.05 + 0.9 * strength
+        axis.add_collection(LineCollection(segments, colors=colors, linewidths=0.4 + 2 * strength))
+        informative = graph.ndata["feat"].numpy() > 0
+        axis.scatter(*positions.T, c=labels, cmap="tab10", vmin=0, vmax=9, s=25, zorder=2)
+        axis.scatter(*positions[informative].T, s=120, facecolors="none", edgecolors="k")
+        edge_share = shares["edges inside clusters"]
+        axis.set_title(
+            f"block {block + 1} of {len(model.blocks)}: {inside:.0%} of attention stays "
+            f"in-cluster ({edge_share:.0%} of edges)",
+            fontsize=9,
+        )
+        axis.set_aspect("equal")
+        axis.axis("off")
+    figure.suptitle(
+        f"Attention (mean over heads) on a CLUSTER graph of {graph.num_nodes()} nodes; colour: "
+        "cluster, ring: node carrying its cluster id",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return shares
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    curve = commands.add_parser("curves", help="learning curves of an experiment folder")
+    curve.add_argument("folder", type=Path)
+    curve.add_argument("--metric", default=None, help=f"default: the first of {METRICS}")
+    attention = commands.add_parser("attention", help="attention map of a CLUSTER graph")
+    attention.add_argument("checkpoint", type=Path)
+    attention.add_argument("out", type=Path)
+    attention.add_argument("--seed", type=int, default=0, help="which generated graph")
+    gather = commands.add_parser("collect", help="copy a multirun's logs, print test metrics")
+    gather.add_argument("multirun", type=Path)
+    gather.add_argument("folder", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "collect":
+        for key, values in collect(args.multirun, args.folder).items():
+            each = ", ".join(f"{v:.4f}" for v in values)
+            mean, std = statistics.mean(values), statistics.pstdev(values)
+            print(f"{key}: {mean:.4f} ± {std:.4f} over {len(values)} runs ({each})")
+    elif args.command == "curves":
+        print(curves(args.folder, args.metric))
+    else:
+        for name, share in attention_map(args.checkpoint, args.out, args.seed).items():
+            print(f"{name}: {share:.3f}")
+        print(args.out)
+
+
+if __name__ == "__main__":
+    main()
