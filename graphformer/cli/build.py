@@ -97,7 +97,16 @@ def metrics(trainer: L.Trainer) -> dict[str, float]:
 
 
 def checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
-    return trainer.checkpoint_callback if trainer.checkpoint_callback else None
+    """The callback that keeps the best checkpoint (the first one with a monitor)."""
+    monitored = [c for c in trainer.checkpoint_callbacks if c.monitor]
+    return monitored[0] if monitored else None
+
+
+def last_checkpoint(trainer: L.Trainer) -> str | None:
+    """Where the newest state was saved, by whichever checkpoint callback saved it."""
+    paths = [c.last_model_path for c in trainer.checkpoint_callbacks if c.last_model_path]
+    paths += [c.best_model_path for c in trainer.checkpoint_callbacks if not c.monitor]
+    return next((path for path in paths if path), None)
 
 
 def best_checkpoint(trainer: L.Trainer) -> str | None:
@@ -131,9 +140,9 @@ def report(trainer: L.Trainer, loggers: list, results: dict[str, float]) -> None
     best = best_checkpoint(trainer)
     if best:
         lines.append(f"  best checkpoint: {best}")
-    callback = checkpoint_callback(trainer)
-    if callback and callback.last_model_path:
-        lines.append(f"  last checkpoint: {callback.last_model_path}")
+    last = last_checkpoint(trainer)
+    if last:
+        lines.append(f"  last checkpoint: {last}")
     run_dir = tracking.wandb_run_dir(loggers)
     if run_dir:
         lines.append(f"  wandb run: {run_dir}  (upload later with: wandb sync {run_dir})")
