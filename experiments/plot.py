@@ -142,7 +142,8 @@ def cluster_layout(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def attention_map(checkpoint: Path, out: Path, seed: int = 0) -> dict[str, float]:
     """Draw the attention of one CLUSTER graph; returns the attention share that stays
-    inside clusters per drawn block, next to the share of edges that do."""
+    inside clusters and the share paid to the nodes carrying a cluster id, per drawn block,
+    next to the shares of edges that do."""
     model, config = load_model(checkpoint)
     graph = cluster_graph(np.random.default_rng(seed))
     graph = pe_transform(config.model.get("lap_pe_k") or 0, config.model.get("rwse_k") or 0)(graph)
@@ -154,25 +155,32 @@ def attention_map(checkpoint: Path, out: Path, seed: int = 0) -> dict[str, float
     positions = cluster_layout(labels, np.random.default_rng(seed))
     edges = src != dst
     same = labels[src] == labels[dst]
+    informative = graph.ndata["feat"].numpy() > 0  # the nodes that carry their cluster id
+    to_informative = informative[src]  # weights on edge src -> dst: dst attending to src
     shown = {"first": 0, "last": len(weights) - 1} if len(weights) > 1 else {"only": 0}
     figure, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 6), squeeze=False)
-    shares = {"edges inside clusters": float(same[edges].mean())}
+    shares = {
+        "edges inside clusters": float(same[edges].mean()),
+        "edges from id-carrying nodes": float(to_informative[edges].mean()),
+    }
     for axis, (name, block) in zip(axes[0], shown.items(), strict=True):
         alpha = weights[block].mean(dim=1).numpy()
         inside = float(alpha[edges & same].sum() / alpha[edges].sum())
         shares[f"attention inside clusters, {name} block"] = inside
+        paid = float(alpha[edges & to_informative].sum() / alpha[edges].sum())
+        shares[f"attention to id-carrying nodes, {name} block"] = paid
         segments = np.stack([positions[src[edges]], positions[dst[edges]]], axis=1)
         strength = alpha[edges] / alpha[edges].max()
         colors = np.zeros((len(strength), 4))
         colors[:, 3] = 0.05 + 0.9 * strength
         axis.add_collection(LineCollection(segments, colors=colors, linewidths=0.4 + 2 * strength))
-        informative = graph.ndata["feat"].numpy() > 0
         axis.scatter(*positions.T, c=labels, cmap="tab10", vmin=0, vmax=9, s=25, zorder=2)
         axis.scatter(*positions[informative].T, s=120, facecolors="none", edgecolors="k")
         edge_share = shares["edges inside clusters"]
         axis.set_title(
             f"block {block + 1} of {len(model.blocks)}: {inside:.0%} of attention stays "
-            f"in-cluster ({edge_share:.0%} of edges)",
+            f"in-cluster ({edge_share:.0%} of edges); {paid:.0%} goes to ringed nodes "
+            f"({shares['edges from id-carrying nodes']:.0%} of edges)",
             fontsize=9,
         )
         axis.set_aspect("equal")

@@ -143,6 +143,9 @@ def test_attention_map_of_a_checkpoint(tmp_path):
     assert 0 < shares["edges inside clusters"] < 1
     assert set(shares) == {
         "edges inside clusters",
+        "edges from id-carrying nodes",
         "attention inside clusters, first block",
         "attention inside clusters, last block",
+        "attention to id-carrying nodes, first block",
+        "attention to id-carrying nodes, last block",
     }
