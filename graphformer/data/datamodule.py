@@ -28,6 +28,7 @@ from graphformer.data.encodings import (
     sample_graph,
 )
 from graphformer.data.sbm import SPLITS
+from graphformer.data.validation import check_dataset
 
 import dgl
 import lightning as L
@@ -114,6 +115,10 @@ class GraphDataModule(L.LightningDataModule):
     train_graphs, val_graphs, test_graphs : passed to the factory as ``num_graphs`` for
         that split when given (multi-graph datasets only).
     name : display name for messages.
+    validate : check every sample once when its split is built
+        (:func:`graphformer.data.validation.check_dataset`): errors for graphs without
+        nodes, missing features or labels, NaN/inf features and labels out of range;
+        warnings for graphs without edges and duplicate edges.
     level, out_dim, in_dim, num_categories, edge_in_dim, edge_categories : optional
         declarations, so that configs can interpolate them (``${data.out_dim}``). Each
         one given (``None`` included: "this dataset has none") is checked against the
@@ -134,6 +139,7 @@ class GraphDataModule(L.LightningDataModule):
         val_graphs: int | None = None,
         test_graphs: int | None = None,
         name: str | None = None,
+        validate: bool = True,
         level: str | _Unset = UNSET,
         out_dim: int | _Unset | None = UNSET,
         in_dim: int | _Unset | None = UNSET,
@@ -170,7 +176,7 @@ class GraphDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.lap_pe_k, self.rwse_k, self.seed = lap_pe_k, rwse_k, seed
         self.num_graphs = counts
-        self.name = name
+        self.name, self.validate = name, validate
         self.declared = {
             "level": level,
             "out_dim": out_dim,
@@ -197,6 +203,8 @@ class GraphDataModule(L.LightningDataModule):
                     f"check the dataset's files or {split}_graphs"
                 )
             self._check_declared(dataset)
+            if self.validate:
+                check_dataset(dataset, split, self._describe(dataset))
             if self.lap_pe_k or self.rwse_k:
                 cache = getattr(dataset, "cache_path", None)
                 path = None if cache is None else encodings_path(cache, self.lap_pe_k, self.rwse_k)
