@@ -54,6 +54,19 @@ def model_override(model: str) -> list[str]:
     return [f"model={model}", "data=cora"] if model == "gnn" else [f"model={model}"]
 
 
+#: Data configs whose task is not the default node classification.
+DATA_TASKS = {
+    "zinc": "graph_regression",
+    "molhiv": "graph_classification",
+    "skeleton": "pose_lifting",
+}
+
+
+def data_override(data: str) -> list[str]:
+    task = DATA_TASKS.get(data)
+    return [f"data={data}"] + ([f"task={task}"] if task else [])
+
+
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
 
@@ -70,7 +83,7 @@ def run(tmp_path: Path, data_dir: Path, *overrides: str, name: str = "run"):
 @pytest.mark.parametrize(
     "overrides",
     [model_override(m) for m in options("model")]
-    + [[f"data={d}"] for d in options("data")]
+    + [data_override(d) for d in options("data")]
     + [[f"logger={g}"] for g in options("logger")]
     + [[f"trainer={t}"] for t in options("trainer")]
     + [[f"debug={d}"] for d in options("debug")]

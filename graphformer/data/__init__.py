@@ -1,5 +1,10 @@
-"""Datasets (generated CLUSTER/PATTERN, Planetoid citation graphs), cached positional
-encodings, and the LightningDataModule that batches them as ``(graph, labels)``.
+"""Datasets, cached positional encodings, validation, and the LightningDataModule that
+batches them as ``(graph, labels)``.
+
+Generated here: CLUSTER/PATTERN (:class:`SBMDataset`) and skeleton poses
+(:class:`SkeletonDataset`). Read from DGL's (or OGB's) cache layout, failing fast when
+absent: Planetoid citation graphs, ZINC-12k, DGL's official PATTERN/CLUSTER, ogbg-molhiv,
+and the preprocessed Human3.6M files (:class:`H36MDataset`).
 
 Importing ``graphformer.data`` imports ``graphformer`` first, which installs the DGL
 compatibility hook before DGL loads.
@@ -14,6 +19,7 @@ from graphformer.data.encodings import (
     encodings_path,
     load_or_compute_encodings,
 )
+from graphformer.data.molhiv import MolHIVDataset
 from graphformer.data.sbm import (
     BENCHMARK_SIZES,
     SBMDataset,
@@ -22,20 +28,33 @@ from graphformer.data.sbm import (
     pattern_graph,
     random_pattern,
 )
+from graphformer.data.sbm_official import OfficialSBMDataset
+from graphformer.data.skeleton import H36MDataset, SkeletonDataset, generate_poses, load_h36m
+from graphformer.data.validation import DataError, DataWarning
+from graphformer.data.zinc import ZINC12kDataset
 
 __all__ = [
     "BENCHMARK_SIZES",
     "CacheError",
     "CacheWarning",
     "CitationDataset",
+    "DataError",
+    "DataWarning",
     "GraphDataModule",
+    "H36MDataset",
+    "MolHIVDataset",
+    "OfficialSBMDataset",
     "SBMDataset",
+    "SkeletonDataset",
     "WithEncodings",
+    "ZINC12kDataset",
     "cluster_graph",
     "collate",
     "compute_encodings",
     "encodings_path",
     "generate",
+    "generate_poses",
+    "load_h36m",
     "load_or_compute_encodings",
     "pattern_graph",
     "random_pattern",
