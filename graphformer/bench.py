@@ -22,13 +22,14 @@ from collections.abc import Callable
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.graphs import add_self_loops, complete_graph, to_device
-from graphformer.nn import GCNConv, GraphTransformer, MultiHeadAttention
+from graphformer.nn import GATConv, GCNConv, GraphTransformer, MultiHeadAttention
 
 import dgl
 import dgl.function as fn
 import torch
 import torch.nn.functional as F
-from dgl.nn import GATConv, GraphConv
+from dgl.nn import GATConv as DGLGATConv
+from dgl.nn import GraphConv
 from dgl.nn.functional import edge_softmax
 
 
@@ -122,7 +123,8 @@ def sparse_cases(args, device: str, graph_device: str) -> list[dict]:
             "graphformer, torch fallback engine",
             MultiHeadAttention(dim, args.heads, engine="torch"),
         ),
-        (DGL, "DGL GATConv", GATConv(dim, args.head_dim, args.heads, allow_zero_in_degree=True)),
+        (DGL, "DGL GATConv", DGLGATConv(dim, args.head_dim, args.heads, allow_zero_in_degree=True)),
+        (OURS, "graphformer GATConv", GATConv(dim, dim, args.heads)),
     ]
     return [
         {

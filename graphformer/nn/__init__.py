@@ -10,6 +10,7 @@ from graphformer.nn.encoders import (
     RWSEEncoder,
     pe_transform,
 )
+from graphformer.nn.gat import GATConv
 from graphformer.nn.gnn import GNN
 from graphformer.nn.models import GraphTransformer
 from graphformer.nn.readout import Readout
@@ -18,6 +19,7 @@ __all__ = [
     "GNN",
     "MIXERS",
     "CategoricalEncoder",
+    "GATConv",
     "GCNConv",
     "GraphTransformer",
     "GraphTransformerBlock",
