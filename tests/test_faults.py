@@ -50,7 +50,10 @@ def train(run_dir: Path, data_dir: Path, *overrides: str, timeout: int = 240):
         f"hydra.run.dir={run_dir}",
         *overrides,
     ]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    # From outside the checkout, so the installed package (with its configs) is imported.
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=timeout, cwd=run_dir.parent
+    )
 
 
 def load(path: Path) -> dict:
