@@ -12,7 +12,7 @@ from graphformer.nn.checks import (
     check_positive,
 )
 from graphformer.nn.dense import dense_attention
-from graphformer.nn.torch_ops import edge_index, needs_fallback, scatter_sum, segment_softmax
+from graphformer.nn.torch_ops import edge_index, scatter_sum, segment_softmax, use_torch_engine
 
 import dgl
 import dgl.function as fn
@@ -199,7 +199,7 @@ class MultiHeadAttention(nn.Module):
         ek = self._heads(self.edge_key(edge_feat)) if edge_feat is not None else None
         ev = self._heads(self.edge_value(edge_feat)) if edge_feat is not None else None
         bias = edge_bias.unsqueeze(-1) if edge_bias is not None else None
-        if self.engine == "torch" or (self.engine != "dgl" and needs_fallback(graph, x_dst)):
+        if use_torch_engine(self.engine, graph, x_dst):
             out, attention = self._aggregate_torch(graph, q, k, v, ek, ev, bias)
         else:
             out, attention = self._aggregate_dgl(graph, q, k, v, ek, ev, bias)

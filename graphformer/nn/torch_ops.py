@@ -74,5 +74,6 @@ def check_engine(engine: str) -> str:
 
 
 def use_torch_engine(engine: str, graph: dgl.DGLGraph, x: torch.Tensor) -> bool:
-    """Whether a layer with this ``engine`` setting runs on the torch fallback now."""
-    return engine == "torch" or (engine == "auto" and needs_fallback(graph, x))
+    """Whether a layer with this ``engine`` setting runs on the torch fallback now: when
+    forced (``torch``), or unless pinned to DGL, when DGL could not follow the features."""
+    return engine == "torch" or (engine != "dgl" and needs_fallback(graph, x))
