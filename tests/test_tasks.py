@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.data import collate
 from graphformer.tasks import BenchmarkAccuracy, GraphRegression, NodeClassification
+from graphformer.tasks.schedules import warmup_cosine
 
 import dgl
 import lightning as L
@@ -114,3 +116,32 @@ def test_benchmark_accuracy_averages_per_batch_class_recall():
 def test_classification_logs_the_benchmark_accuracy():
     trainer = fit(node_task(PoisonedModel(3, poison=-1)), [4, 5, 6])
     assert "train/bench_acc" in trainer.callback_metrics
+
+
+def test_warmup_cosine_rises_linearly_then_decays_to_zero():
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=2.0)
+    schedule = warmup_cosine(optimizer, warmup_epochs=2, max_epochs=6, start_factor=0.1)
+    rates = []
+    for _ in range(6):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    cosine = [2.0 * 0.5 * (1 + math.cos(math.pi * t / 4)) for t in range(4)]
+    assert rates == pytest.approx([0.2, 1.1, *cosine])
+    state = schedule.state_dict()  # checkpointable, as Lightning needs for resume
+    assert state["_milestones"] == [2]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"warmup_epochs": -1, "max_epochs": 5}, r"warmup_epochs must be an int ≥ 0; got -1"),
+        ({"warmup_epochs": 5, "max_epochs": 5}, r"larger than warmup_epochs=5; got 5"),
+        ({"warmup_epochs": 1, "max_epochs": 5, "start_factor": 0}, r"start_factor must be in"),
+    ],
+)
+def test_warmup_cosine_rejects_bad_settings(kwargs, message):
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    with pytest.raises(ValueError, match=message):
+        warmup_cosine(optimizer, **kwargs)
