@@ -26,6 +26,7 @@ from graphformer.nn.encoders import LAP_PE, RWSE, pe_transform
 
 import dgl
 import numpy as np
+import scipy.sparse.linalg
 import torch
 from dgl.data.utils import load_tensors, save_tensors
 
@@ -70,9 +71,7 @@ def _single_threaded_dgl() -> Iterator[None]:
 def _numpy_seed(seed: int) -> Iterator[None]:
     """Seed NumPy's global generator, then restore the caller's state.
 
-    ``dgl.lap_pe`` draws its sign flips from it. ARPACK's start vector is not seedable
-    through DGL, so recomputed eigenvectors can differ slightly (and within repeated
-    eigenvalues); the cache is what keeps a run's encodings fixed.
+    ``dgl.lap_pe`` draws its sign flips from it.
     """
     state = np.random.get_state()
     np.random.seed(seed)
@@ -82,6 +81,30 @@ def _numpy_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
+@contextlib.contextmanager
+def _seeded_arpack(seed: int) -> Iterator[None]:
+    """Give ARPACK a seeded start vector while ``dgl.lap_pe`` runs.
+
+    ``dgl.lap_pe`` calls ``scipy.sparse.linalg.eigs`` (graphs with more than k + 2 nodes)
+    without a start vector, and scipy draws one afresh in every process, so eigenvectors
+    recomputed in another process differed (measured: three processes, three different
+    CLUSTER encodings, hence different training runs from a fresh data folder). This
+    passes a start vector drawn from a generator seeded by ``seed`` and the matrix size.
+    """
+    real = scipy.sparse.linalg.eigs
+
+    def eigs(matrix, *args, v0=None, **kwargs):
+        if v0 is None:
+            v0 = np.random.default_rng([seed, matrix.shape[0]]).random(matrix.shape[0])
+        return real(matrix, *args, v0=v0, **kwargs)
+
+    scipy.sparse.linalg.eigs = eigs
+    try:
+        yield
+    finally:
+        scipy.sparse.linalg.eigs = real
+
+
 def compute_encodings(
     graphs: Sequence[dgl.DGLGraph], lap_k: int, rwse_k: int, seed: int = 0
 ) -> dict[str, torch.Tensor]:
@@ -89,7 +112,7 @@ def compute_encodings(
     transform = pe_transform(lap_k, rwse_k)
     fields = [name for name, k in ((LAP_PE, lap_k), (RWSE, rwse_k)) if k]
     rows: dict[str, list[torch.Tensor]] = {name: [] for name in fields}
-    with _numpy_seed(seed), _single_threaded_dgl():
+    with _numpy_seed(seed), _seeded_arpack(seed), _single_threaded_dgl():
         for graph in graphs:
             encoded = transform(graph.local_var())
             for name in fields:
