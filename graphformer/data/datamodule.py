@@ -28,7 +28,7 @@ from graphformer.data.encodings import (
     sample_graph,
 )
 from graphformer.data.sbm import SPLITS
-from graphformer.data.validation import check_dataset
+from graphformer.data.validation import check_dataset, check_int
 
 import dgl
 import lightning as L
@@ -81,14 +81,6 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     dgl.seed(seed % 2**31)  # DGL takes a C int
-
-
-def _check_count(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        kind = "a positive int" if minimum == 1 else f"an int ≥ {minimum}"
-        raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}; got {value!r}")
 
 
 class GraphDataModule(L.LightningDataModule):
@@ -154,14 +146,14 @@ class GraphDataModule(L.LightningDataModule):
                 f"SBMDataset, or a Hydra node with `_partial_: true`); got "
                 f"{type(dataset).__name__}"
             )
-        _check_count("batch_size", batch_size, 1)
-        _check_count("num_workers", num_workers, 0)
-        _check_count("lap_pe_k", lap_pe_k, 0)
-        _check_count("rwse_k", rwse_k, 0)
-        _check_count("seed", seed, 0, allow_none=True)
+        check_int("batch_size", batch_size, 1)
+        check_int("num_workers", num_workers, 0)
+        check_int("lap_pe_k", lap_pe_k, 0)
+        check_int("rwse_k", rwse_k, 0)
+        check_int("seed", seed, 0, allow_none=True)
         counts = {"train": train_graphs, "val": val_graphs, "test": test_graphs}
         for split, count in counts.items():
-            _check_count(f"{split}_graphs", count, 1, allow_none=True)
+            check_int(f"{split}_graphs", count, 1, allow_none=True)
         if any(count is not None for count in counts.values()) and not _accepts(
             dataset, "num_graphs"
         ):

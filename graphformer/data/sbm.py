@@ -23,14 +23,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from graphformer.data.cache import CacheError, atomic_write, verify, warn_rebuild
+from graphformer.data.generated import GeneratedDataset
 
 import dgl
 import numpy as np
 import torch
-from dgl.data import DGLDataset
 
 SPLITS = ("train", "val", "test")
 #: Graphs per split in the published benchmark (``num_graphs=None``).
@@ -179,7 +177,7 @@ def check_split(split: str) -> str:
     return split
 
 
-class SBMDataset(DGLDataset):
+class SBMDataset(GeneratedDataset):
     """One split of CLUSTER or PATTERN, generated once and cached in ``root``.
 
     ``dataset[i]`` is a DGLGraph with ``ndata['feat']`` (int64 codes below
@@ -224,55 +222,10 @@ class SBMDataset(DGLDataset):
             raise ValueError(f"seed must be a non-negative int; got {seed!r}")
         self.num_graphs, self.seed = num_graphs, seed
         self.num_classes, self.num_categories = NUM_CLASSES[name], NUM_CATEGORIES[name]
-        self.graphs: list[dgl.DGLGraph] = []
-        super().__init__(
-            name,
-            raw_dir=None if root is None else os.fspath(root),
-            hash_key=(split, num_graphs, seed, GENERATOR_VERSION),
-            verbose=verbose,
-        )
+        super().__init__(name, root, verbose)
 
-    @property
-    def cache_path(self) -> Path:
-        """``<root>/<NAME>_<split>_n<num_graphs>_seed<seed>.bin``."""
-        file = f"{self.name}_{self.split}_n{self.num_graphs}_seed{self.seed}.bin"
-        return Path(self.save_dir) / file
+    def generator_version(self) -> int:
+        return GENERATOR_VERSION
 
-    def _metadata(self) -> dict[str, torch.Tensor]:
-        return {
-            "version": torch.tensor([GENERATOR_VERSION]),
-            "num_graphs": torch.tensor([self.num_graphs]),
-            "seed": torch.tensor([self.seed]),
-        }
-
-    # --- DGLDataset's steps: has_cache → load, else process → save --------------------
-    def has_cache(self) -> bool:
-        return self.cache_path.is_file()
-
-    def load(self) -> None:
-        """Load the cache; on any damage warn and raise, so DGLDataset regenerates."""
-        try:
-            verify(self.cache_path)
-            graphs, stored = dgl.load_graphs(str(self.cache_path))
-            for key, expected in self._metadata().items():
-                if key not in stored or not torch.equal(stored[key], expected):
-                    raise CacheError(f"stored {key}={stored.get(key)}, expected {expected}")
-            if len(graphs) != self.num_graphs:
-                raise CacheError(f"holds {len(graphs)} graphs, expected {self.num_graphs}")
-        except Exception as error:
-            warn_rebuild(self.cache_path, f"{self.name} {self.split}", error)
-            raise
-        self.graphs = graphs
-
-    def process(self) -> None:
-        self.graphs = generate(self.name, self.split, self.num_graphs, self.seed)
-
-    def save(self) -> None:
-        labels = self._metadata()
-        atomic_write(self.cache_path, lambda tmp: dgl.save_graphs(tmp, self.graphs, labels))
-
-    def __getitem__(self, index: int) -> dgl.DGLGraph:
-        return self.graphs[index]
-
-    def __len__(self) -> int:
-        return len(self.graphs)
+    def generate(self) -> list[dgl.DGLGraph]:
+        return generate(self.name, self.split, self.num_graphs, self.seed)

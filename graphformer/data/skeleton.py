@@ -50,13 +50,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from graphformer.data.cache import CacheError, atomic_write, verify, warn_rebuild
+from graphformer.data.generated import GeneratedDataset
 from graphformer.data.sbm import SPLITS, check_split
+from graphformer.data.validation import check_int
 
 import dgl
 import numpy as np
 import torch
-from dgl.data import DGLDataset
 
 #: The 17 Human3.6M joints in the usual (VideoPose3D) order.
 JOINTS = (
@@ -336,12 +336,6 @@ def pose_graphs(
     return graphs
 
 
-def _check_count(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int ≥ {minimum}; got {value!r}")
-    return value
-
-
 # --- the synthetic dataset ------------------------------------------------------------------
 
 
@@ -357,7 +351,7 @@ class _PoseMetadata:
     edge_categories = None
 
 
-class SkeletonDataset(_PoseMetadata, DGLDataset):
+class SkeletonDataset(_PoseMetadata, GeneratedDataset):
     """One split of synthetic 2D → 3D pose-lifting samples, generated once, cached in ``root``.
 
     ``dataset[i]`` is a 17-node skeleton graph with ``ndata['feat']`` (17, 2) float32
@@ -383,61 +377,16 @@ class SkeletonDataset(_PoseMetadata, DGLDataset):
         verbose: bool = False,
     ) -> None:
         self.split = check_split(split)
-        self.num_graphs = _check_count("num_graphs", num_graphs, 1)
-        self.seed = _check_count("seed", seed, 0)
-        self.graphs: list[dgl.DGLGraph] = []
-        super().__init__(
-            "skeleton",
-            raw_dir=None if root is None else os.fspath(root),
-            hash_key=(split, num_graphs, seed, GENERATOR_VERSION),
-            verbose=verbose,
-        )
+        self.num_graphs = check_int("num_graphs", num_graphs, 1)
+        self.seed = check_int("seed", seed, 0)
+        super().__init__("skeleton", root, verbose)
 
-    @property
-    def cache_path(self) -> Path:
-        """``<root>/skeleton_<split>_n<num_graphs>_seed<seed>.bin``."""
-        file = f"skeleton_{self.split}_n{self.num_graphs}_seed{self.seed}.bin"
-        return Path(self.save_dir) / file
+    def generator_version(self) -> int:
+        return GENERATOR_VERSION
 
-    def _metadata(self) -> dict[str, torch.Tensor]:
-        return {
-            "version": torch.tensor([GENERATOR_VERSION]),
-            "num_graphs": torch.tensor([self.num_graphs]),
-            "seed": torch.tensor([self.seed]),
-        }
-
-    # --- DGLDataset's steps: has_cache → load, else process → save --------------------
-    def has_cache(self) -> bool:
-        return self.cache_path.is_file()
-
-    def load(self) -> None:
-        """Load the cache; on any damage warn and raise, so DGLDataset regenerates."""
-        try:
-            verify(self.cache_path)
-            graphs, stored = dgl.load_graphs(str(self.cache_path))
-            for key, expected in self._metadata().items():
-                if key not in stored or not torch.equal(stored[key], expected):
-                    raise CacheError(f"stored {key}={stored.get(key)}, expected {expected}")
-            if len(graphs) != self.num_graphs:
-                raise CacheError(f"holds {len(graphs)} graphs, expected {self.num_graphs}")
-        except Exception as error:
-            warn_rebuild(self.cache_path, f"skeleton {self.split}", error)
-            raise
-        self.graphs = graphs
-
-    def process(self) -> None:
+    def generate(self) -> list[dgl.DGLGraph]:
         poses = generate_poses(self.split, self.num_graphs, self.seed)
-        self.graphs = pose_graphs(poses.feat, poses.joints)
-
-    def save(self) -> None:
-        labels = self._metadata()
-        atomic_write(self.cache_path, lambda tmp: dgl.save_graphs(tmp, self.graphs, labels))
-
-    def __getitem__(self, index: int) -> dgl.DGLGraph:
-        return self.graphs[index]
-
-    def __len__(self) -> int:
-        return len(self.graphs)
+        return pose_graphs(poses.feat, poses.joints)
 
 
 # --- Human3.6M in VideoPose3D's layout ------------------------------------------------------
@@ -525,7 +474,7 @@ def load_h36m(
     missing = [name for name in H36M_FILES if not (root / name).is_file()]
     if missing:
         raise _missing_files_error(root, missing)
-    step = _check_count("frame_step", frame_step, 1)
+    step = check_int("frame_step", frame_step, 1)
     positions_3d = _load_npz_dict(root / H36M_FILES[0], "positions_3d")
     positions_2d = _load_npz_dict(root / H36M_FILES[1], "positions_2d")
     rotations = load_h36m_cameras(cameras) if cameras is not None else None
@@ -602,7 +551,7 @@ class H36MDataset(_PoseMetadata):
         self.subjects = tuple(chosen)
         feat, label = load_h36m(root, self.subjects, cameras, frame_step, image_width)
         if num_graphs is not None:
-            feat, label = feat[: _check_count("num_graphs", num_graphs, 1)], label[:num_graphs]
+            feat, label = feat[: check_int("num_graphs", num_graphs, 1)], label[:num_graphs]
         self.feat, self.label = torch.from_numpy(feat), torch.from_numpy(label)
         self._graph = skeleton_graph()
 

@@ -26,6 +26,16 @@ class DataWarning(UserWarning):
     """A dataset sample that is legal but probably not what was meant."""
 
 
+def check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> Any:
+    """``value`` if it is an int ≥ ``minimum`` (or None when allowed), else a ValueError."""
+    if value is None and allow_none:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive int" if minimum == 1 else f"an int ≥ {minimum}"
+        raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}; got {value!r}")
+    return value
+
+
 def split_sample(sample: Any) -> tuple[dgl.DGLGraph, torch.Tensor | None]:
     """``(graph, label)`` of a dataset item: a graph (labels in ``ndata``) or a pair."""
     if isinstance(sample, dgl.DGLGraph):
