@@ -10,10 +10,10 @@ files it raises at once, unless ``download=True``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
+from graphformer.data.downloaded import dgl_folder
 from graphformer.data.sbm import SPLITS
 
 import dgl
@@ -45,8 +45,7 @@ def download_url(name: str) -> str:
 
 def raw_folder(name: str, root: str | os.PathLike) -> Path:
     """Where DGL keeps ``name``'s raw files under ``root``: ``<dgl name>_<sha1(url)[:8]>``."""
-    suffix = hashlib.sha1(download_url(name).encode("utf-8")).hexdigest()[:8]
-    return Path(root) / f"{_dgl_name(name)}_{suffix}"
+    return dgl_folder(root, _dgl_name(name), download_url(name))
 
 
 def raw_files(name: str, root: str | os.PathLike) -> list[Path]:

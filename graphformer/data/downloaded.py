@@ -25,6 +25,11 @@ from dgl.data.utils import _get_dgl_url, get_download_dir
 DGL_MODES = {"train": "train", "val": "valid", "test": "test"}
 
 
+def dgl_folder(root: str | os.PathLike, dgl_name: str, url: str) -> Path:
+    """The folder where DGL keeps a downloaded dataset: ``<root>/<name>_<sha1(url)[:8]>``."""
+    return Path(root) / f"{dgl_name}_{hashlib.sha1(url.encode('utf-8')).hexdigest()[:8]}"
+
+
 def resolve_root(root: str | os.PathLike | None) -> Path:
     """``root``, or DGL's download dir (``$DGL_DOWNLOAD_DIR`` or ``~/.dgl``) when ``None``."""
     return Path(get_download_dir() if root is None else root)
@@ -103,8 +108,7 @@ class DGLSource:
 
     def folder(self, root: str | os.PathLike) -> Path:
         """``<root>/<dgl name>_<sha1(url)[:8]>``, the folder DGL reads."""
-        suffix = hashlib.sha1(self.url.encode("utf-8")).hexdigest()[:8]
-        return Path(root) / f"{self.dgl_name}_{suffix}"
+        return dgl_folder(root, self.dgl_name, self.url)
 
     def file(self, split: str) -> str:
         """The file name of ``split`` (ours: train / val / test)."""
