@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 
 from graphformer.cli import tracking
@@ -32,12 +31,6 @@ OmegaConf.register_new_resolver(
     replace=True,
 )
 OmegaConf.register_new_resolver("graphformer.mkdir", _existing_dir, replace=True)
-
-
-def quiet_known_warnings() -> None:
-    """Hide Lightning's notice that the task, not the datamodule, moves batches: by design,
-    GraphTask.transfer_batch_to_device is what moves DGL graphs."""
-    warnings.filterwarnings("ignore", message=r".*overridden `transfer_batch_to_device`")
 
 
 def seed_everything(seed: int | None) -> None:
@@ -149,7 +142,7 @@ def report(trainer: L.Trainer, loggers: list, results: dict[str, float]) -> None
     for key in sorted(results):
         if key.startswith(("val/", "test/")):
             lines.append(f"  {key} = {results[key]:.4f}")
-    print("\n".join(lines), flush=True)
+    log.info("\n".join(lines))
 
 
 def stored_config(ckpt_path: str) -> DictConfig:

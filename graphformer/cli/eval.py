@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graphformer.cli import build, tracking
+from graphformer.cli import build, console, tracking
 
 import hydra
 import lightning as L
@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Rebuild data, model and task from the checkpoint's config, then test the checkpoint."""
     run = build.stored_config(cfg.ckpt_path)
-    build.quiet_known_warnings()
+    console.setup()
     build.seed_everything(cfg.get("seed"))
     datamodule = build.datamodule(run)
     task = build.task(run, datamodule)

@@ -46,7 +46,12 @@ def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogg
     os.environ["WANDB_MODE"] = mode
     os.environ.setdefault("WANDB_SILENT", "true")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(save_dir=save_dir, offline=mode != "online", **kwargs)
+    logger = WandbLogger(save_dir=save_dir, offline=mode != "online", **kwargs)
+    # Lightning 2.6 always passes `anonymous`, a setting wandb ≥ 0.19 ignores and warns about
+    # on every run; leave it out unless the caller set it.
+    if "anonymous" not in kwargs:
+        logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def wandb_run_dir(loggers: list[Logger]) -> str | None:

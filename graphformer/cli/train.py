@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from graphformer.cli import build, tracking
+from graphformer.cli import build, console, tracking
 
 import hydra
 import lightning as L
@@ -18,7 +18,7 @@ def train(cfg: DictConfig) -> float | None:
 
     Returns ``cfg.optimized_metric`` (what sweeps optimise), taken from validation.
     """
-    build.quiet_known_warnings()
+    console.setup()
     build.seed_everything(cfg.get("seed"))
     build.check_resumable(cfg)
     datamodule = build.datamodule(cfg)

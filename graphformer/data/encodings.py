@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from graphformer.data.cache import CacheError, atomic_write, verify, warn_rebuild
+from graphformer.data.progress import progress
 from graphformer.nn.encoders import LAP_PE, RWSE, pe_transform
 
 import dgl
@@ -113,7 +114,7 @@ def compute_encodings(
     fields = [name for name, k in ((LAP_PE, lap_k), (RWSE, rwse_k)) if k]
     rows: dict[str, list[torch.Tensor]] = {name: [] for name in fields}
     with _numpy_seed(seed), _seeded_arpack(seed), _single_threaded_dgl():
-        for graph in graphs:
+        for graph in progress(graphs, len(graphs), f"computing encodings ({', '.join(fields)})"):
             encoded = transform(graph.local_var())
             for name in fields:
                 rows[name].append(encoded.ndata[name].float())

@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 
 from graphformer.data.generated import GeneratedDataset
+from graphformer.data.progress import progress
 
 import dgl
 import numpy as np
@@ -149,12 +150,13 @@ def pattern_graph(
 def generate(name: str, split: str, num_graphs: int, seed: int = 0) -> list[dgl.DGLGraph]:
     """The ``num_graphs`` graphs of ``split`` of CLUSTER or PATTERN for ``seed``."""
     name, split = check_name(name), check_split(split)
+    indices = progress(range(num_graphs), num_graphs, f"generating {name} {split} graphs")
     if name == "CLUSTER":
-        return [cluster_graph(graph_rng(seed, name, split, i)) for i in range(num_graphs)]
+        return [cluster_graph(graph_rng(seed, name, split, i)) for i in indices]
     per_pattern = math.ceil(num_graphs / NUM_PATTERNS)
     patterns: dict[int, Pattern] = {}
     graphs = []
-    for i in range(num_graphs):
+    for i in indices:
         k = i // per_pattern
         if k not in patterns:
             patterns[k] = random_pattern(
