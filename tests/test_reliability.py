@@ -28,7 +28,8 @@ from graphformer.data import cache as cache_module
 from graphformer.data import encodings as encodings_module
 from graphformer.data.cache import CacheWriteError, atomic_write
 from graphformer.data.validation import DataError, DataWarning, check_dataset
-from graphformer.nn import LapPEEncoder
+from graphformer.nn import GraphTransformer, LapPEEncoder
+from graphformer.tasks import GraphRegression, NodeClassification
 
 import dgl
 import pytest
@@ -340,3 +341,87 @@ def test_full_disk_names_the_cache_file_and_what_to_do(tmp_path, monkeypatch):
     ):
         SBMDataset("CLUSTER", num_graphs=2, root=tmp_path)
     assert not target.exists() and not (tmp_path / "full.tmp").exists()
+
+
+# --- labels and targets ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["task=node_regression"],
+            r"regression targets must be floating point; got torch.int64 .* look like class "
+            r"labels: choose task=node_classification",
+        ),
+        (
+            ["model=gps", "data=skeleton"],
+            r"class labels must be integers; got torch.float32 labels of shape \(\d+, 3\).*"
+            r"choose task=pose_lifting",
+        ),
+        (
+            ["data.lap_pe_k=0", "model.lap_pe_k=8"],
+            r"model.lap_pe_k=8 but data.lap_pe_k=0: .* Set data.lap_pe_k=8, or model.lap_pe_k=0",
+        ),
+    ],
+    ids=["node_regression on cluster", "classification on skeleton", "lap_pe_k mismatch"],
+)
+def test_task_and_data_that_do_not_fit_name_the_config_choice(
+    overrides, message, tmp_path, data_dir
+):
+    with pytest.raises(ValueError, match=message):
+        run(tmp_path, data_dir, *overrides)
+
+
+def task_of(kind, out_dim=3):
+    model = GraphTransformer(out_dim, hidden_dim=8, num_layers=1, num_heads=2, in_dim=2)
+    optimizer = functools.partial(torch.optim.SGD, lr=0.1)
+    if kind == "classification":
+        return NodeClassification(model, optimizer, num_classes=out_dim)
+    return GraphRegression(model, optimizer)
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "message"),
+    [
+        (
+            "classification",
+            torch.tensor([0.0, 1.0, 2.0, 1.0]),
+            r"class labels must be integers; "
+            r"got torch.float32 labels of shape \(4,\).* convert them with labels.long\(\)",
+        ),
+        (
+            "classification",
+            torch.tensor([[0], [1], [2], [1]]),
+            r"class labels must have shape "
+            r"\(4,\), one class per node; got \(4, 1\) \(squeeze them: labels.squeeze\(1\)\)",
+        ),
+        (
+            "regression",
+            torch.randn(4, 5),
+            r"regression targets must have shape \(4, 3\): "
+            r"out_dim=3 per graph, as the model outputs; got \(4, 5\); set model.out_dim=5",
+        ),
+    ],
+    ids=["float class labels", "(n, 1) labels", "targets wider than out_dim"],
+)
+def test_labels_that_do_not_fit_the_task_are_named(kind, target, message):
+    with pytest.raises(ValueError, match=message):
+        task_of(kind).loss(torch.randn(4, 3), target)
+
+
+def test_python_int_labels_are_validated():
+    pairs = Graphs([(graph(), 1), (graph(), 2)])
+    check_dataset(pairs, "train", "toy")
+    with pytest.raises(DataError, match=r"graph 1 .* class labels in \[5, 5\], outside \[0, 3\)"):
+        check_dataset(Graphs([(graph(), 1), (graph(), 5)]), "train", "toy")
+
+
+def test_features_of_different_widths_name_the_graph():
+    wide = graph(feat=torch.zeros(4, 2))
+    with pytest.raises(
+        DataError,
+        match=r"graph 2 .* ndata\['feat'\] of per-row shape \(2,\) and "
+        r"dtype torch.float32, but graph 0 has \(3,\) and torch.float32",
+    ):
+        check_dataset(Graphs([graph(feat=torch.zeros(4, 3))] * 2 + [wide]), "train", "toy")
