@@ -17,6 +17,7 @@ from graphformer.nn import (
     SAGEConv,
     pe_transform,
 )
+from graphformer.nn.gat import GATConv
 from graphformer.nn.torch_ops import segment_readout
 
 import dgl
@@ -372,8 +373,9 @@ def test_readout_of_graphs_without_nodes_is_zero_on_both_engines(op):
     [
         lambda: attention().half()(GRAPH, torch.randn(N, 8).half()),
         lambda: GCNConv(8, 4).half()(GRAPH, torch.randn(N, 8).half()),
+        lambda: GATConv(8, 4, 2).half()(GRAPH, torch.randn(N, 8).half()),
     ],
-    ids=["attention", "gcn"],
+    ids=["attention", "gcn", "gat"],
 )
 def test_float16_message_passing_on_the_cpu_is_refused_before_dgl(call):
     with pytest.raises(
