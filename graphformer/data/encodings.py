@@ -32,14 +32,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from graphformer.data.cache import (
-    CacheError,
-    atomic_write,
-    check_writable,
-    remove_stale_temps,
-    verify,
-    warn_rebuild,
-)
+from graphformer.data import cache
+from graphformer.data.cache import CacheError
 from graphformer.nn.encoders import LAP_PE, RWSE, pe_transform
 
 import dgl
@@ -224,19 +218,19 @@ def load_or_compute_encodings(
     widths = {LAP_PE: lap_k, RWSE: rwse_k}
     num_nodes = torch.tensor([graph.num_nodes() for graph in graphs], dtype=torch.int64)
     if path is not None:
-        remove_stale_temps(path)
+        cache.remove_stale_temps(path)
         if Path(path).is_file():
             try:
-                verify(path)
+                cache.verify(path)
                 stored = load_tensors(os.fspath(path))
                 _check(stored, num_nodes, widths, graphs)
                 return stored
             except Exception as error:
-                warn_rebuild(path, "positional-encoding", error)
-        check_writable(Path(path).parent)
+                cache.warn_rebuild(path, "positional-encoding", error)
+        cache.check_writable(Path(path).parent)
     result = compute_encodings(graphs, lap_k, rwse_k)
     if path is not None:
-        atomic_write(path, lambda tmp: save_tensors(tmp, result))
+        cache.atomic_write(path, lambda tmp: save_tensors(tmp, result))
     return result
 
 
