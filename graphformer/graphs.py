@@ -90,15 +90,15 @@ def complete_graph(
     graph.set_batch_num_nodes(counts)
     graph.set_batch_num_edges(num_edges)
     if self_loops:
-        _COMPLETE[graph] = (weakref.ref(graph._graph), counts)
+        _COMPLETE[graph] = (weakref.ref(graph._graph), counts.clone())
     return graph
 
 
 def is_complete(graph: dgl.DGLGraph) -> bool:
     """True for a graph built by :func:`complete_graph` with self-loops and not since
     copied, moved, or edited in place (edges or nodes added or removed, batch sizes
-    reset): attention on it is per-sample full attention. Costs ~1 µs plus one comparison
-    of the per-sample node counts."""
+    reset): attention on it is per-sample full attention. One comparison of the per-sample
+    node counts: ~6 µs for 64 samples (was ~0.4 µs as a set lookup alone)."""
     built = _COMPLETE.get(graph)
     if built is None or built[0]() is not graph._graph:
         return False

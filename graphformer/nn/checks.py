@@ -126,7 +126,7 @@ def check_kernel_dtype(name: str, x: torch.Tensor, graph: dgl.DGLGraph) -> None:
 
 def check_batch_norm(norm: nn.Module, x: torch.Tensor) -> None:
     """Raise ValueError when a BatchNorm in training would see a single node."""
-    if isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.training and len(x) == 1:
+    if isinstance(norm, nn.BatchNorm1d) and norm.training and len(x) == 1:
         raise ValueError(
             "norm='batch' needs more than one node per batch in training; this batch has 1 "
             "node (a single 1-node graph). Use a larger batch_size, drop 1-node graphs, or "
