@@ -5,13 +5,31 @@ killed and failing runs: test_faults.py; non-finite losses: test_tasks.py.)"""
 from __future__ import annotations
 
 import functools
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.cli.train import train
-from graphformer.data import GraphDataModule
+from graphformer.data import (
+    CacheWarning,
+    GraphDataModule,
+    SBMDataset,
+    compute_encodings,
+    encodings_path,
+    load_or_compute_encodings,
+    sbm,
+)
+from graphformer.data import cache as cache_module
+from graphformer.data import encodings as encodings_module
+from graphformer.data.cache import CacheWriteError, atomic_write
 from graphformer.data.validation import DataError, DataWarning, check_dataset
+from graphformer.nn import GraphTransformer, LapPEEncoder
+from graphformer.tasks import GraphRegression, NodeClassification
 
 import dgl
 import pytest
@@ -174,3 +192,236 @@ def test_valid_datasets_pass_silently(recwarn):
     assert not [w for w in recwarn if issubclass(w.category, DataWarning)]
     partial = functools.partial(Graphs, [graph()])
     assert GraphDataModule(lambda split: partial(), batch_size=1).split_dataset("train")
+
+
+# --- data caches: seeds, killed writers, unwritable folders ---------------------------------
+
+
+def cluster_module(root, **kwargs) -> GraphDataModule:
+    factory = functools.partial(SBMDataset, name="CLUSTER", root=root)
+    sizes = dict(batch_size=2, train_graphs=6, val_graphs=2, test_graphs=2)
+    return GraphDataModule(factory, **{**sizes, **kwargs})
+
+
+def train_pe(module: GraphDataModule) -> torch.Tensor:
+    split = module.split_dataset("train")
+    return torch.cat([split[i].ndata["lap_pe"] for i in range(len(split))])
+
+
+def test_encodings_are_a_function_of_the_dataset_not_of_the_run_seed(tmp_path, monkeypatch):
+    """A seed sweep sharing one data folder gets the encodings a fresh folder gives each
+    seed, computed once; the random sign flip is the model's, seeded by the run."""
+    shared = tmp_path / "shared"
+    first = train_pe(cluster_module(shared, lap_pe_k=4, seed=7))
+    fresh = train_pe(cluster_module(tmp_path / "fresh", lap_pe_k=4, seed=3))
+
+    def recompute(*args, **kwargs):
+        raise AssertionError("the sweep's second job recomputed the shared encodings")
+
+    monkeypatch.setattr(encodings_module, "compute_encodings", recompute)
+    second = train_pe(cluster_module(shared, lap_pe_k=4, seed=3))
+    assert torch.equal(second, fresh) and torch.equal(first, fresh)
+
+    encoder = LapPEEncoder(4, 4).train()
+    graph = cluster_module(shared, lap_pe_k=4).split_dataset("train")[0]
+    flips = []
+    for seed in (3, 3, 7):
+        torch.manual_seed(seed)
+        flips.append(encoder(graph, graph.ndata["lap_pe"]))
+    assert torch.equal(flips[0], flips[1]) and not torch.equal(flips[0], flips[2])
+
+
+def test_encoding_cache_of_other_graphs_or_settings_is_rebuilt(tmp_path, monkeypatch):
+    """Same file name and node counts, other edges (or another DGL): not reused."""
+    module = cluster_module(tmp_path, lap_pe_k=4)
+    module.prepare_data()
+    dataset = module.split_dataset("train").dataset
+    path = encodings_path(dataset.cache_path, 4, 0)
+    rewired = [dgl.reverse(g, copy_ndata=True) for g in dataset.graphs]
+    rewired[0] = dgl.remove_edges(rewired[0], torch.tensor([0]))
+    with pytest.warns(CacheWarning, match=r"computed for other graphs"):
+        stored = load_or_compute_encodings(rewired, 4, 0, path)
+    assert torch.equal(stored["lap_pe"], compute_encodings(rewired, 4, 0)["lap_pe"])
+    monkeypatch.setattr(encodings_module.dgl, "__version__", "9.9.9")
+    with pytest.warns(CacheWarning, match=r"computed with other settings"):
+        load_or_compute_encodings(rewired, 4, 0, path)
+
+
+KILLED_WRITER = """
+import os, signal, sys
+import graphformer
+from graphformer.data.cache import atomic_write
+
+def write(tmp):
+    with open(tmp, "wb") as file:
+        file.write(b"x" * 4096)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+atomic_write(sys.argv[1], write)
+"""
+
+
+def test_temp_files_of_killed_cache_writers_are_removed_but_live_ones_kept(tmp_path):
+    target = tmp_path / "CLUSTER_train_n6_seed0.bin"
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target)], timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = tmp_path.glob(".*.tmp")  # what SIGKILL leaves
+    legacy = tmp_path / f".{target.name}.{killed_pid()}.tmp"  # named as before the host
+    legacy.write_bytes(b"old")
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as writer:
+        live = tmp_path / f".{target.name}.{socket.gethostname()}.{writer.pid}.tmp"
+        foreign = tmp_path / f".{target.name}.other-host.{writer.pid}.tmp"
+        old_foreign = tmp_path / f".{target.name}.other-host.1.tmp"
+        for path in (live, foreign, old_foreign):
+            path.write_bytes(b"busy")
+        two_days_ago = time.time() - 2 * 86400
+        os.utime(old_foreign, (two_days_ago, two_days_ago))
+        try:
+            atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"whole"))
+        finally:
+            writer.kill()
+    assert not left.exists() and not legacy.exists() and not old_foreign.exists()
+    assert live.exists() and foreign.exists()  # a concurrent writer's file is never removed
+    live.unlink()  # its writer is dead now: the next reader of the cache removes it
+    left.write_bytes(b"stale")
+    with pytest.warns(CacheWarning):  # the target holds b"whole", not graphs
+        SBMDataset("CLUSTER", num_graphs=6, root=tmp_path)
+    assert not left.exists()
+
+
+def killed_pid() -> int:
+    """The PID of a process that has exited."""
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as process:
+        process.wait()
+    return process.pid
+
+
+def no_generation(*args, **kwargs):
+    raise AssertionError("generated before finding the folder unwritable")
+
+
+def test_data_folder_that_is_a_file_is_refused_before_generating(tmp_path, monkeypatch):
+    monkeypatch.setattr(sbm, "generate", no_generation)
+    blocker = tmp_path / "data"
+    blocker.write_text("not a folder")
+    with pytest.raises(
+        CacheWriteError, match=rf"{blocker} is a file, not a folder.*paths.data_dir"
+    ):
+        SBMDataset("CLUSTER", num_graphs=2, root=blocker / "sbm")
+
+
+def test_read_only_data_folder_is_refused_before_generating(tmp_path, monkeypatch):
+    """Simulated: the tests run as root, which may write anywhere."""
+    monkeypatch.setattr(sbm, "generate", no_generation)
+    real = cache_module.tempfile.TemporaryFile
+
+    def read_only(*args, dir=None, **kwargs):
+        if Path(dir) == tmp_path:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(cache_module.tempfile, "TemporaryFile", read_only)
+    with pytest.raises(CacheWriteError, match=rf"{tmp_path} is not writable \(Permission denied\)"):
+        SBMDataset("CLUSTER", num_graphs=2, root=tmp_path)
+    module = cluster_module(tmp_path, validate=False)
+    with pytest.raises(CacheWriteError, match=r"not writable"):
+        module.prepare_data()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_full_disk_names_the_cache_file_and_what_to_do(tmp_path, monkeypatch):
+    """DGL's own writer on a full disk: its temporary file is a link to /dev/full."""
+    target = tmp_path / "CLUSTER_train_n2_seed0.bin"
+    monkeypatch.setattr(cache_module, "_temp_path", lambda path: tmp_path / "full.tmp")
+    (tmp_path / "full.tmp").symlink_to("/dev/full")
+    with pytest.raises(
+        CacheWriteError,
+        match=rf"could not write the cache file {target} .*"
+        r"FileStream.Write incomplete.*MiB are free.*paths.data_dir",
+    ):
+        SBMDataset("CLUSTER", num_graphs=2, root=tmp_path)
+    assert not target.exists() and not (tmp_path / "full.tmp").exists()
+
+
+# --- labels and targets ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["task=node_regression"],
+            r"regression targets must be floating point; got torch.int64 .* look like class "
+            r"labels: choose task=node_classification",
+        ),
+        (
+            ["model=gps", "data=skeleton"],
+            r"class labels must be integers; got torch.float32 labels of shape \(\d+, 3\).*"
+            r"choose task=pose_lifting",
+        ),
+        (
+            ["data.lap_pe_k=0", "model.lap_pe_k=8"],
+            r"model.lap_pe_k=8 but data.lap_pe_k=0: .* Set data.lap_pe_k=8, or model.lap_pe_k=0",
+        ),
+    ],
+    ids=["node_regression on cluster", "classification on skeleton", "lap_pe_k mismatch"],
+)
+def test_task_and_data_that_do_not_fit_name_the_config_choice(
+    overrides, message, tmp_path, data_dir
+):
+    with pytest.raises(ValueError, match=message):
+        run(tmp_path, data_dir, *overrides)
+
+
+def task_of(kind, out_dim=3):
+    model = GraphTransformer(out_dim, hidden_dim=8, num_layers=1, num_heads=2, in_dim=2)
+    optimizer = functools.partial(torch.optim.SGD, lr=0.1)
+    if kind == "classification":
+        return NodeClassification(model, optimizer, num_classes=out_dim)
+    return GraphRegression(model, optimizer)
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "message"),
+    [
+        (
+            "classification",
+            torch.tensor([0.0, 1.0, 2.0, 1.0]),
+            r"class labels must be integers; "
+            r"got torch.float32 labels of shape \(4,\).* convert them with labels.long\(\)",
+        ),
+        (
+            "classification",
+            torch.tensor([[0], [1], [2], [1]]),
+            r"class labels must have shape "
+            r"\(4,\), one class per node; got \(4, 1\) \(squeeze them: labels.squeeze\(1\)\)",
+        ),
+        (
+            "regression",
+            torch.randn(4, 5),
+            r"regression targets must have shape \(4, 3\): "
+            r"out_dim=3 per graph, as the model outputs; got \(4, 5\); set model.out_dim=5",
+        ),
+    ],
+    ids=["float class labels", "(n, 1) labels", "targets wider than out_dim"],
+)
+def test_labels_that_do_not_fit_the_task_are_named(kind, target, message):
+    with pytest.raises(ValueError, match=message):
+        task_of(kind).loss(torch.randn(4, 3), target)
+
+
+def test_python_int_labels_are_validated():
+    pairs = Graphs([(graph(), 1), (graph(), 2)])
+    check_dataset(pairs, "train", "toy")
+    with pytest.raises(DataError, match=r"graph 1 .* class labels in \[5, 5\], outside \[0, 3\)"):
+        check_dataset(Graphs([(graph(), 1), (graph(), 5)]), "train", "toy")
+
+
+def test_features_of_different_widths_name_the_graph():
+    wide = graph(feat=torch.zeros(4, 2))
+    with pytest.raises(
+        DataError,
+        match=r"graph 2 .* ndata\['feat'\] of per-row shape \(2,\) and "
+        r"dtype torch.float32, but graph 0 has \(3,\) and torch.float32",
+    ):
+        check_dataset(Graphs([graph(feat=torch.zeros(4, 3))] * 2 + [wide]), "train", "toy")

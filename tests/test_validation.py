@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import graphformer  # noqa: F401  (before DGL)
+from graphformer.graphs import complete_graph, is_complete
 from graphformer.nn import (
     CategoricalEncoder,
     GCNConv,
@@ -16,7 +17,10 @@ from graphformer.nn import (
     SAGEConv,
     pe_transform,
 )
+from graphformer.nn.gat import GATConv
+from graphformer.nn.torch_ops import segment_readout
 
+import dgl
 import pytest
 import torch
 from helpers import random_graph
@@ -262,3 +266,151 @@ def test_model_edge_feat_wrong_shape_names_edge_feat(shape):
     net = GraphTransformer(2, hidden_dim=8, num_layers=1, num_heads=2, in_dim=3, edge_in_dim=2)
     with pytest.raises(ValueError, match=rf"edge_feat must have shape \({E}, 2\).*got"):
         net(GRAPH, torch.randn(N, 3), torch.randn(shape))
+
+
+# --- edge tensors, magnitudes, dtypes, engines (issue 11) -----------------------------------
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [
+        ("edge_feat", lambda v: attention(edge_dim=3)(GRAPH, torch.randn(N, 8), edge_feat=v)),
+        ("edge_bias", lambda v: attention()(GRAPH, torch.randn(N, 8), edge_bias=v[:, :2])),
+        ("edge_weight", lambda v: GCNConv(8, 4)(GRAPH, torch.randn(N, 8), edge_weight=v[:, 0])),
+        (
+            "edge_feat",
+            lambda v: GraphTransformer(2, 8, 1, num_heads=2, in_dim=3, edge_in_dim=3)(
+                GRAPH, torch.randn(N, 3), v
+            ),
+        ),
+    ],
+    ids=["attention edge_feat", "edge_bias", "edge_weight", "model edge_feat"],
+)
+def test_non_finite_edge_tensors_are_named(name, call, bad):
+    value = torch.rand(E, 3)
+    value[1] = bad
+    with pytest.raises(
+        ValueError, match=rf"{name} contains NaN or inf in 1 edge\(s\), first edges \[1\]"
+    ):
+        call(value)
+
+
+def test_negative_edge_weight_is_refused():
+    weight = torch.rand(E)
+    weight[2] = -1.0
+    with pytest.raises(
+        ValueError,
+        match=r"edge_weight must be non-negative; got values down to -1 in 1 edge\(s\), first "
+        r"edges \[2\]",
+    ):
+        GCNConv(8, 4)(GRAPH, torch.randn(N, 8), edge_weight=weight)
+
+
+def test_finite_inputs_too_large_for_float32_are_named_not_turned_into_nan():
+    net = GraphTransformer(2, hidden_dim=8, num_layers=1, num_heads=2, in_dim=3, edge_in_dim=2)
+    x = torch.randn(N, 3)
+    x[4, 1] = 3e20
+    with pytest.raises(
+        ValueError,
+        match=r"features has finite values up to 3.0e\+20 .* first rows \[4\]; above 1.2e\+18, "
+        r"float32 LayerNorm",
+    ):
+        net(GRAPH, x, torch.randn(E, 2))
+    with pytest.raises(ValueError, match=r"edge_feat has finite values up to 1.0e\+21"):
+        net(GRAPH, torch.randn(N, 3), torch.full((E, 2), 1e21))
+    double = GraphTransformer(2, 8, 1, num_heads=2, in_dim=3).double()
+    assert torch.isfinite(double(GRAPH, x.double())).all()  # float64 has the range for it
+
+
+def test_nonfinite_loss_message_does_not_blame_finite_inputs():
+    from graphformer.tasks.base import diagnose_inputs
+
+    graph = random_graph([4, 3], p=0.5, seed=0)
+    graph.ndata["feat"] = torch.randn(N, 3) * 1e6
+    assert diagnose_inputs(graph, torch.zeros(2)).startswith(
+        "The batch's inputs are finite (largest magnitude"
+    )
+    graph.ndata["feat"][0, 0] = float("nan")
+    assert diagnose_inputs(graph, torch.zeros(2)) == "ndata['feat'] hold NaN or inf: clean them"
+
+
+def test_complete_graph_edited_in_place_leaves_the_dense_engine():
+    """DGL's add_edges/remove_edges edit the graph in place: the dense engine would then
+    attend over edges that are no longer there."""
+    layer = attention().eval()
+    x = torch.randn(5, 8)
+    for edit in (
+        lambda g: g.remove_edges(torch.tensor([1, 7])),
+        lambda g: g.add_edges(torch.tensor([0]), torch.tensor([1])),
+        lambda g: g.set_batch_num_nodes(torch.tensor([2, 3])),
+    ):
+        graph = complete_graph([5])
+        assert is_complete(graph)
+        edit(graph)
+        if graph.batch_size == 2:
+            graph.set_batch_num_edges(torch.tensor([4, 21]))
+        assert not is_complete(graph)
+        reference = MultiHeadAttention(8, 2, engine="dgl").eval()
+        reference.load_state_dict(layer.state_dict())
+        torch.testing.assert_close(layer(graph, x), reference(graph, x))
+
+
+@pytest.mark.parametrize("op", ["mean", "sum", "max"])
+def test_readout_of_graphs_without_nodes_is_zero_on_both_engines(op):
+    empty = dgl.batch([dgl.graph(([], []), num_nodes=0)] * 2)
+    mixed = dgl.batch([dgl.graph(([], []), num_nodes=0), dgl.graph(([0], [1]), num_nodes=2)])
+    for graph, x in ((empty, torch.zeros(0, 4)), (mixed, torch.randn(2, 4))):
+        dgl_out = Readout(op)(graph, x)
+        torch_out = segment_readout(x, graph.batch_num_nodes(), op)
+        assert torch.isfinite(dgl_out).all()
+        torch.testing.assert_close(dgl_out, torch_out)
+        assert torch.equal(dgl_out[0], torch.zeros(4))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: attention().half()(GRAPH, torch.randn(N, 8).half()),
+        lambda: GCNConv(8, 4).half()(GRAPH, torch.randn(N, 8).half()),
+        lambda: GATConv(8, 4, 2).half()(GRAPH, torch.randn(N, 8).half()),
+    ],
+    ids=["attention", "gcn", "gat"],
+)
+def test_float16_message_passing_on_the_cpu_is_refused_before_dgl(call):
+    with pytest.raises(
+        ValueError, match=r"x is float16 but the graph is on the CPU.*engine='torch'"
+    ):
+        call()
+    assert attention(engine="torch").half()(GRAPH, torch.randn(N, 8).half()).dtype == torch.float16
+
+
+def test_float64_inputs_to_a_float32_model_are_named():
+    net = GraphTransformer(2, hidden_dim=8, num_layers=1, num_heads=2, in_dim=3, edge_in_dim=2)
+    with pytest.raises(
+        ValueError,
+        match=r"features has dtype torch.float64 but the layer's parameters are torch.float32; "
+        r"convert the input with features.to\(torch.float32\)",
+    ):
+        net(GRAPH, torch.randn(N, 3, dtype=torch.float64), torch.randn(E, 2))
+    with pytest.raises(ValueError, match=r"edge_feat has dtype torch.float64 but the layer's"):
+        net(GRAPH, torch.randn(N, 3), torch.randn(E, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"x has dtype torch.float64"):
+        attention()(GRAPH, torch.randn(N, 8, dtype=torch.float64))
+
+
+def test_meta_tensors_skip_the_value_checks():
+    layer = attention().to("meta")
+    out = layer(complete_graph([4, 3]), torch.empty(N, 8, device="meta"))
+    assert out.shape == (N, 8) and out.device.type == "meta"
+
+
+def test_batch_norm_on_a_single_node_in_training_is_named():
+    net = GraphTransformer(2, 8, 1, num_heads=2, in_dim=3, norm="batch", level="graph")
+    one = dgl.graph(([], []), num_nodes=1)
+    with pytest.raises(
+        ValueError,
+        match=r"norm='batch' needs more than one node per batch in training; this batch has 1 node",
+    ):
+        net(one, torch.randn(1, 3))
+    assert net.eval()(one, torch.randn(1, 3)).shape == (1, 2)

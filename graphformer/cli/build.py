@@ -81,7 +81,23 @@ def task(cfg: DictConfig, data: L.LightningDataModule) -> GraphTask:
             f"choose task=node_classification/node_regression or task=graph_classification/"
             f"graph_regression to match"
         )
+    check_encodings(model, data)
     return result
+
+
+def check_encodings(model: torch.nn.Module, data: L.LightningDataModule) -> None:
+    """Fail before the data is built when the model reads positional encodings that the
+    data does not compute, naming both config keys."""
+    for key, encoder in (("lap_pe_k", "lap_pe"), ("rwse_k", "rwse")):
+        wanted = getattr(getattr(model, encoder, None), "k", 0)
+        made = getattr(data, key, None)
+        if wanted and made is not None and made != wanted:
+            raise ValueError(
+                f"model.{key}={wanted} but data.{key}={made}: the model reads {wanted} "
+                f"columns of ndata[{encoder!r}] that the data does not compute. Set "
+                f"data.{key}={wanted}, or model.{key}={made} (by default model.{key} "
+                f"follows data.{key})"
+            )
 
 
 def metrics(trainer: L.Trainer) -> dict[str, float]:

@@ -101,9 +101,10 @@ class GraphDataModule(L.LightningDataModule):
         (:func:`graphformer.nn.pe_transform`); 0 disables. Computed once per split and
         cached at ``<dataset cache stem>.pe-lap<k>-rw<k>.bin``.
     pin_memory : passed to the loaders.
-    seed : seeds the loaders' shuffling and worker seeds, and the encodings' sign flips;
-        ``None`` leaves the loaders to torch's global generator (as seeded by Lightning's
-        ``seed_everything``) and uses 0 for the encodings.
+    seed : seeds the loaders' shuffling and worker seeds; ``None`` leaves them to torch's
+        global generator (as seeded by Lightning's ``seed_everything``). The cached
+        encodings never depend on it (their random sign flip happens in training, in
+        :class:`graphformer.nn.LapPEEncoder`), so runs of every seed share one cache.
     train_graphs, val_graphs, test_graphs : passed to the factory as ``num_graphs`` for
         that split when given (multi-graph datasets only).
     name : display name for messages.
@@ -201,9 +202,7 @@ class GraphDataModule(L.LightningDataModule):
                 cache = getattr(dataset, "cache_path", None)
                 path = None if cache is None else encodings_path(cache, self.lap_pe_k, self.rwse_k)
                 graphs = [sample_graph(dataset[i]) for i in range(len(dataset))]
-                encodings = load_or_compute_encodings(
-                    graphs, self.lap_pe_k, self.rwse_k, path, seed=self.seed or 0
-                )
+                encodings = load_or_compute_encodings(graphs, self.lap_pe_k, self.rwse_k, path)
                 dataset = WithEncodings(dataset, encodings)
             self._splits[split] = dataset
         return self._splits[split]

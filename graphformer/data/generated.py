@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from graphformer.data.cache import CacheError, atomic_write, verify, warn_rebuild
+from graphformer.data.cache import (
+    CacheError,
+    atomic_write,
+    check_writable,
+    remove_stale_temps,
+    verify,
+    warn_rebuild,
+)
 
 import dgl
 import torch
@@ -19,7 +26,8 @@ class GeneratedDataset(DGLDataset):
     :meth:`generate`) → :meth:`save`. The cache records the generator version, the number
     of graphs and the seed; a file that is damaged (digest trailer, see
     :mod:`graphformer.data.cache`) or records other values is rebuilt with a
-    :class:`~graphformer.data.cache.CacheWarning`.
+    :class:`~graphformer.data.cache.CacheWarning`. The folder is checked for writing before
+    anything is generated, and temporary files of killed writers are removed.
 
     Subclasses set ``split``, ``num_graphs`` and ``seed`` before calling
     ``super().__init__``, and define :meth:`generate` and :meth:`generator_version`.
@@ -55,7 +63,11 @@ class GeneratedDataset(DGLDataset):
         }
 
     def has_cache(self) -> bool:
-        return self.cache_path.is_file()
+        remove_stale_temps(self.cache_path)
+        if self.cache_path.is_file():
+            return True
+        check_writable(self.cache_path.parent)  # before DGL creates it and we generate
+        return False
 
     def load(self) -> None:
         """Load the cache; on any damage warn and raise, so DGLDataset regenerates."""
@@ -73,6 +85,7 @@ class GeneratedDataset(DGLDataset):
         self.graphs = graphs
 
     def process(self) -> None:
+        check_writable(self.cache_path.parent)  # a damaged cache is rebuilt: before generating
         self.graphs = self.generate()
 
     def save(self) -> None:

@@ -1,7 +1,8 @@
 """Checks every sample of a dataset once, before training: which graph is wrong, and how.
 
 Errors (:class:`DataError`) stop the run: a graph without nodes, missing node features or
-labels, NaN/inf features, class labels outside ``[0, num_classes)``. Warnings
+labels, NaN/inf features, class labels outside ``[0, num_classes)``, features whose width
+or dtype differs from the first graph's (``dgl.batch`` could not join them). Warnings
 (:class:`DataWarning`) flag what is legal but often unintended: graphs without edges and
 duplicate edges (attention and GCN count each copy).
 """
@@ -37,10 +38,21 @@ def check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> 
 
 
 def split_sample(sample: Any) -> tuple[dgl.DGLGraph, torch.Tensor | None]:
-    """``(graph, label)`` of a dataset item: a graph (labels in ``ndata``) or a pair."""
+    """``(graph, label)`` of a dataset item: a graph (labels in ``ndata``) or a pair (a
+    python number as label becomes a tensor)."""
     if isinstance(sample, dgl.DGLGraph):
         return sample, None
-    return sample[0], sample[1]
+    return sample[0], torch.as_tensor(sample[1])
+
+
+def feature_schema(graph: dgl.DGLGraph) -> dict[str, tuple]:
+    """Per-row shape and dtype of ``ndata['feat']`` and ``edata['feat']``: what
+    ``dgl.batch`` needs to agree across graphs."""
+    return {
+        f"{kind}['feat']": (tuple(data["feat"].shape[1:]), data["feat"].dtype)
+        for kind, data in (("ndata", graph.ndata), ("edata", graph.edata))
+        if "feat" in data
+    }
 
 
 def check_dataset(dataset: Any, split: str, name: str) -> None:
@@ -48,10 +60,19 @@ def check_dataset(dataset: Any, split: str, name: str) -> None:
     of suspicious sample. ``name`` and ``split`` only label the messages."""
     num_classes = getattr(dataset, "num_classes", None)
     without_edges, with_duplicates = [], []
+    schema = None
     for index in range(len(dataset)):
         graph, label = split_sample(dataset[index])
         where = f"graph {index} of the {split} split of {name}"
         check_graph(graph, label, num_classes, where)
+        schema = schema or feature_schema(graph)
+        for key, (shape, dtype) in feature_schema(graph).items():
+            if key in schema and schema[key] != (shape, dtype):
+                raise DataError(
+                    f"{where} has {key} of per-row shape {shape} and dtype {dtype}, but graph "
+                    f"0 has {schema[key][0]} and {schema[key][1]}; every graph needs the same "
+                    "feature width and dtype (dgl.batch joins them): pad, cut or convert them"
+                )
         if graph.num_edges() == 0:
             without_edges.append(index)
         elif has_duplicate_edges(graph):

@@ -8,6 +8,7 @@ from graphformer.graphs import is_complete
 from graphformer.nn.checks import (
     check_divisible,
     check_edge_tensor,
+    check_kernel_dtype,
     check_node_features,
     check_positive,
 )
@@ -173,12 +174,13 @@ class MultiHeadAttention(nn.Module):
         """
         x_src, x_dst = x if isinstance(x, tuple) else (x, x)
         name_src, name_dst = ("x_src", "x_dst") if isinstance(x, tuple) else ("x", "x")
+        dtype = self.q_proj.weight.dtype
         check_node_features(
-            name_dst, x_dst, graph.num_dst_nodes(), self.embed_dim, self.check_finite
+            name_dst, x_dst, graph.num_dst_nodes(), self.embed_dim, self.check_finite, dtype
         )
         if x_src is not x_dst:
             check_node_features(
-                name_src, x_src, graph.num_src_nodes(), self.src_dim, self.check_finite
+                name_src, x_src, graph.num_src_nodes(), self.src_dim, self.check_finite, dtype
             )
         num_edges = graph.num_edges()
         if edge_feat is not None:
@@ -187,9 +189,11 @@ class MultiHeadAttention(nn.Module):
                     "edge_feat was given but the layer was built without edge_dim; pass "
                     "edge_dim=<edge feature width> to MultiHeadAttention"
                 )
-            check_edge_tensor("edge_feat", edge_feat, (num_edges, self.edge_dim))
+            shape = (num_edges, self.edge_dim)
+            check_edge_tensor("edge_feat", edge_feat, shape, self.check_finite, dtype=dtype)
         if edge_bias is not None:
-            check_edge_tensor("edge_bias", edge_bias, (num_edges, self.num_heads))
+            shape = (num_edges, self.num_heads)
+            check_edge_tensor("edge_bias", edge_bias, shape, self.check_finite, dtype=dtype)
 
         edge_terms = edge_feat is not None or edge_bias is not None
         if self._dense(graph, isinstance(x, tuple), edge_terms, return_attention):
@@ -202,6 +206,7 @@ class MultiHeadAttention(nn.Module):
         if use_torch_engine(self.engine, graph, x_dst):
             out, attention = self._aggregate_torch(graph, q, k, v, ek, ev, bias)
         else:
+            check_kernel_dtype(name_dst, x_dst, graph)
             out, attention = self._aggregate_dgl(graph, q, k, v, ek, ev, bias)
         out = self.out_proj(out.reshape(-1, self.embed_dim))
         return (out, attention.squeeze(-1)) if return_attention else out

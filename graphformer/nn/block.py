@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from graphformer.graphs import add_self_loops_with_features, complete_graph
 from graphformer.nn.attention import ENGINES, MultiHeadAttention
-from graphformer.nn.checks import check_node_features, check_positive
+from graphformer.nn.checks import check_batch_norm, check_node_features, check_positive
 from graphformer.nn.conv import GCNConv, SAGEConv
 from graphformer.nn.torch_ops import SPARSE_ENGINES
 
@@ -174,7 +174,9 @@ class GraphTransformerBlock(nn.Module):
         ``full_graph`` is the complete graph of each sample, used by the DGL engine (built
         from ``graph`` when not given); pass it to share one across blocks.
         """
-        check_node_features("x", x, graph.num_nodes(), self.dim, self.check_finite)
+        dtype = self.ffn[0].weight.dtype
+        check_node_features("x", x, graph.num_nodes(), self.dim, self.check_finite, dtype)
+        check_batch_norm(self.norm1, x)
         if edge_feat is not None and not self.uses_edges:
             raise ValueError(
                 "edge_feat was given but the block was built without edge_dim; pass "

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from graphformer.graphs import add_self_loops
-from graphformer.nn.checks import check_edge_tensor, check_node_features, check_positive
+from graphformer.nn.checks import (
+    check_edge_tensor,
+    check_kernel_dtype,
+    check_node_features,
+    check_positive,
+)
 from graphformer.nn.torch_ops import (
     check_engine,
     edge_index,
@@ -66,15 +71,19 @@ class GCNConv(nn.Module):
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_weight: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``x``: (N, in_dim) node features; ``edge_weight``: optional (E,) non-negative."""
-        check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite)
+        dtype = self.weight.dtype
+        check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite, dtype)
         with graph.local_scope():
             if edge_weight is not None:
-                check_edge_tensor("edge_weight", edge_weight, (graph.num_edges(),))
+                shape = (graph.num_edges(),)
+                check_edge_tensor("edge_weight", edge_weight, shape, self.check_finite, True, dtype)
                 graph.edata["w"] = edge_weight.to(graph.device)
             if self.self_loops:
                 graph = add_self_loops(graph, fill_value=1.0)
             weight = graph.edata["w"].to(x.device) if edge_weight is not None else None
             fallback = use_torch_engine(self.engine, graph, x)
+            if not fallback:
+                check_kernel_dtype("x", x, graph)
             if weight is None:
                 deg_out, deg_in = graph.out_degrees().to(x), graph.in_degrees().to(x)
             else:
@@ -140,13 +149,15 @@ class SAGEConv(nn.Module):
 
     def forward(self, graph: dgl.DGLGraph, x: torch.Tensor) -> torch.Tensor:
         """``x``: (N, in_dim) node features."""
-        check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite)
+        dtype = self.root.weight.dtype
+        check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite, dtype)
         project_first = self.out_dim < self.in_dim
         h = self.neigh(x) if project_first else x
         if use_torch_engine(self.engine, graph, x):
             src, dst = edge_index(graph, x.device)
             h = scatter_mean(h[src], dst, graph.num_nodes())
         else:
+            check_kernel_dtype("x", x, graph)
             with graph.local_scope():
                 graph.ndata["h"] = h
                 graph.update_all(fn.copy_u("h", "m"), fn.mean("m", "h"))

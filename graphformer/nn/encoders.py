@@ -74,7 +74,8 @@ class LinearEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 1 and self.in_dim == 1 and x.is_floating_point():
             x = x.unsqueeze(1)
-        check_node_features("features", x, x.shape[0], self.in_dim, self.check_finite)
+        dtype = self.linear.weight.dtype
+        check_node_features("features", x, x.shape[0], self.in_dim, self.check_finite, dtype)
         return self.linear(x)
 
 
@@ -92,7 +93,8 @@ class LapPEEncoder(nn.Module):
         self.linear = nn.Linear(k, dim)
 
     def forward(self, graph: dgl.DGLGraph, pe: torch.Tensor) -> torch.Tensor:
-        check_node_features(LAP_PE, pe, graph.num_nodes(), self.k, self.check_finite)
+        dtype = self.linear.weight.dtype
+        check_node_features(LAP_PE, pe, graph.num_nodes(), self.k, self.check_finite, dtype)
         if self.training:
             sizes = graph.batch_num_nodes().to(pe.device)
             signs = torch.randint(0, 2, (len(sizes), self.k), device=pe.device) * 2 - 1
@@ -112,5 +114,6 @@ class RWSEEncoder(nn.Module):
         self.linear = nn.Linear(k, dim)
 
     def forward(self, graph: dgl.DGLGraph, rwse: torch.Tensor) -> torch.Tensor:
-        check_node_features(RWSE, rwse, graph.num_nodes(), self.k, self.check_finite)
+        dtype = self.linear.weight.dtype
+        check_node_features(RWSE, rwse, graph.num_nodes(), self.k, self.check_finite, dtype)
         return self.linear(rwse)

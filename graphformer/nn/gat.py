@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graphformer.nn.checks import check_node_features, check_positive
+from graphformer.nn.checks import check_kernel_dtype, check_node_features, check_positive
 from graphformer.nn.torch_ops import (
     check_engine,
     edge_index,
@@ -91,7 +91,8 @@ class GATConv(nn.Module):
         self, graph: dgl.DGLGraph, x: torch.Tensor, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``x``: (N, in_dim). Returns (N, out_dim), and the (E, num_heads) weights if asked."""
-        check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite)
+        dtype = self.project.weight.dtype
+        check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite, dtype)
         h = self.project(x).view(-1, self.num_heads, self.head_dim)
         score_src = (h * self.attn_src).sum(-1, keepdim=True)  # (N, H, 1)
         score_dst = (h * self.attn_dst).sum(-1, keepdim=True)
@@ -101,6 +102,7 @@ class GATConv(nn.Module):
             attention = segment_softmax(score, dst, len(x))
             out = scatter_sum(h[src] * self.attn_dropout(attention), dst, len(x))
         else:
+            check_kernel_dtype("x", x, graph)
             with graph.local_scope():
                 graph.ndata.update(h=h, s_src=score_src, s_dst=score_dst)
                 graph.apply_edges(fn.u_add_v("s_src", "s_dst", "s"))

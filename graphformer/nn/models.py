@@ -103,9 +103,11 @@ class GraphTransformer(nn.Module):
                 "GraphTransformer needs in_dim (continuous node features) or num_categories "
                 "(integer node codes); got neither"
             )
+        # Edge features are checked (as edge_feat) in _check_edge_feat, not again here.
         self.edge_encoder = feature_encoder(
-            hidden_dim, edge_in_dim, edge_categories, "edge features", check_finite
+            hidden_dim, edge_in_dim, edge_categories, "edge features", check_finite=False
         )
+        self.check_finite = check_finite
         self.lap_pe = LapPEEncoder(lap_pe_k, hidden_dim, check_finite) if lap_pe_k else None
         self.rwse = RWSEEncoder(rwse_k, hidden_dim, check_finite) if rwse_k else None
         self.blocks = nn.ModuleList(
@@ -144,7 +146,11 @@ class GraphTransformer(nn.Module):
         if isinstance(self.edge_encoder, LinearEncoder):
             width = self.edge_encoder.in_dim
             check_edge_tensor(
-                "edge_feat", edge_feat.reshape(len(edge_feat), -1), (graph.num_edges(), width)
+                "edge_feat",
+                edge_feat.reshape(len(edge_feat), -1),
+                (graph.num_edges(), width),
+                self.check_finite,
+                dtype=self.edge_encoder.linear.weight.dtype,
             )
         elif edge_feat.shape[0] != graph.num_edges():
             raise ValueError(

@@ -16,7 +16,8 @@ class Readout(nn.Module):
 
     □ is ``mean``, ``sum`` or ``max``, computed by ``dgl.readout_nodes`` over the batched
     graph's ``batch_num_nodes`` (or by the torch fallback when DGL could not place the
-    graph on the features' device). Output (batch_size, dim).
+    graph on the features' device). Output (batch_size, dim). A sample without nodes reads
+    out zeros with every op and engine (the empty sum; no NaN from an empty mean).
     """
 
     def __init__(self, op: str = "mean") -> None:
@@ -28,6 +29,8 @@ class Readout(nn.Module):
     def forward(self, graph: dgl.DGLGraph, x: torch.Tensor) -> torch.Tensor:
         if needs_fallback(graph, x):
             return segment_readout(x, graph.batch_num_nodes(), self.op)
+        if x.shape[0] == 0:  # DGL's mean divides 0 by 0 when the whole batch is empty
+            return x.new_zeros(graph.batch_size, *x.shape[1:])
         with graph.local_scope():
             graph.ndata["h"] = x
             return dgl.readout_nodes(graph, "h", op=self.op)

@@ -17,6 +17,22 @@ CONFIG_KEY = "graphformer_config"
 Batch = tuple[dgl.DGLGraph, torch.Tensor]
 
 
+def diagnose_inputs(graph: dgl.DGLGraph, labels: torch.Tensor) -> str:
+    """For a non-finite loss: which inputs hold NaN/inf, or, when all are finite, their
+    largest magnitude and what to try instead."""
+    tensors = {"ndata['feat']": graph.ndata.get("feat"), "edata['feat']": graph.edata.get("feat")}
+    tensors["the labels"] = labels
+    tensors = {k: v for k, v in tensors.items() if v is not None and v.is_floating_point()}
+    bad = [name for name, value in tensors.items() if not torch.isfinite(value).all()]
+    if bad:
+        return f"{' and '.join(bad)} hold NaN or inf: clean them"
+    peak = max((float(v.abs().max()) for v in tensors.values() if v.numel()), default=0.0)
+    return (
+        f"The batch's inputs are finite (largest magnitude {peak:.3g}), so the model "
+        "diverged or overflowed: lower the learning rate or rescale large inputs"
+    )
+
+
 class GraphTask(L.LightningModule):
     """Trains any ``graphformer.nn``-style model, ``model(graph, x, edge_feat)``.
 
@@ -105,8 +121,8 @@ class GraphTask(L.LightningModule):
             raise FloatingPointError(
                 f"non-finite {stage} loss {loss.item()} at global step {self.global_step}, "
                 f"epoch {self.current_epoch}, batch {batch_idx} ({graph.batch_size} graphs, "
-                f"{graph.num_nodes()} nodes). Lower the learning rate, check the inputs for "
-                "NaN, or set task.on_nonfinite=skip to drop such batches."
+                f"{graph.num_nodes()} nodes). {diagnose_inputs(graph, target)}, or set "
+                "task.on_nonfinite=skip to drop such batches."
             )
         size = len(target)
         self.log(

@@ -40,7 +40,28 @@ class Classification(GraphTask):
             }
         )
 
+    def check_labels(self, out: torch.Tensor, target: torch.Tensor) -> None:
+        """Raise ValueError unless ``target`` holds one integer class per row of ``out``."""
+        item = self.level
+        if target.is_floating_point():
+            regression = f"task={item}_regression"
+            if item == "node" and target.dim() == 2 and target.shape[1] == 3:
+                regression = "task=pose_lifting (3D joints) or " + regression
+            raise ValueError(
+                f"class labels must be integers; got {target.dtype} labels of shape "
+                f"{tuple(target.shape)}. If they are continuous targets, this is regression: "
+                f"choose {regression}. If they are integer-valued classes, convert them "
+                "with labels.long() in the dataset."
+            )
+        if tuple(target.shape) != (len(out),):
+            squeeze = " (squeeze them: labels.squeeze(1))" if target.dim() == 2 else ""
+            raise ValueError(
+                f"class labels must have shape ({len(out)},), one class per {item}; got "
+                f"{tuple(target.shape)}{squeeze}"
+            )
+
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.check_labels(out, target)
         if target.numel() and (target.min() < 0 or target.max() >= self.num_classes):
             raise ValueError(
                 f"labels must lie in [0, {self.num_classes}) for num_classes="
