@@ -333,3 +333,119 @@ def test_dense_engine_refuses_a_given_graph_and_unknown_engines_are_listed():
         block(torch.randn(3, 8), [3], torch.randn(2, 8), [2], self_graph=causal_graph([3]))
     with pytest.raises(ValueError, match="unknown engine 'sparse'"):
         DecoderBlock(8, 2, engine="sparse")
+
+
+# --- the sequence task: data, Lightning task, recipe --------------------------------------
+
+
+def digits(tmp_path, **kwargs):
+    from graphformer.data import DigitSequenceDataset
+
+    return DigitSequenceDataset(root=tmp_path, **{"num_graphs": 40, **kwargs})
+
+
+@pytest.mark.parametrize("rule", ["reverse", "sort"])
+def test_digit_sequences_are_seeded_cached_and_transformed(tmp_path, rule):
+    from graphformer.data.sequences import EOS, PAD
+
+    data = digits(tmp_path, rule=rule, min_len=2, max_len=6)
+    again = digits(tmp_path / "elsewhere", rule=rule, min_len=2, max_len=6)  # generated anew
+    cached = digits(tmp_path, rule=rule, min_len=2, max_len=6)  # loaded from the cache
+    assert data.cache_path.is_file() and data.cache_path != again.cache_path
+    lengths = set()
+    for index in range(len(data)):
+        graph, target = data[index]
+        source = graph.ndata["feat"]
+        for other in (again, cached):
+            assert torch.equal(other[index][0].ndata["feat"], source)
+            assert torch.equal(other[index][1], target)
+        n = len(source)
+        lengths.add(n)
+        expected = source.flip(0) if rule == "reverse" else source.sort().values
+        assert target.shape == (7,) and torch.equal(target[:n], expected)
+        assert target[n] == EOS and (target[n + 1 :] == PAD).all()
+        assert graph.num_edges() == n - 1  # the sequence order, i → i+1
+    assert lengths <= set(range(2, 7)) and len(lengths) > 1
+    val = digits(tmp_path, rule=rule, split="val", min_len=2, max_len=6)
+    assert not all(torch.equal(val[i][0].ndata["feat"], data[i][0].ndata["feat"]) for i in range(5))
+
+
+def test_digit_sequences_reject_bad_settings(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"unknown rule 'rotate'; choose one of \['reverse', 'sort'\]"
+    ):
+        digits(tmp_path, rule="rotate")
+    with pytest.raises(ValueError, match=r"max_len must be an int ≥ 5; got 3"):
+        digits(tmp_path, min_len=5, max_len=3)
+
+
+def test_task_teacher_forces_then_decodes_greedily_at_test(tmp_path):
+    from functools import partial
+
+    from graphformer.data import GraphDataModule
+    from graphformer.data.sequences import BOS, PAD, VOCAB, DigitSequenceDataset
+    from graphformer.tasks import SequenceToSequence
+
+    data = GraphDataModule(
+        partial(DigitSequenceDataset, root=tmp_path, max_len=5),
+        batch_size=8,
+        train_graphs=16,
+        val_graphs=8,
+        test_graphs=8,
+    )
+    graph, labels = next(iter(data.train_dataloader()))
+    assert labels.shape == (8, 6) and graph.batch_size == 8
+    model = Seq2SeqTransformer(10, VOCAB, DIM, 1, num_heads=HEADS, max_len=6).eval()
+    task = SequenceToSequence(model, partial(torch.optim.AdamW), num_classes=VOCAB)
+
+    forced = task.outputs(graph, labels, "train")
+    assert forced.shape == (8, 6, VOCAB)
+    valid = labels != PAD
+    start = torch.full((8, 1), BOS)
+    shifted = torch.cat([start, labels[:, :-1]], dim=1)[valid]
+    direct = model(graph.ndata["feat"], graph.batch_num_nodes(), shifted, valid.sum(1))
+    assert_close("task teacher forcing vs model forward", forced[valid], direct)
+    assert (forced[~valid] == 0).all()
+    loss = task.loss(forced, labels)
+    assert_close(
+        "task loss vs cross-entropy over target tokens",
+        loss,
+        torch.nn.functional.cross_entropy(direct, labels[valid]),
+    )
+
+    greedy = task.outputs(graph, labels, "test")
+    tokens, logits = model.generate(graph.ndata["feat"], graph.batch_num_nodes(), 6, BOS)
+    assert_close("task test outputs vs greedy logits", greedy, logits)
+    assert torch.equal(task(graph, 6), tokens)
+    with pytest.raises(ValueError, match=r"bos=13 must be a token id in \[0, 13\)"):
+        SequenceToSequence(model, partial(torch.optim.AdamW), num_classes=VOCAB, bos=13)
+
+
+def test_sequence_accuracy_counts_whole_sequences_and_ignores_padding():
+    from functools import partial
+
+    from graphformer.data.sequences import EOS, PAD, VOCAB
+    from graphformer.tasks import SequenceToSequence
+
+    task = SequenceToSequence(nn.Linear(1, 1), partial(torch.optim.AdamW), num_classes=VOCAB)
+    target = torch.tensor([[3, 1, EOS, PAD], [2, 2, 2, EOS]])
+    predicted = torch.tensor([[3, 1, EOS, 7], [2, 2, 5, EOS]])  # padding ignored; one error
+    metrics = task.metrics()
+    metrics.update(predicted, target)
+    values = metrics.compute()
+    assert values["seq_acc"] == 0.5
+    assert_close("token accuracy", values["token_acc"], torch.tensor(6 / 7))
+
+
+def test_digits_recipe_starts_and_takes_a_step(tmp_path, data_dir):
+    from graphformer.cli.train import train
+
+    from training import compose_config
+
+    small = ["data.train_graphs=8", "data.val_graphs=4", "data.test_graphs=4", "data.batch_size=4"]
+    quick = ["debug=fast_dev_run", "logger=none", "callbacks=none"]
+    cfg = compose_config(["experiment=digits_reverse", *quick, *small], tmp_path, data_dir)
+    assert cfg.model._target_ == "graphformer.nn.Seq2SeqTransformer"
+    assert cfg.optimized_metric == "val/seq_acc"
+    metric = train(cfg)
+    assert metric is not None and 0.0 <= metric <= 1.0

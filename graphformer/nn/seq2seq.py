@@ -133,8 +133,9 @@ class Seq2SeqTransformer(nn.Module):
     ----------
     src_vocab, tgt_vocab : source and target vocabulary sizes (the output has ``tgt_vocab``
         logits).
-    dim, num_heads, ffn_ratio, activation, norm, prenorm, dropout, attn_dropout, engine :
-        as :class:`~graphformer.nn.decoder.DecoderBlock`, for both stacks.
+    hidden_dim : width of both stacks (``dim`` of the blocks).
+    num_heads, ffn_ratio, activation, norm, prenorm, dropout, attn_dropout, engine : as
+        :class:`~graphformer.nn.decoder.DecoderBlock`, for both stacks.
     num_layers : encoder layers; ``decoder_layers`` : decoder layers (default the same).
     max_len : longest source or target sequence (positions are learned).
     """
@@ -143,7 +144,7 @@ class Seq2SeqTransformer(nn.Module):
         self,
         src_vocab: int,
         tgt_vocab: int,
-        dim: int = 64,
+        hidden_dim: int = 64,
         num_layers: int = 2,
         decoder_layers: int | None = None,
         num_heads: int = 4,
@@ -168,16 +169,16 @@ class Seq2SeqTransformer(nn.Module):
             check_finite=False,
             engine=engine,
         )
-        self.src_embed = TokenEmbedding(src_vocab, dim, max_len)
-        self.tgt_embed = TokenEmbedding(tgt_vocab, dim, max_len)
-        self.encoder = TransformerEncoder(dim, num_layers, **shared)
+        self.src_embed = TokenEmbedding(src_vocab, hidden_dim, max_len)
+        self.tgt_embed = TokenEmbedding(tgt_vocab, hidden_dim, max_len)
+        self.encoder = TransformerEncoder(hidden_dim, num_layers, **shared)
         layers = num_layers if decoder_layers is None else decoder_layers
-        self.decoder = TransformerDecoder(dim, layers, **shared)
-        self.head = nn.Linear(dim, tgt_vocab)
+        self.decoder = TransformerDecoder(hidden_dim, layers, **shared)
+        self.head = nn.Linear(hidden_dim, tgt_vocab)
         self.dropout = nn.Dropout(dropout)
 
     def encode(self, src: torch.Tensor, src_sizes: Counts) -> torch.Tensor:
-        """Source ids (N_src,) → memory (N_src, dim)."""
+        """Source ids (N_src,) → memory (N_src, hidden_dim)."""
         src_sizes = check_sizes("src_sizes", src_sizes, len(src))
         return self.encoder(self.dropout(self.src_embed(src, src_sizes, "src")), src_sizes)
 
