@@ -205,8 +205,9 @@ def test_auto_builds_no_graph(monkeypatch):
     decoder(torch.randn(sum(TGT_SIZES), DIM), TGT_SIZES, memory, SRC_SIZES)
 
 
-@pytest.mark.parametrize("engine", ["dgl", "dense"])
-@pytest.mark.parametrize("prenorm", [True, False], ids=["prenorm", "postnorm"])
+@pytest.mark.parametrize(
+    ("engine", "prenorm"), [("dgl", True), ("dense", False)], ids=["dgl-prenorm", "dense-postnorm"]
+)
 def test_decoder_block_gradcheck_float64(engine, prenorm):
     block = randomize_biases(DecoderBlock(4, 2, memory_dim=3, prenorm=prenorm, engine=engine))
     block = block.double()
