@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 
 import graphformer  # noqa: F401  (before DGL)
+from graphformer.graphs import causal_graph
 from graphformer.nn import (
     DecoderBlock,
     MultiHeadAttention,
@@ -21,10 +22,11 @@ from graphformer.nn import (
 )
 from graphformer.nn import decoder as decoder_module
 from graphformer.nn import seq2seq as seq2seq_module
+from graphformer.nn.dense_masked import causal_attention
 
 import pytest
 import torch
-from helpers import assert_close, offsets, pad, randomize_biases, unpad
+from helpers import assert_close, copy_into_torch_mha, offsets, pad, randomize_biases, unpad
 from torch import nn
 
 DIM, HEADS, FFN = 16, 4, 2.0
@@ -149,9 +151,29 @@ def test_encoder_decoder_equals_torch_transformer_outputs_and_gradients(engine, 
         assert_close(f"parameter gradients {what}", grad, theirs[name].grad)
 
 
+@pytest.mark.parametrize("engine", ["dgl", "torch"])
+def test_attention_on_the_causal_graph_is_masked_self_attention(engine):
+    """The layer alone: on causal_graph it is nn.MultiheadAttention with the causal mask
+    (GPT-style), and the dense engine's is_causal SDPA computes the same."""
+    ours = randomize_biases(MultiHeadAttention(DIM, HEADS, engine=engine)).eval()
+    theirs = nn.MultiheadAttention(DIM, HEADS, batch_first=True).eval()
+    copy_into_torch_mha(ours, theirs)
+    x = torch.randn(sum(TGT_SIZES), DIM)
+    out = ours(causal_graph(TGT_SIZES), x)
+    padded, mask = pad(x, TGT_SIZES)
+    causal = causal_mask(padded.shape[1])
+    expected = theirs(padded, padded, padded, attn_mask=causal, key_padding_mask=mask)[0]
+    assert_close(
+        "attention on causal_graph vs nn.MultiheadAttention", out, unpad(expected, TGT_SIZES)
+    )
+    dense = causal_attention(ours, x, torch.tensor(TGT_SIZES))
+    assert_close("dense causal attention vs message passing", dense, out)
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_decoder_is_causal_and_ignores_memory_order(engine):
-    """Row i sees target rows j ≤ i only; the memory of a sample is a set (no positions)."""
+    """Row i sees target rows j ≤ i only; the memory of a sample is a set (no positions);
+    samples are independent of their order in the batch."""
     _, decoder = stacks(True, engine)
     memory = torch.randn(sum(SRC_SIZES), DIM)
     y = torch.randn(sum(TGT_SIZES), DIM)
@@ -172,6 +194,19 @@ def test_decoder_is_causal_and_ignores_memory_order(engine):
         decoder(y, TGT_SIZES, memory[perm], SRC_SIZES),
         out,
     )
+
+    order = [2, 0, 1]  # the samples in another order: their rows move with them
+
+    def rows(sizes):
+        return torch.cat([offsets(sizes)[b] + torch.arange(sizes[b]) for b in order])
+
+    swapped = decoder(
+        y[rows(TGT_SIZES)],
+        [TGT_SIZES[b] for b in order],
+        memory[rows(SRC_SIZES)],
+        [SRC_SIZES[b] for b in order],
+    )
+    assert_close("decoder output under sample reordering", swapped, out[rows(TGT_SIZES)])
 
 
 def test_engines_agree_with_an_empty_source_and_an_empty_target():
@@ -327,8 +362,6 @@ def test_bad_input_is_named(call, pattern):
 
 
 def test_dense_engine_refuses_a_given_graph_and_unknown_engines_are_listed():
-    from graphformer.graphs import causal_graph
-
     block = DecoderBlock(8, 2, engine="dense")
     with pytest.raises(ValueError, match=r"engine='dense' .* cannot honour"):
         block(torch.randn(3, 8), [3], torch.randn(2, 8), [2], self_graph=causal_graph([3]))
