@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.graphs import causal_graph
+from graphformer.graphs import causal_graph, complete_bipartite
 from graphformer.nn import (
     DecoderBlock,
     MultiHeadAttention,
@@ -250,11 +250,15 @@ def test_decoder_block_gradcheck_float64(engine, prenorm):
     params = [p.detach().clone().requires_grad_() for p in block.parameters()]
     y = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
     memory = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    sizes, memory_sizes = torch.tensor([3, 2]), torch.tensor([1, 3])
+    graphs = (causal_graph(sizes), complete_bipartite(memory_sizes, sizes))
+    graphs = graphs if engine == "dgl" else (None, None)  # built once, not per evaluation
 
     def run(*tensors):
         weights = dict(zip(names, tensors[: len(names)], strict=True))
         y, memory = tensors[len(names) :]
-        return torch.func.functional_call(block, weights, (y, [3, 2], memory, [1, 3]))
+        inputs = (y, sizes, memory, memory_sizes, *graphs)
+        return torch.func.functional_call(block, weights, inputs)
 
     assert torch.autograd.gradcheck(run, [*params, y, memory])
 
