@@ -1,7 +1,9 @@
 """Attention graphs: which graph a layer passes messages on decides what attention it is.
 
 - :func:`complete_graph` of each sample: Transformer self-attention.
-- :func:`complete_bipartite` from keys/values to queries: cross-attention.
+- :func:`causal_graph` of each sample (j → i for j ≤ i): masked (decoder) self-attention.
+- :func:`complete_bipartite` from keys/values to queries: cross-attention, e.g. from an
+  encoder's tokens to a decoder's, each pair of its own lengths.
 - :func:`add_self_loops` on the input graph: GAT-style neighbourhood attention.
 
 Every builder is vectorised (no Python loop over edges or samples) and returns a graph
@@ -70,6 +72,23 @@ def _pairs(rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return row, col, pairs
 
 
+def _counts_on_device(num_nodes: Counts, device: torch.device | str | None) -> torch.Tensor:
+    """:func:`sample_sizes` on ``device``; by default a graph's own device."""
+    counts = sample_sizes(num_nodes)
+    if device is None and isinstance(num_nodes, dgl.DGLGraph):
+        device = num_nodes.device
+    return counts.to(device) if device is not None else counts
+
+
+def _batched_graph(
+    src: torch.Tensor, dst: torch.Tensor, counts: torch.Tensor, num_edges: torch.Tensor
+) -> dgl.DGLGraph:
+    graph = dgl.graph((src, dst), num_nodes=int(counts.sum()), device=counts.device)
+    graph.set_batch_num_nodes(counts)
+    graph.set_batch_num_edges(num_edges)
+    return graph
+
+
 def complete_graph(
     num_nodes: Counts, self_loops: bool = True, device: torch.device | str | None = None
 ) -> dgl.DGLGraph:
@@ -78,20 +97,33 @@ def complete_graph(
     With ``self_loops=True`` this is exactly the graph of Transformer self-attention.
     Nothing crosses samples. Edges of each sample are ordered by (source, destination).
     """
-    counts = sample_sizes(num_nodes)
-    if device is None and isinstance(num_nodes, dgl.DGLGraph):
-        device = num_nodes.device
-    counts = counts.to(device) if device is not None else counts
+    counts = _counts_on_device(num_nodes, device)
     src, dst, num_edges = _pairs(counts, counts)
     if not self_loops:
         keep = src != dst
         src, dst, num_edges = src[keep], dst[keep], num_edges - counts
-    graph = dgl.graph((src, dst), num_nodes=int(counts.sum()), device=counts.device)
-    graph.set_batch_num_nodes(counts)
-    graph.set_batch_num_edges(num_edges)
+    graph = _batched_graph(src, dst, counts, num_edges)
     if self_loops:
         _COMPLETE[graph] = (weakref.ref(graph._graph), counts.clone())
     return graph
+
+
+def causal_graph(
+    num_nodes: Counts, self_loops: bool = True, device: torch.device | str | None = None
+) -> dgl.DGLGraph:
+    r"""The batched causal graph: node i of a sample receives from nodes j ≤ i of it.
+
+    Positions are the node order within each sample. With ``self_loops=True`` a sample of
+    n nodes has :math:`n(n+1)/2` edges and attention on it is exactly a Transformer
+    decoder's masked self-attention (``is_causal``, GPT-style); without, j < i (the first
+    node then receives nothing). Nothing crosses samples. Edges of each sample are ordered
+    by (source, destination).
+    """
+    counts = _counts_on_device(num_nodes, device)
+    src, dst, _ = _pairs(counts, counts)
+    keep = src <= dst if self_loops else src < dst
+    pairs = counts * (counts + 1) // 2 if self_loops else counts * (counts - 1) // 2
+    return _batched_graph(src[keep], dst[keep], counts, pairs)
 
 
 def is_complete(graph: dgl.DGLGraph) -> bool:
@@ -112,8 +144,14 @@ def complete_bipartite(
     """The batched complete bipartite graph from keys/values (``src``) to queries (``dst``).
 
     One edge type, ``('src', 'attends', 'dst')``: within each sample, every source node
-    sends to every destination node. This is cross-attention's graph.
+    sends to every destination node. This is cross-attention's graph: with an encoder's
+    per-sample lengths as ``num_src`` and a decoder's as ``num_dst`` (each pair of its own
+    lengths), attention on it is a Transformer decoder's attention to the encoder memory.
+    Counts may be given as graphs (their ``batch_num_nodes``); the graph then goes to the
+    device of ``num_src``'s graph unless ``device`` says otherwise.
     """
+    if device is None and isinstance(num_src, dgl.DGLGraph):
+        device = num_src.device
     src_counts = sample_sizes(num_src, "num_src")
     dst_counts = sample_sizes(num_dst, "num_dst")
     if len(src_counts) != len(dst_counts):

@@ -8,6 +8,7 @@ import graphformer  # noqa: F401  (before DGL)
 from graphformer.graphs import (
     BIPARTITE_ETYPE,
     add_self_loops,
+    causal_graph,
     complete_bipartite,
     complete_graph,
 )
@@ -214,3 +215,35 @@ def test_add_self_loops_empty_and_isolated_nodes():
 def test_add_self_loops_rejects_heterograph():
     with pytest.raises(ValueError, match=r"homogeneous graph; got node types"):
         add_self_loops(complete_bipartite([2], [3]))
+
+
+def brute_force_causal(sizes, self_loops=True) -> set[tuple[int, int]]:
+    return {(u, v) for u, v in brute_force_complete(sizes) if u < v or (self_loops and u == v)}
+
+
+@pytest.mark.parametrize("self_loops", [True, False])
+@pytest.mark.parametrize("sizes", [[1], [4], [2, 3], SIZES, [3, 0, 2], [0]])
+def test_causal_graph_matches_brute_force(sizes, self_loops):
+    graph = causal_graph(sizes, self_loops=self_loops)
+    expected = brute_force_causal(sizes, self_loops)
+    assert graph.num_edges() == len(expected), "duplicate or missing edges"
+    assert edge_set(graph) == expected
+    per_sample = [n * (n + 1) // 2 if self_loops else n * (n - 1) // 2 for n in sizes]
+    assert graph.batch_num_nodes().tolist() == sizes
+    assert graph.batch_num_edges().tolist() == per_sample
+    assert [part.num_edges() for part in dgl.unbatch(graph)] == per_sample
+
+
+def test_causal_graph_takes_counts_from_a_graph_and_rejects_bad_ones():
+    assert edge_set(causal_graph(random_graph(SIZES, p=0.5))) == brute_force_causal(SIZES)
+    with pytest.raises(ValueError, match=r"num_nodes must be non-negative; got \[2, -1\]"):
+        causal_graph([2, -1])
+
+
+def test_complete_bipartite_takes_counts_from_encoder_and_decoder_graphs():
+    """Decoder → encoder cross-attention: each pair (source, target) has its own lengths."""
+    src_sizes, tgt_sizes = [5, 2, 3], [1, 4, 4]
+    graph = complete_bipartite(complete_graph(src_sizes), causal_graph(tgt_sizes))
+    assert graph.batch_num_nodes("src").tolist() == src_sizes
+    assert graph.batch_num_nodes("dst").tolist() == tgt_sizes
+    assert edge_set(graph) == edge_set(complete_bipartite(src_sizes, tgt_sizes))

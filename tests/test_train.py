@@ -50,7 +50,10 @@ needs_cora = pytest.mark.skipif(not SHARED_DGL.is_dir(), reason="../shared/data/
 
 
 def model_override(model: str) -> list[str]:
-    """The plain GNN stack needs continuous features: pair it with Cora."""
+    """The plain GNN stack needs continuous features: pair it with Cora; the encoder–decoder
+    needs sequences and its task."""
+    if model == "seq2seq":
+        return ["model=seq2seq", "data=digits", "task=seq2seq"]
     return [f"model={model}", "data=cora"] if model == "gnn" else [f"model={model}"]
 
 
@@ -59,6 +62,7 @@ DATA_TASKS = {
     "zinc": "graph_regression",
     "molhiv": "graph_classification",
     "skeleton": "pose_lifting",
+    "digits": "seq2seq",
 }
 
 
@@ -88,7 +92,7 @@ def run(tmp_path: Path, data_dir: Path, *overrides: str, name: str = "run"):
     + [[f"trainer={t}"] for t in options("trainer")]
     + [[f"debug={d}"] for d in options("debug")]
     + [[f"experiment={e}"] for e in options("experiment")]
-    + [[f"task={t}"] for t in options("task")]
+    + [[f"task={t}"] + (["data=digits"] if t == "seq2seq" else []) for t in options("task")]
     + [[f"task/optimizer={o}"] for o in options("task/optimizer")]
     + [[f"task/scheduler={s}"] for s in options("task/scheduler")]
     + [[f"hydra/launcher={h}"] for h in options("hydra/launcher")]

@@ -1,8 +1,9 @@
 """Datasets, cached positional encodings, validation, and the LightningDataModule that
 batches them as ``(graph, labels)``.
 
-Generated here: CLUSTER/PATTERN (:class:`SBMDataset`) and skeleton poses
-(:class:`SkeletonDataset`). Read from DGL's (or OGB's) cache layout, failing fast when
+Generated here: CLUSTER/PATTERN (:class:`SBMDataset`), skeleton poses
+(:class:`SkeletonDataset`) and digit sequences to reverse or sort
+(:class:`DigitSequenceDataset`). Read from DGL's (or OGB's) cache layout, failing fast when
 absent: Planetoid citation graphs, ZINC-12k, DGL's official PATTERN/CLUSTER, ogbg-molhiv,
 and the preprocessed Human3.6M files (:class:`H36MDataset`).
 
@@ -29,6 +30,7 @@ from graphformer.data.sbm import (
     random_pattern,
 )
 from graphformer.data.sbm_official import OfficialSBMDataset
+from graphformer.data.sequences import DigitSequenceDataset
 from graphformer.data.skeleton import H36MDataset, SkeletonDataset, generate_poses, load_h36m
 from graphformer.data.validation import DataError, DataWarning
 from graphformer.data.zinc import ZINC12kDataset
@@ -40,6 +42,7 @@ __all__ = [
     "CitationDataset",
     "DataError",
     "DataWarning",
+    "DigitSequenceDataset",
     "GraphDataModule",
     "H36MDataset",
     "MolHIVDataset",

@@ -3,6 +3,7 @@
 from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.block import MIXERS, GraphTransformerBlock
 from graphformer.nn.conv import GCNConv, SAGEConv
+from graphformer.nn.decoder import DecoderBlock, TransformerDecoder
 from graphformer.nn.encoders import (
     CategoricalEncoder,
     LapPEEncoder,
@@ -14,11 +15,13 @@ from graphformer.nn.gat import GATConv
 from graphformer.nn.gnn import GNN
 from graphformer.nn.models import GraphTransformer
 from graphformer.nn.readout import Readout
+from graphformer.nn.seq2seq import Seq2SeqTransformer, TransformerEncoder
 
 __all__ = [
     "GNN",
     "MIXERS",
     "CategoricalEncoder",
+    "DecoderBlock",
     "GATConv",
     "GCNConv",
     "GraphTransformer",
@@ -29,5 +32,8 @@ __all__ = [
     "RWSEEncoder",
     "Readout",
     "SAGEConv",
+    "Seq2SeqTransformer",
+    "TransformerDecoder",
+    "TransformerEncoder",
     "pe_transform",
 ]

@@ -90,6 +90,10 @@ class GraphTask(L.LightningModule):
         """What the metrics see: (probabilities, classes) or (values, values)."""
         return out, target
 
+    def outputs(self, graph: dgl.DGLGraph, labels: torch.Tensor, stage: str) -> torch.Tensor:
+        """The model's outputs on a batch; a task may read the labels (teacher forcing)."""
+        return self(graph)
+
     # --- the loop ---------------------------------------------------------------------
     def forward(self, graph: dgl.DGLGraph) -> torch.Tensor:
         x = graph.ndata["feat"].to(self.device)
@@ -111,7 +115,7 @@ class GraphTask(L.LightningModule):
 
     def step(self, batch: Batch, stage: str, batch_idx: int) -> torch.Tensor | None:
         graph, labels = batch
-        out, target = self.select(graph, self(graph), labels, stage)
+        out, target = self.select(graph, self.outputs(graph, labels, stage), labels, stage)
         loss = self.loss(out, target)
         if not torch.isfinite(loss):
             if stage == "train" and self.on_nonfinite == "skip":
