@@ -12,6 +12,7 @@ from graphformer.nn.encoders import (
 )
 from graphformer.nn.gat import GATConv
 from graphformer.nn.gnn import GNN
+from graphformer.nn.graphormer import CentralityEncoding, SpatialBias
 from graphformer.nn.models import GraphTransformer
 from graphformer.nn.readout import Readout
 
@@ -19,6 +20,7 @@ __all__ = [
     "GNN",
     "MIXERS",
     "CategoricalEncoder",
+    "CentralityEncoding",
     "GATConv",
     "GCNConv",
     "GraphTransformer",
@@ -29,5 +31,6 @@ __all__ = [
     "RWSEEncoder",
     "Readout",
     "SAGEConv",
+    "SpatialBias",
     "pe_transform",
 ]
