@@ -30,6 +30,7 @@ import torch
 from helpers import (
     assert_close,
     dense_edge_tensor,
+    dense_sample_attention,
     offsets,
     random_graph,
     randomize_biases,
@@ -193,17 +194,11 @@ def test_spatial_bias_on_a_sparse_attention_graph():
 
 def dense_biased_attention(layer: MultiHeadAttention, x, sizes, bias) -> torch.Tensor:
     """Per sample: softmax(Q Kᵀ / √d + B) V, then the output projection. bias: (N, N, H)."""
-    outputs = []
-    for start, n in zip(offsets(sizes).tolist(), sizes, strict=True):
-        rows = slice(start, start + n)
-        h, d = layer.num_heads, layer.head_dim
-        q = layer.q_proj(x[rows]).view(n, h, d).transpose(0, 1)
-        k = layer.k_proj(x[rows]).view(n, h, d).transpose(0, 1)
-        v = layer.v_proj(x[rows]).view(n, h, d).transpose(0, 1)
-        score = q @ k.transpose(1, 2) / math.sqrt(d) + bias[rows, rows].permute(2, 0, 1)
-        out = (torch.softmax(score, dim=-1) @ v).transpose(0, 1).reshape(n, h * d)
-        outputs.append(layer.out_proj(out))
-    return torch.cat(outputs)
+    shape = (-1, layer.num_heads, layer.head_dim)
+    q = layer.q_proj(x).view(shape) / math.sqrt(layer.head_dim)
+    k, v = layer.k_proj(x).view(shape), layer.v_proj(x).view(shape)
+    out = dense_sample_attention(q, k, v, sizes, bias)
+    return layer.out_proj(out.reshape(len(x), -1))
 
 
 @pytest.mark.parametrize("engine", ["auto", "torch"])

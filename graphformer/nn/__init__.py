@@ -14,6 +14,7 @@ from graphformer.nn.gat import GATConv
 from graphformer.nn.gnn import GNN
 from graphformer.nn.graphormer import CentralityEncoding, SpatialBias
 from graphformer.nn.models import GraphTransformer
+from graphformer.nn.performer import PerformerAttention, PerformerMixer
 from graphformer.nn.readout import Readout
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "LapPEEncoder",
     "LinearEncoder",
     "MultiHeadAttention",
+    "PerformerAttention",
+    "PerformerMixer",
     "RWSEEncoder",
     "Readout",
     "SAGEConv",
