@@ -234,14 +234,34 @@ def _sample_of(counts: torch.Tensor) -> torch.Tensor:
 
 
 def _batched_graph(
-    src: torch.Tensor, dst: torch.Tensor, sample: torch.Tensor, counts: torch.Tensor
+    parts: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], counts: torch.Tensor
 ) -> tuple[dgl.DGLGraph, torch.Tensor]:
-    """The graph of the edges ``src → dst`` regrouped sample by sample (stable within a
-    sample), with ``counts[b]`` nodes in sample b, and the regrouping order of the edges."""
-    order = torch.argsort(sample, stable=True)
-    graph = dgl.graph((src[order], dst[order]), num_nodes=int(counts.sum()), device=counts.device)
+    """The graph of the edges of ``parts`` regrouped sample by sample, ``counts[b]`` nodes
+    in sample b: sample b's edges of ``parts[0]``, then of ``parts[1]``, ...
+
+    Each part is ``(src, dst, edges per sample)`` with its edges grouped by sample. Also
+    returns, for each edge of the result, its index in the concatenation of the parts (to
+    lay out edge features). O(E): positions from per-sample offsets, no sort.
+    """
+    per_part = torch.stack([per_sample for _, _, per_sample in parts])  # (P, B)
+    blocks = per_part.T.reshape(-1)  # (sample, part) blocks in the result's order
+    block_start = (torch.cumsum(blocks, 0) - blocks).view(per_part.shape[1], -1).T
+    positions = []
+    for part, per_sample in enumerate(per_part):  # a handful of parts, never samples
+        sample = _sample_of(per_sample)
+        local = (
+            torch.arange(len(sample), device=counts.device)
+            - (torch.cumsum(per_sample, 0) - per_sample)[sample]
+        )
+        positions.append(block_start[part][sample] + local)
+    position = torch.cat(positions)
+    order = torch.empty_like(position)
+    order[position] = torch.arange(len(position), device=counts.device)
+    src = torch.cat([src for src, _, _ in parts])[order]
+    dst = torch.cat([dst for _, dst, _ in parts])[order]
+    graph = dgl.graph((src, dst), num_nodes=int(counts.sum()), device=counts.device)
     graph.set_batch_num_nodes(counts)
-    graph.set_batch_num_edges(torch.bincount(sample, minlength=len(counts)))
+    graph.set_batch_num_edges(per_part.sum(0))
     return graph, order
 
 
@@ -353,10 +373,8 @@ def union_graphs(*graphs: dgl.DGLGraph, kinds: Sequence[int] | None = None) -> d
                 f"per-sample node counts {graph.batch_num_nodes().tolist()} on {graph.device}, "
                 f"graphs[0] {counts.tolist()} on {first.device}"
             )
-    edges = [graph.edges() for graph in graphs]
-    sample = torch.cat([_sample_of(graph.batch_num_edges()) for graph in graphs])
     union, order = _batched_graph(
-        torch.cat([src for src, _ in edges]), torch.cat([dst for _, dst in edges]), sample, counts
+        [(*graph.edges(), graph.batch_num_edges()) for graph in graphs], counts
     )
     union.ndata.update(first.ndata)
     for key in {key for graph in graphs for key in graph.edata} - {EDGE_KIND}:
@@ -424,15 +442,16 @@ def add_virtual_nodes(graph: dgl.DGLGraph, k: int) -> dgl.DGLGraph:
     # A real node moves past the k virtual nodes of every sample before its own.
     new_id = torch.arange(graph.num_nodes(), device=device) + k * sample
     virtual_id = (torch.cumsum(new_counts, 0) - k).unsqueeze(1) + torch.arange(k, device=device)
-    # One (virtual node, real node) pair per row: for each sample, j-major.
-    pair_virtual = virtual_id[sample].T.reshape(-1)
-    pair_real = new_id.repeat(k)
-    pair_sample = sample.repeat(k)
+    # Every (virtual node j, real node i) pair of each sample, j-major within the sample.
+    virtual, real, pairs = _pairs(torch.full_like(counts, k), counts)
+    virtual, real = virtual_id.reshape(-1)[virtual], new_id[real]
     src, dst = graph.edges()
     virtualised, order = _batched_graph(
-        torch.cat([new_id[src], pair_real, pair_virtual]),
-        torch.cat([new_id[dst], pair_virtual, pair_real]),
-        torch.cat([_sample_of(graph.batch_num_edges()), pair_sample, pair_sample]),
+        [
+            (new_id[src], new_id[dst], graph.batch_num_edges()),
+            (real, virtual, pairs),
+            (virtual, real, pairs),
+        ],
         new_counts,
     )
     is_virtual = torch.ones(virtualised.num_nodes(), dtype=torch.bool, device=device)
@@ -442,7 +461,7 @@ def add_virtual_nodes(graph: dgl.DGLGraph, k: int) -> dgl.DGLGraph:
         padded[new_id] = value
         virtualised.ndata[key] = padded
     virtualised.ndata[VIRTUAL] = is_virtual
-    num_new = 2 * len(pair_real)
+    num_new = 2 * len(real)
     for key, value in graph.edata.items():
         fill = value.new_zeros((num_new, *value.shape[1:]))
         virtualised.edata[key] = torch.cat([value, fill])[order]
@@ -450,6 +469,6 @@ def add_virtual_nodes(graph: dgl.DGLGraph, k: int) -> dgl.DGLGraph:
     if old_kind is None:
         old_kind = torch.full((graph.num_edges(),), EdgeKind.INPUT, device=device)
     new_kind = torch.tensor([EdgeKind.TO_VIRTUAL, EdgeKind.FROM_VIRTUAL], device=device)
-    kind = torch.cat([old_kind.long(), new_kind.repeat_interleave(len(pair_real))])
+    kind = torch.cat([old_kind.long(), new_kind.repeat_interleave(len(real))])
     virtualised.edata[EDGE_KIND] = kind[order]
     return virtualised
