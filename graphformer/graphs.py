@@ -294,9 +294,9 @@ def expander_graph(
     their complete graph; small samples keep their (multi-)edges, a 1-node sample
     ``degree`` self-loops.
 
-    Vectorised: all permutations of all samples come from one pair of stable sorts of
-    uniform keys drawn from ``torch.Generator().manual_seed(seed)``, so the graph is a
-    function of (sizes, degree, seed). To give each dataset graph one fixed expander,
+    Vectorised: all permutations of all samples come from two sorts (by key, then stably
+    by sample) of uniform keys drawn from ``torch.Generator().manual_seed(seed)``, so the
+    graph is a function of (sizes, degree, seed). To give each dataset graph one fixed expander,
     build it per graph (``expander_graph(g.num_nodes(), d, seed=index)``) and batch those.
     Edges of each sample are contiguous: per node :math:`i`, its :math:`d/2` out-edges to
     :math:`\sigma_k(i)`, then its :math:`d/2` in-edges from them.
