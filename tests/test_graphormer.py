@@ -20,7 +20,13 @@ from graphformer.data.spd import (
     load_or_compute_distances,
     shortest_distances,
 )
-from graphformer.graphs import complete_bipartite, complete_graph, expander_graph, union_graphs
+from graphformer.graphs import (
+    add_virtual_nodes,
+    complete_bipartite,
+    complete_graph,
+    expander_graph,
+    union_graphs,
+)
 from graphformer.nn import CentralityEncoding, MultiHeadAttention, SpatialBias
 
 import dgl
@@ -281,6 +287,12 @@ def test_spatial_bias_rejects_edges_across_samples():
     crossing.set_batch_num_edges(torch.tensor([1, 0]))
     with pytest.raises(ValueError, match=r"edges stay within samples"):
         SpatialBias(HEADS)(crossing, batch.ndata[SPD])
+
+
+def test_spatial_bias_rejects_virtual_nodes():
+    batch = batch_with_distances(sizes=[2, 3])
+    with pytest.raises(ValueError, match=r"virtual nodes .* have no shortest-path distances"):
+        SpatialBias(HEADS)(add_virtual_nodes(complete_graph(batch), 1), batch.ndata[SPD])
 
 
 # --- nn: centrality encoding ----------------------------------------------------------------

@@ -11,7 +11,8 @@ Graphormer is Transformer attention plus two encodings of the graph's structure:
 
 Here the spatial encoding is no new layer: it is the additive ``edge_bias`` of
 :class:`graphformer.nn.MultiHeadAttention` on ``graphformer.graphs.complete_graph`` of
-each sample (or on any attention graph whose edges stay within samples, e.g. Exphormer's).
+each sample (or on any attention graph on the input graph's nodes whose edges stay within
+samples, e.g. input ∪ expander; virtual nodes have no distances).
 Distances come from ``graphformer.data.spd`` (``dgl.shortest_dist``, cached per dataset)
 as ``ndata['spd']``: row :math:`j` holds node :math:`j`'s distances to the nodes of its
 sample, ``-1`` where unreachable, padded with ``-1`` to a common width.
@@ -19,6 +20,7 @@ sample, ``-1`` where unreachable, padded with ``-1`` to a common width.
 
 from __future__ import annotations
 
+from graphformer.graphs import VIRTUAL
 from graphformer.nn.checks import check_positive
 
 import dgl
@@ -77,6 +79,11 @@ class SpatialBias(nn.Module):
         input graph's ``ndata['spd']``, (N, width) integers, row :math:`j` the distances
         from node :math:`j` to the nodes of its sample in order. Returns (E, num_heads).
         """
+        if VIRTUAL in graph.ndata and graph.ndata[VIRTUAL].any():
+            raise ValueError(
+                "SpatialBias got an attention graph with virtual nodes (add_virtual_nodes), "
+                "which have no shortest-path distances; bias the graph without them"
+            )
         check_distances(graph, distances)
         device = distances.device
         sizes = graph.batch_num_nodes().to(device)
