@@ -328,7 +328,8 @@ def expander_graph(
     return graph
 
 
-def _homogeneous(graph: dgl.DGLGraph, what: str) -> dgl.DGLGraph:
+def _check_homogeneous(graph: dgl.DGLGraph, what: str) -> None:
+    """Raise ValueError unless ``graph`` is a homogeneous DGLGraph (``what`` needs one)."""
     if not isinstance(graph, dgl.DGLGraph) or not graph.is_homogeneous:
         got = (
             f"node types {graph.ntypes} and edge types {graph.canonical_etypes}"
@@ -336,7 +337,6 @@ def _homogeneous(graph: dgl.DGLGraph, what: str) -> dgl.DGLGraph:
             else type(graph).__name__
         )
         raise ValueError(f"{what} needs homogeneous DGLGraphs; got {got}")
-    return graph
 
 
 def union_graphs(*graphs: dgl.DGLGraph, kinds: Sequence[int] | None = None) -> dgl.DGLGraph:
@@ -356,7 +356,7 @@ def union_graphs(*graphs: dgl.DGLGraph, kinds: Sequence[int] | None = None) -> d
     if not graphs:
         raise ValueError("union_graphs needs at least one graph")
     for graph in graphs:
-        _homogeneous(graph, "union_graphs")
+        _check_homogeneous(graph, "union_graphs")
     kinds = list(range(len(graphs))) if kinds is None else list(kinds)
     if len(kinds) != len(graphs) or any(
         isinstance(kind, bool) or not isinstance(kind, int) or kind < 0 for kind in kinds
@@ -432,7 +432,7 @@ def add_virtual_nodes(graph: dgl.DGLGraph, k: int) -> dgl.DGLGraph:
     since the virtual nodes of every sample appear in order :math:`j = 0, \dots, k-1`.
     ``k=0`` gives ``graph``'s layout with the ``virtual`` and ``kind`` fields added.
     """
-    _homogeneous(graph, "add_virtual_nodes")
+    _check_homogeneous(graph, "add_virtual_nodes")
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ValueError(f"k (virtual nodes per sample) must be a non-negative int; got {k!r}")
     device = graph.device
