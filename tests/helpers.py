@@ -183,3 +183,23 @@ def dense_attention_weights(
     dense = weights.new_zeros(len(dst_sizes), weights.shape[1], max(dst_sizes), max(src_sizes))
     dense[sample, :, i, j] = weights
     return dense
+
+
+def dense_sample_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    sizes: Sequence[int],
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Exact softmax attention within each sample, a loop over samples: (N, H, D) scaled
+    queries, keys, values → (N, H, D). ``bias``: optional (N, N, H), [i, j] added to the
+    score of query i for key j."""
+    outputs = []
+    for start, n in zip(offsets(sizes).tolist(), sizes, strict=True):
+        rows = slice(start, start + n)
+        score = torch.einsum("ihd,jhd->hij", q[rows], k[rows])
+        if bias is not None:
+            score = score + bias[rows, rows].permute(2, 0, 1)
+        outputs.append(torch.einsum("hij,jhd->ihd", torch.softmax(score, dim=-1), v[rows]))
+    return torch.cat(outputs)

@@ -32,6 +32,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from dgl.data.utils import load_tensors, save_tensors
+
 MAGIC = b"GFCACHE1"
 DIGEST_SIZE = 16
 TRAILER_SIZE = DIGEST_SIZE + len(MAGIC)
@@ -202,3 +204,29 @@ def warn_rebuild(path: str | os.PathLike, what: str, error: BaseException) -> No
         CacheWarning,
         stacklevel=3,
     )
+
+
+def load_or_compute_tensors(
+    path: str | os.PathLike | None,
+    what: str,
+    compute: Callable[[], dict],
+    check: Callable[[dict], None],
+) -> dict:
+    """Tensors from the cache at ``path`` if it is intact and ``check`` accepts them (it
+    raises :class:`CacheError` otherwise), else ``compute()``, saved there atomically.
+
+    An unreadable or stale cache is rebuilt with a :class:`CacheWarning` naming ``what``.
+    With ``path=None`` nothing is cached.
+    """
+    if path is not None and Path(path).is_file():
+        try:
+            verify(path)
+            stored = load_tensors(os.fspath(path))
+            check(stored)
+            return stored
+        except Exception as error:
+            warn_rebuild(path, what, error)
+    result = compute()
+    if path is not None:
+        atomic_write(path, lambda tmp: save_tensors(tmp, result))
+    return result

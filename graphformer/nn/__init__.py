@@ -13,7 +13,9 @@ from graphformer.nn.encoders import (
 )
 from graphformer.nn.gat import GATConv
 from graphformer.nn.gnn import GNN
+from graphformer.nn.graphormer import CentralityEncoding, SpatialBias
 from graphformer.nn.models import GraphTransformer
+from graphformer.nn.performer import PerformerAttention, PerformerMixer
 from graphformer.nn.readout import Readout
 from graphformer.nn.seq2seq import Seq2SeqTransformer, TransformerEncoder
 
@@ -21,6 +23,7 @@ __all__ = [
     "GNN",
     "MIXERS",
     "CategoricalEncoder",
+    "CentralityEncoding",
     "DecoderBlock",
     "GATConv",
     "GCNConv",
@@ -29,10 +32,13 @@ __all__ = [
     "LapPEEncoder",
     "LinearEncoder",
     "MultiHeadAttention",
+    "PerformerAttention",
+    "PerformerMixer",
     "RWSEEncoder",
     "Readout",
     "SAGEConv",
     "Seq2SeqTransformer",
+    "SpatialBias",
     "TransformerDecoder",
     "TransformerEncoder",
     "pe_transform",
