@@ -280,7 +280,7 @@ def _sample_of(counts: torch.Tensor) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
 
 
-def _batched_graph(
+def _regrouped_graph(
     parts: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], counts: torch.Tensor
 ) -> tuple[dgl.DGLGraph, torch.Tensor]:
     """The graph of the edges of ``parts`` regrouped sample by sample, ``counts[b]`` nodes
@@ -420,7 +420,7 @@ def union_graphs(*graphs: dgl.DGLGraph, kinds: Sequence[int] | None = None) -> d
                 f"per-sample node counts {graph.batch_num_nodes().tolist()} on {graph.device}, "
                 f"graphs[0] {counts.tolist()} on {first.device}"
             )
-    union, order = _batched_graph(
+    union, order = _regrouped_graph(
         [(*graph.edges(), graph.batch_num_edges()) for graph in graphs], counts
     )
     union.ndata.update(first.ndata)
@@ -493,7 +493,7 @@ def add_virtual_nodes(graph: dgl.DGLGraph, k: int) -> dgl.DGLGraph:
     virtual, real, pairs = _pairs(torch.full_like(counts, k), counts)
     virtual, real = virtual_id.reshape(-1)[virtual], new_id[real]
     src, dst = graph.edges()
-    virtualised, order = _batched_graph(
+    virtualised, order = _regrouped_graph(
         [
             (new_id[src], new_id[dst], graph.batch_num_edges()),
             (real, virtual, pairs),
