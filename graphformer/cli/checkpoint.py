@@ -25,8 +25,9 @@ def verify(path: str | os.PathLike) -> None:
 
     ``torch.save`` writes a zip archive with a CRC-32 of every entry, which ``torch.load``
     never checks: a file damaged after it was written loads, with wrong weights. Reading the
-    archive once through :meth:`zipfile.ZipFile.testzip` checks every CRC (about 2 ms per
-    MB here, a fraction of what ``torch.load`` itself takes).
+    archive once through :meth:`zipfile.ZipFile.testzip` checks every CRC. Measured on the
+    2-core dev machine: 46 ms for the default model's 1.7 MB checkpoint (``torch.load``:
+    226 ms), 0.69 s for 256 MB (``torch.load``: 1.0 s).
     """
     path = Path(path)
     if path.name.endswith(PARTIAL):
