@@ -298,39 +298,38 @@ def check_resumable(cfg: DictConfig) -> None:
             "ckpt_path to start afresh."
         )
     if cfg.get("train", True):
-        check_schedule(cfg, saved)
+        check_unfinished(cfg, saved)
 
 
-def check_schedule(cfg: DictConfig, saved: dict[str, Any] | None = None) -> None:
-    """Refuse a fit that would train nothing: ``trainer.max_epochs=0``, or a checkpoint
-    (``saved``) that has already reached ``trainer.max_epochs`` or ``trainer.max_steps``."""
-    if not cfg.get("train", True):
-        return
-    max_epochs, max_steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1)
-    if saved is None:
-        if max_epochs == 0 or max_steps == 0:
-            key = "max_epochs" if max_epochs == 0 else "max_steps"
+def check_schedule(cfg: DictConfig) -> None:
+    """Refuse a fit that would train nothing: ``trainer.max_epochs=0`` or ``max_steps=0``."""
+    for key in ("max_epochs", "max_steps"):
+        if cfg.get("train", True) and cfg.trainer.get(key) == 0:
             raise ValueError(
                 f"trainer.{key}=0 trains nothing; set it to 1 or more, or pass train=false "
                 "(with ckpt_path=... to test a checkpoint)"
             )
-        return
-    epochs = OmegaConf.select(
-        OmegaConf.create(saved.get("loops", {})), "fit_loop.epoch_progress.current.processed"
-    )
+
+
+def check_unfinished(cfg: DictConfig, saved: dict[str, Any]) -> None:
+    """Refuse to resume from a checkpoint (``saved``) that has already reached
+    ``trainer.max_epochs`` or ``trainer.max_steps``: Lightning would train nothing."""
+    fit_loop = saved.get("loops", {}).get("fit_loop", {})
+    epochs = fit_loop.get("epoch_progress", {}).get("current", {}).get("processed")
     epochs = saved.get("epoch", -1) + 1 if epochs is None else epochs
     steps = saved.get("global_step", 0)
-    reached = None
-    if max_epochs is not None and max_epochs >= 0 and epochs >= max_epochs:
-        reached = f"epoch {epochs} = trainer.max_epochs={max_epochs}; raise trainer.max_epochs"
+    max_epochs, max_steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1)
+    if max_epochs is not None and 0 <= max_epochs <= epochs:
+        sign = "=" if epochs == max_epochs else ">"
+        reached = f"epoch {epochs} {sign} trainer.max_epochs={max_epochs}; raise trainer.max_epochs"
     elif max_steps is not None and 0 <= max_steps <= steps:
         reached = f"step {steps} ≥ trainer.max_steps={max_steps}; raise trainer.max_steps"
-    if reached:
-        raise ValueError(
-            f"nothing left to train: the checkpoint ckpt_path={cfg.ckpt_path} is at {reached} "
-            f"to train on, or test it with: "
-            f"graphformer-eval {cli_override('ckpt_path', cfg.ckpt_path)}"
-        )
+    else:
+        return
+    raise ValueError(
+        f"nothing left to train: the checkpoint ckpt_path={cfg.ckpt_path} is at {reached} to "
+        f"train on, or test it with: graphformer-eval {cli_override('ckpt_path', cfg.ckpt_path)}"
+    )
 
 
 def _differences(old: object, new: object, prefix: str = ""):
