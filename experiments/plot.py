@@ -28,14 +28,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.cli.build import stored_config
+from graphformer.cli.build import read_checkpoint, stored_config
 from graphformer.data.sbm import cluster_graph
 from graphformer.nn import GraphTransformer, pe_transform
 
 import hydra
 import matplotlib
 import numpy as np
-import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -117,11 +116,12 @@ def curves(folder: Path, metric: str | None = None) -> Path:
 
 def load_model(checkpoint: Path) -> tuple[GraphTransformer, dict]:
     """The trained model of a graphformer-train checkpoint, in eval mode, and its config."""
-    config = stored_config(str(checkpoint))
+    saved = read_checkpoint(str(checkpoint))
+    config = stored_config(saved, str(checkpoint))
     model = hydra.utils.instantiate(config.model)
     if not isinstance(model, GraphTransformer):
         raise ValueError(f"{checkpoint} holds a {type(model).__name__}, not a GraphTransformer")
-    state = torch.load(checkpoint, map_location="cpu")["state_dict"]
+    state = saved["state_dict"]
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     return model.eval(), config
 

@@ -275,26 +275,33 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each option's default in ``--help``, and the description as written."""
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="graphformer-bench", description=__doc__)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    parser.add_argument("--nodes", type=int, default=100_000)
-    parser.add_argument("--edges", type=int, default=1_000_000)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--head-dim", type=int, default=16)
-    parser.add_argument("--gcn-dim", type=int, default=128)
-    parser.add_argument("--graphs", type=int, default=64)
-    parser.add_argument("--complete-nodes", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument(
+    parser = argparse.ArgumentParser(
+        prog="graphformer-bench", description=__doc__, formatter_class=_HelpFormatter
+    )
+    option = parser.add_argument
+    option("--device", default="cpu", help="where to run: cpu, cuda, cuda:1 ...")
+    option("--threads", type=int, default=None, help="torch.set_num_threads; None: torch's choice")
+    option("--nodes", type=int, default=100_000, help="nodes of the random sparse graph")
+    option("--edges", type=int, default=1_000_000, help="edges of the random sparse graph")
+    option("--heads", type=int, default=8, help="attention heads")
+    option("--head-dim", type=int, default=16, help="width of each head")
+    option("--gcn-dim", type=int, default=128, help="feature width of the GCN cases")
+    option("--graphs", type=int, default=64, help="graphs of the complete-graph cases")
+    option("--complete-nodes", type=int, default=128, help="nodes per complete graph")
+    option("--batch-size", type=int, default=32, help="graphs per step of the training case")
+    option("--repeats", type=int, default=5, help="timed runs per case (the median is shown)")
+    option("--warmup", type=int, default=1, help="untimed runs per case before timing")
+    option(
         "--fallback",
         action="store_true",
         help="also time the torch fallback engine where DGL runs (slow on CPU: +60 s)",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    option("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 # First, before torch loads: install() sets DGLBACKEND and OMP_WAIT_POLICY=PASSIVE (without
@@ -12,7 +15,7 @@ import graphformer  # noqa: F401
 import pytest
 import torch
 from helpers import ERRORS
-from training import SHARED_DGL
+from training import SHARED_DGL, compose_config
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +31,52 @@ def data_dir(tmp_path_factory) -> Path:
     if SHARED_DGL.is_dir():
         shutil.copytree(SHARED_DGL, root / "dgl")
     return root
+
+
+#: A small CLUSTER and a small model: one epoch trains in seconds.
+SMALL_RUN = [
+    "data.train_graphs=64",
+    "data.val_graphs=32",
+    "data.test_graphs=32",
+    "data.batch_size=16",
+    "model.hidden_dim=16",
+    "model.num_layers=2",
+    "callbacks.rich_progress_bar=null",
+    "callbacks.model_summary=null",
+    "trainer.max_epochs=1",
+    "logger=csv",
+]
+
+
+@dataclass
+class FinishedRun:
+    """A run of ``graphformer-train`` that has ended: its folder and what it printed."""
+
+    output_dir: Path
+    report: str
+
+    @property
+    def last(self) -> Path:
+        return self.output_dir / "checkpoints" / "last.ckpt"
+
+    @property
+    def best(self) -> Path:
+        return next((self.output_dir / "checkpoints").glob("epoch_*.ckpt"))
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, data_dir) -> FinishedRun:
+    """One epoch of :data:`SMALL_RUN`, in a folder whose name has a space (as users' do).
+
+    Read-only: copy a checkpoint before damaging it.
+    """
+    from graphformer.cli.train import train
+
+    output_dir = tmp_path_factory.mktemp("finished run")
+    cfg = compose_config(SMALL_RUN, output_dir, data_dir)
+    with contextlib.redirect_stdout(io.StringIO()) as report:
+        train(cfg)
+    return FinishedRun(output_dir, report.getvalue())
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -15,12 +15,20 @@ import lightning as L
 class KillAt(L.Callback):
     """SIGKILL the process at the start of batch ``batch`` of epoch ``epoch`` (mid-epoch)."""
 
+    signal = signal.SIGKILL
+
     def __init__(self, epoch: int, batch: int) -> None:
         self.epoch, self.batch = epoch, batch
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.current_epoch == self.epoch and batch_idx == self.batch:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), self.signal)
+
+
+class TermAt(KillAt):
+    """SIGTERM the process there instead: what a scheduler sends to preempt a job."""
+
+    signal = signal.SIGTERM
 
 
 class KillWhileSaving(L.Callback):

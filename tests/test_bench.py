@@ -55,3 +55,13 @@ def test_bench_leaves_out_dgl_rows_where_dgl_cannot_run(capsys, monkeypatch):
     assert "DGL cannot run on cpu" in captured.err
     assert not any(case.startswith("DGL") or "DGL engine" in case for case in cases)
     assert {"graphformer MultiHeadAttention", "graphformer GCNConv"} <= cases
+
+
+def test_help_describes_each_option_with_its_default(capsys):
+    """It described no option and showed no default."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = capsys.readouterr().out
+    assert "forward + backward times" in shown
+    assert "nodes of the random sparse graph (default: 100000)" in shown
+    assert "timed runs per case (the median is shown) (default: 5)" in shown

@@ -1,4 +1,5 @@
-"""Interrupted and failing runs: SIGKILL mid-epoch or mid-checkpoint, and a failing DDP rank.
+"""Interrupted and failing runs: SIGKILL mid-epoch or mid-checkpoint, SIGTERM (preemption),
+and a failing DDP rank.
 
 Each test runs ``python -m graphformer.train`` in a subprocess with a fault-injecting
 callback from ``tests/faults.py``.
@@ -78,6 +79,25 @@ def test_sigkill_mid_epoch_then_resume_finishes_the_same_schedule(tmp_path, data
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     final = load(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
     assert (final["epoch"], final["global_step"]) == (3, 4 * STEPS_PER_EPOCH)
+
+
+def test_sigterm_exits_143_with_the_last_epoch_saved_and_says_how_to_resume(tmp_path, data_dir):
+    """Lightning stops on SIGTERM with a bare SystemExit (status 0): a scheduler would see a
+    preempted job as a success and never requeue it."""
+    stopped = train(
+        tmp_path / "stopped",
+        data_dir,
+        "+callbacks.fault._target_=faults.TermAt",
+        "+callbacks.fault.epoch=2",
+        "+callbacks.fault.batch=1",
+    )
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    last = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
+    saved = load(last)
+    assert (saved["epoch"], saved["global_step"]) == (1, 2 * STEPS_PER_EPOCH)
+    assert "SIGTERM received: training stopped in epoch 2" in stopped.stderr
+    assert f"ckpt_path={last}" in stopped.stderr
+    assert "graphformer run finished" not in stopped.stdout  # no test of a half-trained model
 
 
 def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, data_dir):

@@ -1,19 +1,26 @@
-"""Bad input at the public boundaries: configs, data and the CLI each fail with a message
-that names the value, what was expected and what to do. (Layer inputs: test_validation.py;
+"""Bad input at the public boundaries: configs, data, checkpoints and the CLI each fail with
+a message that names the value, what was expected and what to do. (Layer inputs: test_validation.py;
 killed and failing runs: test_faults.py; non-finite losses: test_tasks.py.)"""
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
+import re
+import shlex
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
+from graphformer.cli.eval import evaluate
 from graphformer.cli.train import train
 from graphformer.data import (
     CacheWarning,
@@ -34,6 +41,8 @@ from graphformer.tasks import GraphRegression, NodeClassification
 import dgl
 import pytest
 import torch
+from conftest import SMALL_RUN
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from training import compose_config
 
@@ -75,7 +84,6 @@ def test_unknown_group_option_lists_the_valid_ones(override, valid, tmp_path, da
     [
         (["model.hidden_dim=0"], r"hidden_dim must be a positive int; got 0"),
         (["model.num_layers=-1"], r"num_layers must be a positive int; got -1"),
-        (["model.hidden_dim=abc"], r"hidden_dim must be a positive int; got 'abc'"),
         (["model.num_heads=5"], r"num_heads=5 must divide embed_dim=16; heads that do: \[1, 2"),
         (["model.mixer=conv"], r"unknown mixer 'conv'; choose one of \['attention'"),
         (["~model.out_dim"], r"missing 1 required positional argument: 'out_dim'"),
@@ -425,3 +433,139 @@ def test_features_of_different_widths_name_the_graph():
         r"dtype torch.float32, but graph 0 has \(3,\) and torch.float32",
     ):
         check_dataset(Graphs([graph(feat=torch.zeros(4, 3))] * 2 + [wide]), "train", "toy")
+
+
+# --- config types, checked before anything is built -----------------------------------------
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    """Make building the data fail the test: checks must come first."""
+
+    def built(*args, **kwargs):
+        raise AssertionError("the data was built before the settings were checked")
+
+    monkeypatch.setattr(GraphDataModule, "prepare_data", built)
+    monkeypatch.setattr(GraphDataModule, "setup", built)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.prenorm=no", r"model.prenorm='no': expected true or false \(an argument of "),
+        ("task.class_weighting=yes", r"task.class_weighting='yes': expected true or false"),
+        ("trainer.max_epochs=true", r"trainer.max_epochs=true: expected an int or null"),
+        ("train=no", r"train='no': expected true or false"),
+        ("model.hidden_dim=abc", r"model.hidden_dim='abc': expected an int"),
+        ("task.optimizer.lr=fast", r"task.optimizer.lr='fast': expected a number or Tensor"),
+        ("task.optimizer.lr=null", r"task.optimizer.lr=null: expected a number or Tensor"),
+        ("task.optimizer.lr=-0.1", r"Invalid learning rate: -0.1.*'lr': -0.1.*task.optimizer.lr"),
+        ("model.attn_dropout=1.5", r"model.attn_dropout=1.5: expected a probability in \[0, 1\]"),
+    ],
+)
+def test_wrong_types_and_ranges_are_named_before_the_data_is_built(
+    override, message, tmp_path, data_dir, no_data
+):
+    """'no' is truthy (pre-norm was built), true is the int 1 (one epoch was trained), and a
+    bad lr failed inside configure_optimizers after the data was built."""
+    with pytest.raises(ValueError, match=message):
+        run(tmp_path, data_dir, override)
+
+
+# --- checkpoints: damaged ones are refused, writes that fail name the file ------------------
+
+
+def _overwrite_a_tensor(path: Path) -> None:
+    """Overwrite 16 float32 weights inside the archive, as a bad disk or copy would."""
+    with zipfile.ZipFile(path) as archive:
+        tensors = [info for info in archive.infolist() if re.search(r"/data/\d+$", info.filename)]
+        entry = max(tensors, key=lambda info: info.file_size)
+    with open(path, "r+b") as file:
+        file.seek(entry.header_offset + 26)
+        name_length, extra_length = struct.unpack("<HH", file.read(4))
+        file.seek(entry.header_offset + 30 + name_length + extra_length)
+        file.write(struct.pack("<16f", *[0.5] * 16))  # plausible values: no NaN to notice
+
+
+DAMAGE = {
+    "zero bytes": lambda path: path.write_bytes(b""),
+    "random bytes": lambda path: path.write_bytes(os.urandom(4096)),
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
+    "weights overwritten": _overwrite_a_tensor,
+}
+
+
+@pytest.fixture
+def damaged(request, finished_run, tmp_path) -> Path:
+    """A copy of the finished run's checkpoints, one of them damaged (or a .partial file)."""
+    folder = shutil.copytree(finished_run.output_dir / "checkpoints", tmp_path / "checkpoints")
+    if request.param == "partial":
+        return Path(shutil.copy(folder / "last.ckpt", folder / "last.ckpt.partial"))
+    DAMAGE[request.param](folder / "last.ckpt")
+    return folder / "last.ckpt"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damaged", [*DAMAGE, "partial"], indirect=True)
+@pytest.mark.parametrize("job", ["eval", "resume"])
+def test_damaged_checkpoints_are_refused_naming_the_file_and_the_fallbacks(
+    damaged, job, tmp_path, data_dir
+):
+    """Before: EOFError; torch's advice to set weights_only=False; "PytorchStreamReader
+    failed" without the file; and overwritten weights loaded silently (test/loss 1e30)."""
+    from graphformer.cli.checkpoint import CheckpointError
+
+    ckpt_path = f'ckpt_path="{damaged}"'
+    if job == "eval":
+        cfg = compose_config([ckpt_path], tmp_path / "eval", data_dir, config_name="eval")
+        action = functools.partial(evaluate, cfg)
+    else:
+        cfg = compose_config([*SMALL_RUN, ckpt_path, "trainer.max_epochs=2"], tmp_path, data_dir)
+        action = functools.partial(train, cfg)
+    with pytest.raises(CheckpointError) as caught:
+        action()
+    message = str(caught.value)
+    assert message.startswith(f"{damaged} ")
+    assert "so it cannot be loaded" in message
+    assert re.search(r"Other checkpoints in .*: epoch_000.ckpt(, last.ckpt)?; pass one", message)
+    assert "weights_only" not in message
+
+
+def test_a_full_disk_names_the_checkpoint_and_what_to_do(tmp_path, monkeypatch):
+    """It was a bare "OSError: [Errno 28] No space left on device"."""
+    from graphformer.cli import checkpoint
+
+    def full(descriptor: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoint.os, "fsync", full)
+    target = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    with pytest.raises(OSError, match=r"No space left on device\. Free space in .*paths.log_dir"):
+        checkpoint.AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(4)}, target)
+    with pytest.raises(OSError) as caught:
+        checkpoint.AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(4)}, target)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert str(target) in str(caught.value)
+    assert list(target.parent.iterdir()) == []  # no .partial left behind
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/runs/a b/last.ckpt",
+        "/runs/a,b/last.ckpt",
+        "/runs/it's/last.ckpt",
+        '/runs/a "b"/last.ckpt',
+        "/runs/a\\b\\",
+        "/runs/[x]=y {z}/last.ckpt",
+        "/runs/2026-12-01_21-50-03.123456_42/checkpoints/last.ckpt",
+    ],
+)
+def test_printed_checkpoint_overrides_parse_back_to_the_path(path):
+    """A path with a space was printed as is: Hydra cannot parse it back."""
+    from graphformer.cli.build import cli_override
+
+    words = shlex.split(cli_override("ckpt_path", path))
+    assert len(words) == 1
+    (override,) = OverridesParser.create().parse_overrides(words)
+    assert (override.key_or_group, override.value()) == ("ckpt_path", path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -11,13 +13,18 @@ import threading
 from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
+from graphformer.cli.build import check_settings
 from graphformer.cli.eval import evaluate
+from graphformer.cli.eval import main as eval_main
+from graphformer.cli.train import main as train_main
 from graphformer.cli.train import train
 
 import hydra
 import lightning as L
 import pytest
 import torch
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from training import SHARED_DGL, compose_config, config_dir
 
@@ -105,6 +112,7 @@ def test_every_config_composes_and_instantiates(overrides, tmp_path, data_dir):
     cfg = compose_config(overrides, tmp_path, data_dir)
     run_keys = [key for key in cfg if key != "hydra"]
     OmegaConf.to_container(OmegaConf.masked_copy(cfg, run_keys), resolve=True)  # all resolve
+    check_settings(cfg)  # and every value has the type its constructor declares
     model = hydra.utils.instantiate(cfg.model)
     task = hydra.utils.instantiate(cfg.task, model=model)
     assert task.configure_optimizers()
@@ -315,3 +323,119 @@ def test_eval_of_a_missing_checkpoint_says_what_to_pass(tmp_path, data_dir):
     )
     with pytest.raises(FileNotFoundError, match=r"nope.ckpt.*is not a file; pass the .ckpt"):
         evaluate(cfg)
+
+
+# --- a run's life cycle: resume, report, test only, run folders, eval overrides, help -------
+
+
+def _quoted(path: Path) -> str:
+    """A path as a Hydra override value (the finished run's folder has a space)."""
+    return f'"{path}"'
+
+
+def test_max_epochs_zero_is_refused_before_anything_is_built(tmp_path, data_dir):
+    with pytest.raises(ValueError, match=r"trainer.max_epochs=0 trains nothing; set it to 1"):
+        run(tmp_path, data_dir, "trainer.max_epochs=0")
+
+
+@pytest.mark.slow
+def test_resuming_a_finished_run_says_how_to_train_on(finished_run, tmp_path, data_dir):
+    with pytest.raises(
+        ValueError,
+        match=r"nothing left to train: the checkpoint .* is at epoch 1 = trainer.max_epochs=1; "
+        r"raise trainer.max_epochs to train on, or test it with: graphformer-eval",
+    ):
+        run(tmp_path, data_dir, "trainer.max_epochs=1", f"ckpt_path={_quoted(finished_run.last)}")
+
+
+def _printed_ckpt_path(report: str, what: str) -> str:
+    """The ckpt_path of the command the report prints after ``what:``, as the shell and
+    Hydra read it."""
+    (line,) = [line for line in report.splitlines() if line.strip().startswith(f"{what}:")]
+    words = [w for w in shlex.split(line.split(":", 1)[1]) if w.startswith("ckpt_path=")]
+    (override,) = OverridesParser.create().parse_overrides(words)
+    return override.value()
+
+
+@pytest.mark.slow
+def test_report_names_this_runs_checkpoints_and_commands_that_parse(
+    finished_run, tmp_path, data_dir, capsys
+):
+    """With max_epochs=1 the last checkpoint went unreported; after a resume, the report
+    named the previous run's; a path with a space was printed unquoted."""
+    assert f"last checkpoint: {finished_run.last}\n" in finished_run.report
+    assert f"best checkpoint: {finished_run.best}\n" in finished_run.report
+    assert _printed_ckpt_path(finished_run.report, "test it") == str(finished_run.best)
+    assert _printed_ckpt_path(finished_run.report, "resume") == str(finished_run.last)
+
+    resumed, _ = run(
+        tmp_path,
+        data_dir,
+        "trainer.max_epochs=2",
+        "logger=none",
+        f"ckpt_path={_quoted(finished_run.last)}",
+        name="resumed",
+    )
+    report = capsys.readouterr().out
+    last = Path(resumed.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert f"last checkpoint: {last}\n" in report
+    assert _printed_ckpt_path(report, "resume") == str(last)
+
+
+@pytest.mark.slow
+def test_train_false_tests_the_given_checkpoint(finished_run, tmp_path, data_dir, capsys):
+    """It tested the untrained weights (test acc 0.166 against the checkpoint's 0.271)."""
+    run(tmp_path, data_dir, "train=false", "logger=none", f"ckpt_path={_quoted(finished_run.best)}")
+    tested = re.findall(r"test/\w+ = \S+", capsys.readouterr().out)
+    assert tested == re.findall(r"test/\w+ = \S+", finished_run.report)
+    assert tested
+
+
+@pytest.mark.slow
+def test_eval_names_the_evaluated_file_and_honours_data_overrides(
+    finished_run, tmp_path, data_dir, capsys
+):
+    def evaluated(*overrides: str) -> dict[str, float]:
+        ckpt_path = f"ckpt_path={_quoted(finished_run.best)}"
+        cfg = compose_config([ckpt_path, *overrides], tmp_path, data_dir, config_name="eval")
+        return evaluate(cfg)
+
+    full = evaluated()
+    report = capsys.readouterr().out
+    assert f"evaluated checkpoint: {finished_run.best}\n" in report
+    assert "last checkpoint" not in report  # it named the training run's last.ckpt
+    assert evaluated("+data.test_graphs=16")["test/loss"] != full["test/loss"]  # ignored
+    with pytest.raises(ValueError, match=r"has no data.test_graph; \+data.KEY=VALUE can override"):
+        evaluated("+data.test_graph=8")
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, data_dir):
+    """The folder was named to the second: two runs started together shared one."""
+    folders = [
+        OmegaConf.select(compose_config([], tmp_path, data_dir), "hydra.run.dir") for _ in (1, 2)
+    ]
+    assert folders[0] != folders[1]
+    assert sorted(folders) == folders  # the names still sort by start time
+
+
+@pytest.mark.parametrize(
+    ("main", "expected"),
+    [
+        (
+            train_main,
+            [r"train a graph Transformer", r"trainer.max_epochs=N .*\[8\]", r"data=NAME .*\[clus"],
+        ),
+        (eval_main, [r"test a checkpoint", r"ckpt_path=PATH", r"\+data.KEY=VALUE"]),
+    ],
+    ids=["train", "eval"],
+)
+def test_help_describes_the_job_and_its_main_options(main, expected, monkeypatch, capsys):
+    """It said only "train is powered by Hydra"."""
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["graphformer", "--help"])
+    with pytest.raises(SystemExit) as caught:
+        main()
+    assert caught.value.code == 0
+    shown = capsys.readouterr().out
+    for pattern in expected:
+        assert re.search(pattern, shown), pattern

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import re
+import shlex
+import signal
+import sys
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from graphformer.cli import tracking
+from graphformer.cli import checkpoint, console, tracking, typecheck
 from graphformer.tasks import GraphTask
 from graphformer.tasks.base import CONFIG_KEY
 
@@ -13,7 +22,9 @@ import dgl
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
@@ -31,6 +42,16 @@ OmegaConf.register_new_resolver(
     replace=True,
 )
 OmegaConf.register_new_resolver("graphformer.mkdir", _existing_dir, replace=True)
+
+
+def _run_id() -> str:
+    """A run folder's name: the start time to the microsecond, then the process id, so that
+    runs started together get folders of their own and the names still sort by time."""
+    return f"{datetime.now():%Y-%m-%d_%H-%M-%S.%f}_{os.getpid()}"
+
+
+# Cached: every reference within one config resolves to the same name.
+OmegaConf.register_new_resolver("graphformer.run_id", _run_id, use_cache=True, replace=True)
 
 
 def seed_everything(seed: int | None) -> None:
@@ -73,6 +94,7 @@ def task(cfg: DictConfig, data: L.LightningDataModule) -> GraphTask:
     """The model inside its task, checked against the data's level."""
     model = hydra.utils.instantiate(cfg.model)
     result: GraphTask = hydra.utils.instantiate(cfg.task, model=model)
+    _check_optimizer(cfg, result)
     data_level = getattr(data, "level", None)
     if data_level is not None and data_level != result.level:
         raise ValueError(
@@ -98,6 +120,23 @@ def check_encodings(model: torch.nn.Module, data: L.LightningDataModule) -> None
                 f"data.{key}={wanted}, or model.{key}={made} (by default model.{key} "
                 f"follows data.{key})"
             )
+
+
+def _check_optimizer(cfg: DictConfig, task: GraphTask) -> None:
+    """Build the optimizer and scheduler once now (cheap), so torch's own checks of their
+    settings (a negative ``lr`` ...) fail before the data is built, naming the config keys."""
+    try:
+        task.configure_optimizers()
+    except (ValueError, TypeError) as error:
+        settings = {
+            f"task.{key}": OmegaConf.to_container(cfg.task[key], resolve=True)
+            for key in ("optimizer", "scheduler")
+            if cfg.task.get(key)
+        }
+        raise ValueError(
+            f"the optimizer or scheduler refuses its settings: {error}. The settings: "
+            f"{settings}; fix them, e.g. task.optimizer.lr=1e-3"
+        ) from error
 
 
 def metrics(trainer: L.Trainer) -> dict[str, float]:
@@ -143,50 +182,112 @@ def optimized_metric(
     return validation[name]
 
 
-def report(trainer: L.Trainer, loggers: list, results: dict[str, float]) -> None:
-    """Tell the user where the checkpoint and the wandb run are, and the headline numbers."""
+def report(
+    loggers: list, results: dict[str, float], checkpoints: dict[str, str | None], commands=()
+) -> None:
+    """Tell the user where the checkpoints and the wandb run are, the headline numbers and
+    the ``commands`` to go on with (each a ``(what, command)`` pair)."""
     lines = ["graphformer run finished:"]
-    best = best_checkpoint(trainer)
-    if best:
-        lines.append(f"  best checkpoint: {best}")
-    last = last_checkpoint(trainer)
-    if last:
-        lines.append(f"  last checkpoint: {last}")
+    lines += [f"  {label}: {path}" for label, path in checkpoints.items() if path]
     run_dir = tracking.wandb_run_dir(loggers)
     if run_dir:
         lines.append(f"  wandb run: {run_dir}  (upload later with: wandb sync {run_dir})")
     for key in sorted(results):
         if key.startswith(("val/", "test/")):
             lines.append(f"  {key} = {results[key]:.4f}")
-    log.info("\n".join(lines))
+    lines += [f"  {what}: {command}" for what, command in commands]
+    console.show("\n".join(lines))
 
 
-def stored_config(ckpt_path: str) -> DictConfig:
-    """The run configuration ``graphformer-train`` stored in the checkpoint."""
+#: Values that Hydra's override grammar and the shell both take as they are.
+_PLAIN = re.compile(r"[\w/.\-+:]+")
+
+
+def cli_override(key: str, value: str) -> str:
+    """``key=value`` as one shell word that Hydra parses back to exactly ``value``.
+
+    A path with spaces, commas, quotes or brackets is put in Hydra's double quotes (inside,
+    a quote and the backslashes before it are escaped), then quoted for the shell.
+    """
+    if _PLAIN.fullmatch(value):
+        return f"{key}={value}"
+    escaped = re.sub(r'(\\*)("|$)', lambda m: 2 * m[1] + "\\" * len(m[2]) + m[2], value)
+    return shlex.quote(f'{key}="{escaped}"')
+
+
+def command(program: str, *overrides: str) -> str:
+    """``program`` with this job's command-line overrides, those named in ``overrides``
+    (``key=value`` words from :func:`cli_override`) replacing any with the same key."""
+    keys = {override.split("=", 1)[0].strip("'") for override in overrides}
+    given = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    kept = [shlex.quote(o) for o in given if o.split("=", 1)[0].lstrip("+~") not in keys]
+    return " ".join([program, *kept, *overrides])
+
+
+@contextlib.contextmanager
+def exit_on_sigterm(trainer: L.Trainer, what: str, resumable: bool) -> Iterator[None]:
+    """Turn Lightning's stop on SIGTERM (a ``SystemExit`` with status 0) into exit status 143,
+    so that a scheduler sees a preempted job as failed; say how to resume it if ``resumable``.
+
+    Lightning only sets a flag in its signal handler and stops between batches, so a
+    checkpoint being written is finished first; ``last.ckpt`` holds the last whole epoch.
+    """
+    try:
+        yield
+    except SIGTERMException:
+        last = last_checkpoint(trainer) if resumable else None
+        message = (
+            f"graphformer: SIGTERM received: {what} stopped in epoch {trainer.current_epoch}, "
+            f"step {trainer.global_step}"
+        )
+        if last:
+            resume = command("graphformer-train", cli_override("ckpt_path", last))
+            message += f"; resume from the last completed epoch with: {resume}"
+        elif resumable:
+            message += "; no epoch had completed, so there is no checkpoint to resume from"
+        print(message, file=sys.stderr, flush=True)
+        raise SystemExit(128 + signal.SIGTERM) from None
+
+
+def read_checkpoint(ckpt_path: str) -> dict[str, Any]:
+    """The checkpoint at ``ckpt_path``, verified (:func:`graphformer.cli.checkpoint.verify`)."""
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(
             f"ckpt_path={ckpt_path!r} is not a file; pass the .ckpt a training run saved "
             "(its path is printed at the end of graphformer-train, under checkpoints/)"
         )
-    checkpoint = torch.load(path, map_location="cpu")
-    if CONFIG_KEY not in checkpoint:
+    return checkpoint.load(path)
+
+
+def stored_config(saved: dict[str, Any], ckpt_path: str) -> DictConfig:
+    """The run configuration ``graphformer-train`` stored in the checkpoint ``saved``."""
+    if CONFIG_KEY not in saved:
         raise ValueError(
-            f"{path} holds no graphformer configuration ({CONFIG_KEY!r}); only checkpoints "
+            f"{ckpt_path} holds no graphformer configuration ({CONFIG_KEY!r}); only checkpoints "
             "written by graphformer-train can be evaluated this way"
         )
-    return OmegaConf.create(checkpoint[CONFIG_KEY])
+    return OmegaConf.create(saved[CONFIG_KEY])
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Types of every constructor argument, and the run's switches, before anything is built."""
+    typecheck.check(cfg, "data", "model", "task", "trainer", "callbacks", "logger")
+    typecheck.check_flags(cfg, "train", "test")
 
 
 def check_resumable(cfg: DictConfig) -> None:
-    """Fail before training when ``ckpt_path`` was trained with another model or task.
+    """Fail before training when ``ckpt_path`` cannot be loaded or continued: damaged, trained
+    with another model or task, or already at ``trainer.max_epochs`` / ``max_steps``.
 
     Lists every differing key, e.g. ``model.hidden_dim: 64 in the checkpoint, 32 now``.
     Optimizer, trainer and data sizes may change on resume; the architecture may not.
     """
+    check_schedule(cfg)
     if not cfg.get("ckpt_path"):
         return
-    stored = stored_config(cfg.ckpt_path)
+    saved = read_checkpoint(cfg.ckpt_path)
+    stored = stored_config(saved, cfg.ckpt_path)
     now = {
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "task": {"_target_": cfg.task.get("_target_")},
@@ -206,6 +307,39 @@ def check_resumable(cfg: DictConfig) -> None:
             + "\nResume with the checkpoint's settings (see its run's .hydra/config.yaml) or drop "
             "ckpt_path to start afresh."
         )
+    if cfg.get("train", True):
+        check_unfinished(cfg, saved)
+
+
+def check_schedule(cfg: DictConfig) -> None:
+    """Refuse a fit that would train nothing: ``trainer.max_epochs=0`` or ``max_steps=0``."""
+    for key in ("max_epochs", "max_steps"):
+        if cfg.get("train", True) and cfg.trainer.get(key) == 0:
+            raise ValueError(
+                f"trainer.{key}=0 trains nothing; set it to 1 or more, or pass train=false "
+                "(with ckpt_path=... to test a checkpoint)"
+            )
+
+
+def check_unfinished(cfg: DictConfig, saved: dict[str, Any]) -> None:
+    """Refuse to resume from a checkpoint (``saved``) that has already reached
+    ``trainer.max_epochs`` or ``trainer.max_steps``: Lightning would train nothing."""
+    fit_loop = saved.get("loops", {}).get("fit_loop", {})
+    epochs = fit_loop.get("epoch_progress", {}).get("current", {}).get("processed")
+    epochs = saved.get("epoch", -1) + 1 if epochs is None else epochs
+    steps = saved.get("global_step", 0)
+    max_epochs, max_steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1)
+    if max_epochs is not None and 0 <= max_epochs <= epochs:
+        sign = "=" if epochs == max_epochs else ">"
+        reached = f"epoch {epochs} {sign} trainer.max_epochs={max_epochs}; raise trainer.max_epochs"
+    elif max_steps is not None and 0 <= max_steps <= steps:
+        reached = f"step {steps} ≥ trainer.max_steps={max_steps}; raise trainer.max_steps"
+    else:
+        return
+    raise ValueError(
+        f"nothing left to train: the checkpoint ckpt_path={cfg.ckpt_path} is at {reached} to "
+        f"train on, or test it with: graphformer-eval {cli_override('ckpt_path', cfg.ckpt_path)}"
+    )
 
 
 def _differences(old: object, new: object, prefix: str = ""):

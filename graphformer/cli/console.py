@@ -53,3 +53,12 @@ def setup() -> None:
             handler.addFilter(_DropNoise())
     for handler in root.handlers:
         handler.addFilter(_DropNoise())
+
+
+def show(text: str) -> None:
+    """Show ``text`` to the user: through logging where it is configured (under Hydra: the
+    console and the run's log file), else on stdout (the compose API, notebooks)."""
+    if logging.getLogger().handlers:
+        logging.getLogger("graphformer").info(text)
+    else:
+        print(text, flush=True)
