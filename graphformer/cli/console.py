@@ -56,9 +56,11 @@ def setup() -> None:
 
 
 def show(text: str) -> None:
-    """Show ``text`` to the user: through logging where it is configured (under Hydra: the
-    console and the run's log file), else on stdout (the compose API, notebooks)."""
-    if logging.getLogger().handlers:
-        logging.getLogger("graphformer").info(text)
-    else:
-        print(text, flush=True)
+    """Print ``text`` for the user and write it to the run's log files (under Hydra,
+    ``<run dir>/<job>.log``), without printing it twice."""
+    print(text, flush=True)
+    logger = logging.getLogger("graphformer")
+    record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, text, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
