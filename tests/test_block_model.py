@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import graphformer  # noqa: F401  (before DGL)
+from graphformer.data.sbm import cluster_graph
 from graphformer.graphs import add_self_loops, complete_graph
 from graphformer.nn import (
     MIXERS,
@@ -15,6 +18,7 @@ from graphformer.nn import (
 from graphformer.nn.block import LOCAL_MIXERS
 
 import dgl
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -104,15 +108,15 @@ def test_full_block_equals_torch_transformer_encoder_layer(prenorm):
         for ours, theirs in [
             (block.ffn[0], reference.linear1),
             (block.ffn[3], reference.linear2),
-            (block.norm1, reference.norm1),
-            (block.norm2, reference.norm2),
+            (block.norm_full, reference.norm1),
+            (block.norm_ffn, reference.norm2),
         ]:
             theirs.weight.copy_(ours.weight)
             theirs.bias.copy_(ours.bias)
-        for norm in (block.norm1, block.norm2):
+        for norm in (block.norm_full, block.norm_ffn):
             norm.weight.uniform_(0.5, 1.5)
-        reference.norm1.weight.copy_(block.norm1.weight)
-        reference.norm2.weight.copy_(block.norm2.weight)
+        reference.norm1.weight.copy_(block.norm_full.weight)
+        reference.norm2.weight.copy_(block.norm_ffn.weight)
     graph = batch()
     x = torch.randn(graph.num_nodes(), DIM)
 
@@ -122,13 +126,57 @@ def test_full_block_equals_torch_transformer_encoder_layer(prenorm):
 
 
 @pytest.mark.parametrize("local_mixer", LOCAL_MIXERS)
-def test_gps_mix_is_local_plus_full(local_mixer):
-    block = GraphTransformerBlock(DIM, "gps", HEADS, local_mixer=local_mixer)
+def test_gps_block_is_graphgps_layer_by_hand(local_mixer):
+    """Post-norm GPS: each branch its own residual + norm, summed, then FFN + residual + norm
+    (GraphGPS's GPSLayer and PyG's GPSConv)."""
+    block = GraphTransformerBlock(DIM, "gps", HEADS, local_mixer=local_mixer, prenorm=False)
     block = randomize_biases(block).eval()
-    graph = add_self_loops(batch())
+    with torch.no_grad():
+        for norm in (block.norm_local, block.norm_full, block.norm_ffn):
+            norm.weight.uniform_(0.5, 1.5)
+    graph = batch()
     x = torch.randn(graph.num_nodes(), DIM)
-    expected = block.local(graph, x) + block.full(complete_graph(SIZES), x)
-    assert_close("gps mix vs local(x) + full(x)", block.mix(graph, x), expected)
+    looped = add_self_loops(graph)
+    local = block.norm_local(x + block.local(looped, x))
+    full = block.norm_full(x + block.full(complete_graph(SIZES), x))
+    h = local + full
+    expected = block.norm_ffn(h + block.ffn(h))
+    assert_close("gps block vs GraphGPS layer by hand", block(graph, x), expected)
+
+
+@pytest.mark.slow
+def test_deep_postnorm_gps_stack_learns():
+    """16 post-norm BatchNorm GPS blocks (GCN + full attention, dropout 0.1, attention
+    dropout 0.5, as the cluster_gps recipe) must leave ln C within 3 epochs on small
+    CLUSTER graphs. One shared residual + norm over the summed branches, or per-chunk
+    Xavier attention projections, each keeps the train loss at ln 6 (issue 12)."""
+    torch.manual_seed(0)
+    graphs = [cluster_graph(np.random.default_rng([0, i]), size_range=(4, 10)) for i in range(48)]
+    model = GraphTransformer(
+        6,
+        32,
+        16,
+        mixer="gps",
+        num_heads=4,
+        num_categories=7,
+        norm="batch",
+        prenorm=False,
+        activation="relu",
+        dropout=0.1,
+        attn_dropout=0.5,
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-5)
+    for _ in range(3):
+        losses = []
+        for start in range(0, len(graphs), 16):
+            graph = dgl.batch(graphs[start : start + 16])
+            loss = F.cross_entropy(model(graph, graph.ndata["feat"]), graph.ndata["label"])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    last_epoch = sum(losses) / len(losses)
+    assert last_epoch < math.log(6) - 0.08, f"train loss {last_epoch:.3f} stayed near ln 6"
 
 
 def test_block_passes_edge_features_with_self_loops():
@@ -144,8 +192,8 @@ def test_block_passes_edge_features_with_self_loops():
     assert not torch.allclose(out, block(graph, x, torch.randn_like(edge_feat)))
     graph.edata["feat"] = edge_feat
     looped = add_self_loops(graph, fill_value=0.0)
-    h = x + block.mix(looped, block.norm1(x), looped.edata["feat"])
-    expected = h + block.ffn(block.norm2(h))
+    h = x + block.local(looped, block.norm_local(x), looped.edata["feat"])
+    expected = h + block.ffn(block.norm_ffn(h))
     assert_close("block with edge features vs mix + ffn", out, expected)
 
 
@@ -304,7 +352,7 @@ def test_attention_weights_are_each_attention_blocks_softmax(prenorm):
     assert torch.allclose(per_node, torch.ones_like(per_node))
     first = model.blocks[0]
     h = model.node_encoder(x)
-    _, expected = first.local(looped, first.norm1(h) if prenorm else h, return_attention=True)
+    _, expected = first.local(looped, first.norm_local(h) if prenorm else h, return_attention=True)
     assert_close("attention_weights vs block 0 by hand", weights[0], expected)
     assert torch.equal(model.encode(graph, x), model.encode(graph, x, attention=[]))
 

@@ -106,11 +106,29 @@ class MultiHeadAttention(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Xavier-uniform projections and zero biases, as ``nn.MultiheadAttention``."""
-        for linear in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
-            nn.init.xavier_uniform_(linear.weight)
-            if linear.bias is not None:
-                nn.init.zeros_(linear.bias)
+        r"""Initialise as ``torch.nn.MultiheadAttention._reset_parameters`` does.
+
+        Self-attention: the three projections are chunks of one (3·E, E) in-projection drawn
+        Xavier-uniform as a whole (bound :math:`\sqrt{6 / 4E}`, not :math:`\sqrt{6 / 2E}`
+        per chunk); cross-attention: each drawn Xavier-uniform on its own. ``out_proj``
+        keeps ``nn.Linear``'s default (bound :math:`1/\sqrt{E}`); all biases are zero.
+        Deep post-norm GPS stacks stay at chance with per-chunk Xavier projections
+        (√2 larger, so scores twice as large) and a Xavier ``out_proj`` (√3 larger).
+        """
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        with torch.no_grad():
+            if self.src_dim == self.embed_dim:
+                in_proj = torch.empty(3 * self.embed_dim, self.embed_dim)
+                nn.init.xavier_uniform_(in_proj)
+                for linear, chunk in zip(projections, in_proj.chunk(3), strict=True):
+                    linear.weight.copy_(chunk)
+            else:
+                for linear in projections:
+                    nn.init.xavier_uniform_(linear.weight)
+            self.out_proj.reset_parameters()
+            for linear in (*projections, self.out_proj):
+                if linear.bias is not None:
+                    nn.init.zeros_(linear.bias)
         if self.edge_dim is not None:
             nn.init.xavier_uniform_(self.edge_key.weight)
             nn.init.xavier_uniform_(self.edge_value.weight)

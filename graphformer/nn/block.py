@@ -27,24 +27,27 @@ def choose(kind: str, value: str, options) -> str:
 
 
 class GraphTransformerBlock(nn.Module):
-    r"""One Transformer layer whose token mixer is message passing on a graph.
+    r"""One Transformer layer whose token mixers are message passing on a graph.
 
-    Pre-norm (default):
+    Each mixer :math:`m_b` (a local one, a global one, or both, as in GraphGPS) is a
+    branch with its own dropout, residual and norm; the branches are summed, then the FFN.
+    Post-norm (GraphGPS, Rampášek et al. 2022; PyG ``GPSConv``):
 
     .. math::
-        x \leftarrow x + \mathrm{drop}(\mathrm{mixer}(\mathrm{norm}_1(x))), \qquad
-        x \leftarrow x + \mathrm{drop}(\mathrm{FFN}(\mathrm{norm}_2(x)))
+        h = \sum_b \mathrm{norm}_b\big(x + \mathrm{drop}(m_b(x))\big), \qquad
+        x' = \mathrm{norm}_{ffn}\big(h + \mathrm{drop}(\mathrm{FFN}(h))\big)
 
-    Post-norm: :math:`x \leftarrow \mathrm{norm}_1(x + \mathrm{drop}(\mathrm{mixer}(x)))`,
-    then the same for the FFN. :math:`\mathrm{FFN}(x) = W_2\,\sigma(W_1 x)` with hidden
-    width ``ffn_ratio * dim``.
+    Pre-norm (default): :math:`h = x + \sum_b \mathrm{drop}(m_b(\mathrm{norm}_b(x)))`,
+    :math:`x' = h + \mathrm{drop}(\mathrm{FFN}(\mathrm{norm}_{ffn}(h)))`. With one mixer
+    both are the usual Transformer layer. :math:`\mathrm{FFN}(x) = W_2\,\sigma(W_1 x)`
+    with hidden width ``ffn_ratio * dim``.
 
     Mixers:
 
     - ``gcn`` / ``sage`` / ``attention``: on the input graph (``attention`` with self-loops
       is GAT-style neighbourhood attention; edge features enter it as Shaw terms);
     - ``full``: attention on the complete graph of each sample (a plain Transformer);
-    - ``gps``: ``local_mixer(x) + full(x)``, as in GraphGPS (Rampášek et al., 2022).
+    - ``gps``: ``local_mixer`` and ``full``, each its own branch, as in GraphGPS.
 
     Parameters
     ----------
@@ -130,7 +133,9 @@ class GraphTransformerBlock(nn.Module):
         }
         self.local = build_local[local]() if mixer != "full" else None
         self.full = attention(edges=False, engine=engine) if mixer in ("full", "gps") else None
-        self.norm1, self.norm2 = NORMS[norm](dim), NORMS[norm](dim)
+        self.norm_local = NORMS[norm](dim) if self.local is not None else None
+        self.norm_full = NORMS[norm](dim) if self.full is not None else None
+        self.norm_ffn = NORMS[norm](dim)
         hidden = max(1, round(ffn_ratio * dim))
         self.ffn = nn.Sequential(
             nn.Linear(dim, hidden),
@@ -140,27 +145,22 @@ class GraphTransformerBlock(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
 
-    def mix(
-        self,
-        graph: dgl.DGLGraph,
-        x: torch.Tensor,
-        edge_feat: torch.Tensor | None = None,
-        full_graph: dgl.DGLGraph | None = None,
+    def mix_local(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_feat: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The mixer alone: message passing on the local and/or complete graph."""
-        out = 0
-        if self.local is not None:
-            if isinstance(self.local, MultiHeadAttention):
-                out = self.local(graph, x, edge_feat=edge_feat)
-            else:
-                out = self.local(graph, x)
-        if self.full is not None:
-            if full_graph is None and self.full.engine in ("auto", "dense"):
-                out = out + self.full.full_attention(x, graph.batch_num_nodes())
-            else:
-                full_graph = complete_graph(graph) if full_graph is None else full_graph
-                out = out + self.full(full_graph, x)
-        return out
+        """The local mixer alone, on ``graph`` as given."""
+        if isinstance(self.local, MultiHeadAttention):
+            return self.local(graph, x, edge_feat=edge_feat)
+        return self.local(graph, x)
+
+    def mix_full(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, full_graph: dgl.DGLGraph | None = None
+    ) -> torch.Tensor:
+        """The global mixer alone: attention among the nodes of each sample."""
+        if full_graph is None and self.full.engine in ("auto", "dense"):
+            return self.full.full_attention(x, graph.batch_num_nodes())
+        full_graph = complete_graph(graph) if full_graph is None else full_graph
+        return self.full(full_graph, x)
 
     def forward(
         self,
@@ -182,8 +182,13 @@ class GraphTransformerBlock(nn.Module):
             )
         if self.self_loops and self.local is not None:
             graph, edge_feat = add_self_loops_with_features(graph, edge_feat)
+        branches = []
+        if self.local is not None:
+            branches.append((self.norm_local, lambda h: self.mix_local(graph, h, edge_feat)))
+        if self.full is not None:
+            branches.append((self.norm_full, lambda h: self.mix_full(graph, h, full_graph)))
         if self.prenorm:
-            x = x + self.dropout(self.mix(graph, self.norm1(x), edge_feat, full_graph))
-            return x + self.dropout(self.ffn(self.norm2(x)))
-        x = self.norm1(x + self.dropout(self.mix(graph, x, edge_feat, full_graph)))
-        return self.norm2(x + self.dropout(self.ffn(x)))
+            h = x + sum(self.dropout(mixer(norm(x))) for norm, mixer in branches)
+            return h + self.dropout(self.ffn(self.norm_ffn(h)))
+        h = sum(norm(x + self.dropout(mixer(x))) for norm, mixer in branches)
+        return self.norm_ffn(h + self.dropout(self.ffn(h)))

@@ -193,7 +193,7 @@ class GraphTransformer(nn.Module):
             full = complete_graph(graph)
         for block in self.blocks:
             if attention is not None and isinstance(block.local, MultiHeadAttention):
-                mixer_input = block.norm1(h) if block.prenorm else h
+                mixer_input = block.norm_local(h) if block.prenorm else h
                 _, weights = block.local(local, mixer_input, edge_feat, return_attention=True)
                 attention.append(weights)
             h = block(local, h, edge_feat=edge_feat, full_graph=full)
