@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from graphformer.graphs import add_self_loops_with_features, complete_graph
-from graphformer.nn.attention import ENGINES, MultiHeadAttention
+from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.checks import check_node_features, check_positive
 from graphformer.nn.conv import GCNConv, SAGEConv
-from graphformer.nn.torch_ops import SPARSE_ENGINES
+from graphformer.nn.message_passing import check_engine, local_engine
 
 import dgl
 import torch
@@ -112,9 +112,7 @@ class GraphTransformerBlock(nn.Module):
                 + (f", local_mixer={local_mixer!r}" if mixer == "gps" else "")
             )
 
-        if engine not in ENGINES:
-            raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
-        sparse = engine if engine in SPARSE_ENGINES else "auto"
+        sparse = local_engine(check_engine(engine))
 
         def attention(edges: bool, engine: str = sparse) -> MultiHeadAttention:
             return MultiHeadAttention(
