@@ -16,6 +16,7 @@ from graphformer.nn import (
     pe_transform,
 )
 from graphformer.nn.block import LOCAL_MIXERS
+from graphformer.nn.mixers import MixerOptions, build_mixer
 
 import dgl
 import numpy as np
@@ -78,7 +79,7 @@ def test_full_block_equals_attention_then_ffn_by_hand():
     """norm='none', dropout 0, one sample: x + MHA(x), then x + W2 σ(W1 x + b1) + b2."""
     block = randomize_biases(GraphTransformerBlock(DIM, "full", HEADS, norm="none")).eval()
     mha = nn.MultiheadAttention(DIM, HEADS, batch_first=True).eval()
-    copy_into_torch_mha(block.full, mha)
+    copy_into_torch_mha(block.full.attention, mha)
     x = torch.randn(6, DIM)
 
     out = block(dgl.graph(([], []), num_nodes=6), x)  # the input graph's edges are unused
@@ -103,7 +104,7 @@ def test_full_block_equals_torch_transformer_encoder_layer(prenorm):
         batch_first=True,
         norm_first=prenorm,
     ).eval()
-    copy_into_torch_mha(block.full, reference.self_attn)
+    copy_into_torch_mha(block.full.attention, reference.self_attn)
     with torch.no_grad():
         for ours, theirs in [
             (block.ffn[0], reference.linear1),
@@ -137,8 +138,8 @@ def test_gps_block_is_graphgps_layer_by_hand(local_mixer):
     graph = batch()
     x = torch.randn(graph.num_nodes(), DIM)
     looped = add_self_loops(graph)
-    local = block.norm_local(x + block.local(looped, x))
-    full = block.norm_full(x + block.full(complete_graph(SIZES), x))
+    local = block.norm_local(x + block.local(looped, x, None)[0])
+    full = block.norm_full(x + block.full.attention(complete_graph(SIZES), x))
     h = local + full
     expected = block.norm_ffn(h + block.ffn(h))
     assert_close("gps block vs GraphGPS layer by hand", block(graph, x), expected)
@@ -192,7 +193,7 @@ def test_block_passes_edge_features_with_self_loops():
     assert not torch.allclose(out, block(graph, x, torch.randn_like(edge_feat)))
     graph.edata["feat"] = edge_feat
     looped = add_self_loops(graph, fill_value=0.0)
-    h = x + block.local(looped, block.norm_local(x), looped.edata["feat"])
+    h = x + block.local.attention(looped, block.norm_local(x), looped.edata["feat"])
     expected = h + block.ffn(block.norm_ffn(h))
     assert_close("block with edge features vs mix + ffn", out, expected)
 
@@ -352,7 +353,8 @@ def test_attention_weights_are_each_attention_blocks_softmax(prenorm):
     assert torch.allclose(per_node, torch.ones_like(per_node))
     first = model.blocks[0]
     h = model.node_encoder(x)
-    _, expected = first.local(looped, first.norm_local(h) if prenorm else h, return_attention=True)
+    mixer_input = first.norm_local(h) if prenorm else h
+    _, expected = first.local.attention(looped, mixer_input, return_attention=True)
     assert_close("attention_weights vs block 0 by hand", weights[0], expected)
     assert torch.equal(model.encode(graph, x), model.encode(graph, x, attention=[]))
 
@@ -363,3 +365,17 @@ def test_attention_weights_skip_blocks_without_local_attention_and_need_eval():
     with pytest.raises(RuntimeError, match=r"model.eval\(\)"):
         model.attention_weights(graph, torch.randn(5, 4))
     assert model.eval().attention_weights(graph, torch.randn(5, 4))[1] == []
+
+
+def test_injected_mixers_equal_the_named_ones():
+    """Mixer modules passed in (as PyG's GPSConv(conv=...)) make the same block as names."""
+    named = GraphTransformerBlock(DIM, "gps", HEADS, local_mixer="sage").eval()
+    injected = GraphTransformerBlock(
+        DIM,
+        local=build_mixer("sage", MixerOptions(DIM)),
+        global_mixer=build_mixer("full", MixerOptions(DIM, HEADS)),
+    ).eval()
+    injected.load_state_dict(named.state_dict())
+    graph = batch()
+    x = torch.randn(graph.num_nodes(), DIM)
+    assert_close("block with injected mixers vs named", injected(graph, x), named(graph, x))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from graphformer.graphs import add_self_loops, add_self_loops_with_features, complete_graph
-from graphformer.nn.attention import MultiHeadAttention
+from graphformer.graphs import add_self_loops, add_self_loops_with_features
 from graphformer.nn.block import ACTIVATIONS, NORMS, GraphTransformerBlock, choose
 from graphformer.nn.checks import check_edge_tensor, check_positive
 from graphformer.nn.encoders import (
@@ -179,24 +178,26 @@ class GraphTransformer(nn.Module):
                 h = h + encoder(graph, graph.ndata[name].to(h.device))
         if edge_feat is not None:
             self._check_edge_feat(graph, edge_feat)
-        local, full = graph, None
-        if any(block.local is not None for block in self.blocks):
-            if self.edge_encoder is not None:
-                if edge_feat is None:
-                    raise ValueError("the model was built for edge features; pass edge_feat")
-                edge_feat = self.edge_encoder(edge_feat)
-            local, edge_feat = add_self_loops_with_features(graph, edge_feat)
-        message_passing = ("dgl", "torch")
-        if any(
-            block.full is not None and block.full.engine in message_passing for block in self.blocks
-        ):
-            full = complete_graph(graph)
-        for block in self.blocks:
-            if attention is not None and isinstance(block.local, MultiHeadAttention):
-                mixer_input = block.norm_local(h) if block.prenorm else h
-                _, weights = block.local(local, mixer_input, edge_feat, return_attention=True)
-                attention.append(weights)
-            h = block(local, h, edge_feat=edge_feat, full_graph=full)
+        if self.edge_encoder is not None:
+            if edge_feat is None:
+                raise ValueError("the model was built for edge features; pass edge_feat")
+            edge_feat = self.edge_encoder(edge_feat)
+        local = self.blocks[0].local
+        if local is not None and getattr(local, "self_loops", False):
+            graph, edge_feat = add_self_loops_with_features(graph, edge_feat)
+        recorders = [
+            block.local for block in self.blocks if hasattr(block.local, "record_attention")
+        ]
+        for recorder in recorders:
+            recorder.record_attention = attention is not None
+        try:
+            for block in self.blocks:
+                h, edge_feat = block(graph, h, edge_feat, return_edges=True)
+        finally:
+            for recorder in recorders:
+                recorder.record_attention = False
+        if attention is not None:
+            attention.extend(recorder.weights for recorder in recorders)
         return self.final_norm(h)
 
     @torch.no_grad()
