@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.data.sbm import cluster_graph
@@ -44,8 +45,9 @@ def batch(sizes=SIZES, seed: int = 0) -> dgl.DGLGraph:
     return random_graph(sizes, p=0.35, seed=seed)
 
 
-def finite_grads(module: nn.Module) -> bool:
-    grads = [p.grad for p in module.parameters() if p.requires_grad]
+def finite_grads(module: nn.Module, unused: str = "^$") -> bool:
+    """Every parameter (but those whose name matches ``unused``) has a finite gradient."""
+    grads = [p.grad for n, p in module.named_parameters() if not re.match(unused, n)]
     return all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
@@ -60,9 +62,10 @@ def test_block_shape_equivariance_and_grads(mixer, prenorm, norm):
     graph = batch()
     x = torch.randn(graph.num_nodes(), DIM, requires_grad=True)
 
-    out = block(graph, x)
+    out, edges = block(graph, x, return_edges=True)
     assert out.shape == (graph.num_nodes(), DIM)
-    out.square().mean().backward()
+    edge_loss = edges.square().mean() if edges is not None else 0.0  # mixers updating edges
+    (out.square().mean() + edge_loss).backward()
     assert finite_grads(block)
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
@@ -137,8 +140,9 @@ def test_gps_block_is_graphgps_layer_by_hand(local_mixer):
             norm.weight.uniform_(0.5, 1.5)
     graph = batch()
     x = torch.randn(graph.num_nodes(), DIM)
-    looped = add_self_loops(graph)
-    local = block.norm_local(x + block.local(looped, x, None)[0])
+    mixer = block.local
+    out = mixer(add_self_loops(graph) if getattr(mixer, "self_loops", False) else graph, x, None)[0]
+    local = block.norm_local(out if getattr(mixer, "owns_residual", False) else x + out)
     full = block.norm_full(x + block.full.attention(complete_graph(SIZES), x))
     h = local + full
     expected = block.norm_ffn(h + block.ffn(h))
@@ -227,7 +231,8 @@ def test_model_output_shapes(mixer, level):
     out = net(graph, torch.randn(graph.num_nodes(), 4))
     assert out.shape == ((graph.num_nodes(), 3) if level == "node" else (len(SIZES), 3))
     out.sum().backward()
-    assert finite_grads(net)
+    last = len(net.blocks) - 1  # the last block's edge update (GatedGCN) reaches no output
+    assert finite_grads(net, unused=rf"blocks\.{last}\.local\.norm_edge")
 
 
 def pe_batch(sizes=(2, 6, 5), lap_k: int = 3, rwse_k: int = 4) -> dgl.DGLGraph:
@@ -379,3 +384,15 @@ def test_injected_mixers_equal_the_named_ones():
     graph = batch()
     x = torch.randn(graph.num_nodes(), DIM)
     assert_close("block with injected mixers vs named", injected(graph, x), named(graph, x))
+
+
+def test_edge_state_flows_from_block_to_block():
+    """With GatedGCN, block 1 reads the edge state block 0 wrote: changing block 0's edge
+    update changes the output, though block 0's node output does not depend on it."""
+    net = model(mixer="gatedgcn", in_dim=4, edge_in_dim=2).eval()
+    graph = batch()
+    x, edge_feat = torch.randn(graph.num_nodes(), 4), torch.randn(graph.num_edges(), 2)
+    before = net(graph, x, edge_feat)
+    with torch.no_grad():
+        net.blocks[0].local.norm_edge.bias.add_(1.0)
+    assert not torch.allclose(net(graph, x, edge_feat), before)

@@ -11,6 +11,7 @@ from graphformer.nn.encoders import (
     pe_transform,
 )
 from graphformer.nn.gat import GATConv
+from graphformer.nn.gatedgcn import GatedGCN
 from graphformer.nn.gnn import GNN
 from graphformer.nn.models import GraphTransformer
 from graphformer.nn.readout import Readout
@@ -21,6 +22,7 @@ __all__ = [
     "CategoricalEncoder",
     "GATConv",
     "GCNConv",
+    "GatedGCN",
     "GraphTransformer",
     "GraphTransformerBlock",
     "LapPEEncoder",

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from graphformer.graphs import complete_graph_of
 from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.conv import GCNConv, SAGEConv
+from graphformer.nn.gatedgcn import GatedGCN
 from graphformer.nn.message_passing import local_engine
 
 import dgl
@@ -129,6 +130,9 @@ REGISTRY: dict[str, Mixer] = {
     ),
     "attention": Mixer(
         lambda o: LocalAttention(_attention(o, True, local_engine(o.engine))), "local"
+    ),
+    "gatedgcn": Mixer(
+        lambda o: GatedGCN(o.dim, dropout=o.dropout, check_finite=False, engine=o.engine), "local"
     ),
     "full": Mixer(lambda o: FullAttention(_attention(o, False, o.engine)), "global"),
 }
