@@ -25,6 +25,7 @@ from graphformer.graphs import complete_graph_of
 from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.conv import GCNConv, SAGEConv
 from graphformer.nn.gatedgcn import GatedGCN
+from graphformer.nn.gine import GINE
 from graphformer.nn.message_passing import local_engine
 
 import dgl
@@ -134,6 +135,7 @@ REGISTRY: dict[str, Mixer] = {
     "gatedgcn": Mixer(
         lambda o: GatedGCN(o.dim, dropout=o.dropout, check_finite=False, engine=o.engine), "local"
     ),
+    "gine": Mixer(lambda o: GINE(o.dim, check_finite=False, engine=o.engine), "local"),
     "full": Mixer(lambda o: FullAttention(_attention(o, False, o.engine)), "global"),
 }
 
