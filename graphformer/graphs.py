@@ -4,6 +4,10 @@
 - :func:`complete_bipartite` from keys/values to queries: cross-attention.
 - :func:`add_self_loops` on the input graph: GAT-style neighbourhood attention.
 
+Graphs derived from a batch (its self-loop graph in :func:`add_self_loops`, its complete
+graph in :func:`complete_graph_of`) are built once per graph object and reused by every
+layer and block that asks (:func:`derived`), so no layer rebuilds them per call.
+
 Every builder is vectorised (no Python loop over edges or samples) and returns a graph
 whose ``batch_num_nodes`` / ``batch_num_edges`` describe its samples, so DGL readouts and
 ``dgl.unbatch`` keep working.

@@ -26,7 +26,8 @@ class GCNConv(nn.Module):
     in_dim, out_dim : input and output feature widths.
     bias : add a learned bias :math:`b`.
     self_loops : add a self-loop at every node that lacks one (weight 1) before the pass.
-        Turn off when the graph already has them, to skip rebuilding the graph each call.
+        The looped graph is built once per graph object and reused on later calls
+        (``graphformer.graphs.derived``); off, the graph is used as given.
     check_finite : raise on NaN/inf input features.
     engine : see ``graphformer.nn.message_passing``.
     """
