@@ -12,11 +12,13 @@ from graphformer.nn.encoders import (
 )
 from graphformer.nn.gat import GATConv
 from graphformer.nn.gatedgcn import GatedGCN
+from graphformer.nn.gine import GINE
 from graphformer.nn.gnn import GNN
 from graphformer.nn.models import GraphTransformer
 from graphformer.nn.readout import Readout
 
 __all__ = [
+    "GINE",
     "GNN",
     "MIXERS",
     "CategoricalEncoder",

@@ -42,7 +42,8 @@ class GraphTransformer(nn.Module):
     ``h = enc(x) [+ LapPE] [+ RWSE]``, then ``num_layers`` :class:`GraphTransformerBlock`
     s, a final norm (pre-norm stacks), a :class:`Readout` when ``level='graph'``, and an
     MLP head of ``head_layers`` layers. The self-loop graph and the complete graph are
-    built once per forward and shared by all blocks.
+    built once per batch and shared by all blocks; edge state flows from block to block
+    (encoded edge features in, each block's local mixer updating it, e.g. GatedGCN).
 
     Parameters
     ----------
@@ -51,17 +52,15 @@ class GraphTransformer(nn.Module):
     prenorm, dropout, attn_dropout : see :class:`GraphTransformerBlock`.
     in_dim / num_categories : node inputs are ``in_dim`` continuous features, or integer
         codes below ``num_categories``. Exactly one is required.
-    edge_in_dim / edge_categories : the same for edge features (attention mixers only).
+    edge_in_dim / edge_categories : the same for edge features (for mixers that read
+        them: ``attention``, ``gatedgcn``, ``gine``).
     lap_pe_k, rwse_k : widths of the LapPE / RWSE read from ``graph.ndata['lap_pe']`` /
         ``['rwse']`` (made by ``graphformer.nn.pe_transform``); 0 disables.
     level : ``node`` (one output per node) or ``graph`` (one per sample).
     readout : ``mean``, ``sum`` or ``max`` for ``level='graph'``.
     head_layers : layers in the MLP head (≥ 1).
     check_finite : raise on NaN/inf inputs (checked once, at the model's input).
-    engine : ``auto`` (full attention as dense SDPA; local mixers on DGL, or on the torch
-        fallback where DGL cannot reach the features' device), ``dense``, ``dgl`` (message
-        passing everywhere, the complete graph built once per forward) or ``torch`` (the
-        torch fallback everywhere). See :class:`GraphTransformerBlock`.
+    engine : see ``graphformer.nn.message_passing`` and :class:`GraphTransformerBlock`.
     """
 
     def __init__(
