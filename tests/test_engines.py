@@ -283,8 +283,14 @@ def test_gnn_torch_engine_equals_dgl(conv):
         ),
         lambda: GraphTransformer(3, 16, 2, mixer="gcn", in_dim=5, check_finite=False),
         lambda: GNN(3, 5, conv="attention", num_heads=2, level="graph", check_finite=False),
+        *(
+            lambda name=name: GraphTransformer(
+                3, 16, 2, mixer="gps", local_mixer=name, in_dim=5, check_finite=False
+            )
+            for name in LOCAL_MIXERS
+        ),
     ],
-    ids=["gps-graph", "gcn-node", "gnn-attention"],
+    ids=["gps-graph", "gcn-node", "gnn-attention", *(f"gps-{n}" for n in LOCAL_MIXERS)],
 )
 def test_auto_engine_runs_when_the_graph_stays_on_another_device(model):
     """Features on another device than the graph, as on a GPU with PyPI's CPU-only DGL.

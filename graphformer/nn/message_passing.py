@@ -99,7 +99,8 @@ def scatter(messages: torch.Tensor, dst: torch.Tensor, num_dst: int, op: str) ->
     total = messages.new_zeros(shape).index_add_(0, dst, messages)
     if op == "sum":
         return total
-    count = torch.bincount(dst, minlength=num_dst).clamp(min=1).to(messages.dtype)
+    ones = messages.new_ones(len(dst))
+    count = messages.new_zeros(num_dst).index_add_(0, dst, ones).clamp(min=1)
     return total / count.view(-1, *([1] * (messages.dim() - 1)))
 
 
