@@ -277,3 +277,26 @@ def test_attention_dropout_eval_deterministic_train_random():
     # The returned weights are taken before dropout.
     totals = torch.zeros(10, HEADS).index_add_(0, graph.edges()[1], weights)
     assert torch.allclose(totals, torch.ones(10, HEADS))
+
+
+@pytest.mark.parametrize("src_dim", [None, 6], ids=["self", "cross"])
+def test_initialisation_is_torch_multihead_attentions(src_dim):
+    """Same seed, same draw as ``nn.MultiheadAttention._reset_parameters``: self-attention's
+    projections are chunks of one Xavier-uniform (3E, E) matrix; out_proj keeps
+    ``nn.Linear``'s default (|w| ≤ 1/√E); every bias is zero."""
+    ours = MultiHeadAttention(16, 4, src_dim=src_dim)
+    theirs = nn.MultiheadAttention(16, 4, kdim=src_dim, vdim=src_dim)
+    torch.manual_seed(0)
+    ours.reset_parameters()
+    torch.manual_seed(0)
+    theirs._reset_parameters()
+    if src_dim is None:
+        expected = theirs.in_proj_weight.chunk(3)
+    else:
+        expected = (theirs.q_proj_weight, theirs.k_proj_weight, theirs.v_proj_weight)
+    projections = (ours.q_proj, ours.k_proj, ours.v_proj)
+    for linear, weight in zip(projections, expected, strict=True):
+        assert_close("in-projection init vs nn.MultiheadAttention", linear.weight, weight)
+    assert ours.out_proj.weight.abs().max() <= 1 / math.sqrt(16)
+    for linear in (*projections, ours.out_proj):
+        assert not linear.bias.any()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 
 import graphformer  # noqa: F401  (before DGL)
+from graphformer import graphs as graphs_module
 from graphformer.graphs import causal_graph, complete_bipartite
 from graphformer.nn import (
     DecoderBlock,
@@ -21,7 +22,6 @@ from graphformer.nn import (
     TransformerEncoder,
 )
 from graphformer.nn import decoder as decoder_module
-from graphformer.nn import seq2seq as seq2seq_module
 from graphformer.nn.dense_masked import causal_attention
 
 import pytest
@@ -67,11 +67,11 @@ def torch_layout(encoder: TransformerEncoder, decoder: TransformerDecoder, get) 
 
     for i, block in enumerate(encoder.blocks):
         prefix = f"encoder.layers.{i}."
-        attention(prefix + "self_attn.", block.full)
+        attention(prefix + "self_attn.", block.full.attention)
         for name, module in (("linear1", block.ffn[0]), ("linear2", block.ffn[3])):
             affine(f"{prefix}{name}.", module)
-        affine(prefix + "norm1.", block.norm1)
-        affine(prefix + "norm2.", block.norm2)
+        affine(prefix + "norm1.", block.norm_full)
+        affine(prefix + "norm2.", block.norm_ffn)
     affine("encoder.norm.", encoder.norm)
     for i, block in enumerate(decoder.blocks):
         prefix = f"decoder.layers.{i}."
@@ -232,7 +232,7 @@ def test_auto_builds_no_graph(monkeypatch):
     for module, name in (
         (decoder_module, "causal_graph"),
         (decoder_module, "complete_bipartite"),
-        (seq2seq_module, "complete_graph"),
+        (graphs_module, "complete_graph"),
     ):
         monkeypatch.setattr(module, name, refuse)
     encoder, decoder = stacks(True, "auto")

@@ -17,10 +17,11 @@ import torch
 
 
 def main(checkpoint: str) -> None:
-    cfg = build.stored_config(checkpoint)
+    saved = build.read_checkpoint(checkpoint)
+    cfg = build.stored_config(saved, checkpoint)
     data = build.datamodule(cfg)
     task = build.task(cfg, data)
-    task.load_state_dict(torch.load(checkpoint, map_location="cpu")["state_dict"])
+    task.load_state_dict(saved["state_dict"])
     task.eval()
     train, test = data.split_dataset("train"), data.split_dataset("test")
     seen = {tuple(train[i][0].ndata["feat"].tolist()) for i in range(len(train))}

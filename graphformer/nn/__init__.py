@@ -12,6 +12,8 @@ from graphformer.nn.encoders import (
     pe_transform,
 )
 from graphformer.nn.gat import GATConv
+from graphformer.nn.gatedgcn import GatedGCN
+from graphformer.nn.gine import GINE
 from graphformer.nn.gnn import GNN
 from graphformer.nn.graphormer import CentralityEncoding, SpatialBias
 from graphformer.nn.models import GraphTransformer
@@ -20,6 +22,7 @@ from graphformer.nn.readout import Readout
 from graphformer.nn.seq2seq import Seq2SeqTransformer, TransformerEncoder
 
 __all__ = [
+    "GINE",
     "GNN",
     "MIXERS",
     "CategoricalEncoder",
@@ -27,6 +30,7 @@ __all__ = [
     "DecoderBlock",
     "GATConv",
     "GCNConv",
+    "GatedGCN",
     "GraphTransformer",
     "GraphTransformerBlock",
     "LapPEEncoder",

@@ -4,10 +4,11 @@ cross-attention on the complete bipartite graph from the encoder memory, then th
 from __future__ import annotations
 
 from graphformer.graphs import Counts, causal_graph, complete_bipartite, sample_sizes
-from graphformer.nn.attention import ENGINES, MultiHeadAttention
+from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.block import ACTIVATIONS, NORMS, choose
 from graphformer.nn.checks import check_node_features, check_positive
 from graphformer.nn.dense_masked import causal_attention, cross_attention
+from graphformer.nn.message_passing import ENGINES
 
 import dgl
 import torch

@@ -8,10 +8,10 @@ rows laid out sample after sample with per-sample lengths, as nodes of a batched
 
 from __future__ import annotations
 
-from graphformer.graphs import Counts, complete_graph
+from graphformer.graphs import Counts
 from graphformer.nn.block import NORMS, GraphTransformerBlock
 from graphformer.nn.checks import check_positive
-from graphformer.nn.decoder import MESSAGE_PASSING, TransformerDecoder, check_sizes
+from graphformer.nn.decoder import TransformerDecoder, check_sizes
 from graphformer.nn.dense import padding_index
 
 import dgl
@@ -77,10 +77,9 @@ class TransformerEncoder(nn.Module):
     def forward(self, x: torch.Tensor, sizes: Counts) -> torch.Tensor:
         """``x``: (N, dim) rows sample after sample, ``sizes``: (B,) per sample → (N, dim)."""
         sizes = check_sizes("sizes", sizes, len(x))
-        full = complete_graph(sizes) if self.engine in MESSAGE_PASSING else None
-        graph = full if full is not None else sizes_graph(sizes)
+        graph = sizes_graph(sizes)  # the blocks' full attention derives its complete graph
         for block in self.blocks:
-            x = block(graph, x, full_graph=full)
+            x = block(graph, x)
         return self.norm(x)
 
 
