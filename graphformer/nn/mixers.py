@@ -27,6 +27,7 @@ from graphformer.nn.conv import GCNConv, SAGEConv
 from graphformer.nn.gatedgcn import GatedGCN
 from graphformer.nn.gine import GINE
 from graphformer.nn.message_passing import local_engine
+from graphformer.nn.performer import PerformerMixer
 
 import dgl
 import torch
@@ -137,6 +138,7 @@ REGISTRY: dict[str, Mixer] = {
     ),
     "gine": Mixer(lambda o: GINE(o.dim, check_finite=False, engine=o.engine), "local"),
     "full": Mixer(lambda o: FullAttention(_attention(o, False, o.engine)), "global"),
+    "performer": Mixer(lambda o: PerformerMixer(o.dim, o.num_heads, check_finite=False), "global"),
 }
 
 
