@@ -531,6 +531,23 @@ def test_damaged_checkpoints_are_refused_naming_the_file_and_the_fallbacks(
     assert "weights_only" not in message
 
 
+def test_a_full_disk_while_logging_names_the_file_and_what_to_do(tmp_path, data_dir, monkeypatch):
+    """A logger's write on a full disk was a bare "OSError: [Errno 28] No space left on device"."""
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    metrics_file = tmp_path / "run" / "metrics.csv"
+
+    def full(self) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(metrics_file))
+
+    monkeypatch.setattr(ExperimentWriter, "save", full)
+    with pytest.raises(OSError) as caught:
+        run(tmp_path, data_dir, "logger=csv", "~debug", "trainer.max_epochs=1")
+    message = str(caught.value)
+    assert f"while writing {metrics_file}" in message
+    assert "paths.log_dir" in message and caught.value.errno == errno.ENOSPC
+
+
 def test_a_full_disk_names_the_checkpoint_and_what_to_do(tmp_path, monkeypatch):
     """It was a bare "OSError: [Errno 28] No space left on device"."""
     from graphformer.cli import checkpoint

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -222,6 +223,31 @@ def command(program: str, *overrides: str) -> str:
     given = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
     kept = [shlex.quote(o) for o in given if o.split("=", 1)[0].lstrip("+~") not in keys]
     return " ".join([program, *kept, *overrides])
+
+
+#: errno values of a full disk or quota.
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def name_full_disk(output_dir: str) -> Iterator[None]:
+    """Re-raise a full disk met while training or testing (a logger's metrics file, wandb's
+    run files, a checkpoint) naming the file, the run folder and what to do; other errors
+    pass through. Checkpoint writes already say so (AtomicCheckpointIO) and are kept as they are."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in FULL or "paths.log_dir" in str(error):
+            raise
+        where = error.filename or f"a file under {output_dir}"
+        raise OSError(
+            error.errno,
+            f"the disk is full ({error.strerror or error}) while writing {where}, in the run "
+            f"folder {output_dir}. Free space there, or write runs elsewhere with "
+            "paths.log_dir=... (or GRAPHFORMER_LOG_DIR); the last completed epoch's "
+            "checkpoints/last.ckpt can be resumed with ckpt_path=...",
+            error.filename,
+        ) from error
 
 
 @contextlib.contextmanager

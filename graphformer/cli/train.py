@@ -38,7 +38,8 @@ def train(cfg: DictConfig) -> float | None:
     for logger in loggers:
         logger.log_hyperparams({**task.run_config, **summary})
     try:
-        with build.exit_on_sigterm(trainer, "training", resumable=True):
+        full_disk = build.name_full_disk(cfg.paths.output_dir)
+        with build.exit_on_sigterm(trainer, "training", resumable=True), full_disk:
             if cfg.get("train", True):
                 trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
             validation = build.metrics(trainer)
