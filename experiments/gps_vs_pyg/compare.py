@@ -71,14 +71,16 @@ def require_pyg():
 
 
 # --- settings ---------------------------------------------------------------------------
-def recipe_settings(recipe: str, local: str | None) -> dict:
-    """The model, data and optimiser settings of graphformer's recipe ``recipe``."""
+def recipe_settings(recipe: str, local: str | None, extra: tuple[str, ...] = ()) -> dict:
+    """The model, data and optimiser settings of graphformer's recipe ``recipe``, with
+    Hydra overrides ``extra`` (e.g. ``model.num_layers=4``)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
     GlobalHydra.instance().clear()
     overrides = [f"experiment={recipe}"] + ([f"model.local_mixer={local}"] if local else [])
+    overrides += list(extra)
     with initialize_config_module("graphformer.conf", version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     model = OmegaConf.to_container(cfg.model, resolve=True)
@@ -498,6 +500,12 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--recipe", default="cluster_gps", help="graphformer experiment config")
     parser.add_argument("--local", default=None, help="local mixer (default: the recipe's)")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="Hydra override of the recipe, repeatable (e.g. model.num_layers=4)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-root", type=Path, default=REPO / "data" / "sbm")
@@ -505,6 +513,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tag", default="run", help="names the output files")
     args = parser.parse_args(argv)
 
+    if args.epochs < 1 or args.graphs < 1:
+        parser.error("--epochs and --graphs must be at least 1")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(models) - set(MODELS))
     if unknown or not models:
@@ -513,7 +523,7 @@ def main(argv: list[str] | None = None) -> dict:
         require_pyg()
     torch.set_num_threads(args.threads)
     val_graphs = args.val_graphs or max(1, args.graphs // 5)
-    settings = recipe_settings(args.recipe, args.local)
+    settings = recipe_settings(args.recipe, args.local, tuple(args.override))
     name = args.dataset.upper()
     train_graphs, classes, categories = load_split(
         name, "train", args.graphs, settings["lap_pe_k"], args.data_root
