@@ -444,7 +444,8 @@ def markdown(log: dict) -> str:
     lines = [
         f"REDUCED: {log['dataset']}, {log['graphs']} train / {log['val_graphs']} val graphs, "
         f"recipe `{log['settings']['recipe']}`, seed {log['seed']}, tag `{log['tag']}`, "
-        f"graphformer commit `{log['environment']['commit'][:10]}`",
+        f"graphformer commit `{log['environment']['commit'][:10]}`, "
+        f"{log.get('epochs_done', 0)} of {log.get('epochs_planned', '?')} epochs",
         "",
         "| epoch | model | train loss | train bal. acc | val loss | val bal. acc "
         "| train s (wall) | train s (CPU) |",
@@ -540,6 +541,7 @@ def main(argv: list[str] | None = None) -> dict:
         "dataset": name,
         "graphs": args.graphs,
         "val_graphs": val_graphs,
+        "epochs_planned": args.epochs,
         "epochs": [],
         "models": models,
         "seed": args.seed,
@@ -577,14 +579,20 @@ def main(argv: list[str] | None = None) -> dict:
             )
             if not math.isfinite(row["train_loss"]):
                 raise SystemExit(f"{runner.name}: the loss is not finite")
-    log["environment"]["loadavg_end"] = os.getloadavg()
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{args.dataset}_{args.tag}"
+        log["environment"]["loadavg_end"] = os.getloadavg()
+        log["epochs_done"] = epoch
+        table = save(log, args.out / f"{args.dataset}_{args.tag}")  # after every epoch
+    print(table)
+    return log
+
+
+def save(log: dict, stem: Path) -> str:
+    """Write ``<stem>.json`` and ``<stem>.md``; return the markdown."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(log, indent=1) + "\n")
     table = markdown(log)
     stem.with_suffix(".md").write_text(table)
-    print(table)
-    return log
+    return table
 
 
 if __name__ == "__main__":
