@@ -4,6 +4,10 @@
 - :func:`complete_bipartite` from keys/values to queries: cross-attention.
 - :func:`add_self_loops` on the input graph: GAT-style neighbourhood attention.
 
+Graphs derived from a batch (its self-loop graph in :func:`add_self_loops`, its complete
+graph in :func:`complete_graph_of`) are built once per graph object and reused by every
+layer and block that asks (:func:`derived`), so no layer rebuilds them per call.
+
 Every builder is vectorised (no Python loop over edges or samples) and returns a graph
 whose ``batch_num_nodes`` / ``batch_num_edges`` describe its samples, so DGL readouts and
 ``dgl.unbatch`` keep working.
@@ -12,16 +16,20 @@ whose ``batch_num_nodes`` / ``batch_num_edges`` describe its samples, so DGL rea
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import dgl
 import torch
 
 Counts = int | Sequence[int] | torch.Tensor | dgl.DGLGraph
+T = TypeVar("T")
 
 SRC, DST = "src", "dst"
 #: Graphs built by complete_graph(self_loops=True): attention on them may run densely.
 _COMPLETE: weakref.WeakSet = weakref.WeakSet()
+#: Graphs derived from a graph (its self-loop structure, its complete graph), per graph object.
+_DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 BIPARTITE_ETYPE = (SRC, "attends", DST)
 
 
@@ -91,6 +99,24 @@ def complete_graph(
     return graph
 
 
+def derived(graph: dgl.DGLGraph, name: str, build: Callable[[dgl.DGLGraph], T]) -> T:
+    """``build(graph)``, made once per graph object and reused (rebuilt if the graph's node
+    or edge count changed), so layers and blocks called many times on one batch derive its
+    graphs once. Kept only as long as ``graph`` lives."""
+    entries = _DERIVED.setdefault(graph, {})
+    size = (graph.num_nodes(), graph.num_edges())
+    cached = entries.get(name)
+    if cached is None or cached[0] != size:
+        cached = entries[name] = (size, build(graph))
+    return cached[1]
+
+
+def complete_graph_of(graph: dgl.DGLGraph) -> dgl.DGLGraph:
+    """``complete_graph(graph)``, built once per ``graph`` and shared: set data on it only
+    inside ``local_scope``."""
+    return derived(graph, "complete", complete_graph)
+
+
 def is_complete(graph: dgl.DGLGraph) -> bool:
     """True for a graph built by :func:`complete_graph` with self-loops (and not since
     copied or moved): attention on it is per-sample full attention."""
@@ -144,9 +170,11 @@ def add_self_loops_with_features(
     for the new graph. ``edge_feat`` may live on another device than the graph (a GPU,
     with PyPI's CPU-only DGL); it stays there.
     """
-    looped, order = _loop_graph(graph)
-    if order is None:
+    structure, order = derived(graph, "self_loops", _loop_graph)
+    if structure is None:
         return graph, edge_feat
+    looped = structure.local_var()  # shares the structure and DGL's formats, not the data
+    looped.ndata.update(graph.ndata)
 
     def extend(value: torch.Tensor) -> torch.Tensor:
         fill = value.new_full((len(order) - len(value), *value.shape[1:]), fill_value)
@@ -157,9 +185,9 @@ def add_self_loops_with_features(
     return looped, extend(edge_feat) if edge_feat is not None else None
 
 
-def _loop_graph(graph: dgl.DGLGraph) -> tuple[dgl.DGLGraph, torch.Tensor | None]:
-    """The looped graph (without edge data) and, for each of its edges, the index into
-    ``old edges ++ new loops``; ``(graph, None)`` when every node has a loop."""
+def _loop_graph(graph: dgl.DGLGraph) -> tuple[dgl.DGLGraph | None, torch.Tensor | None]:
+    """The looped graph (without data) and, for each of its edges, the index into
+    ``old edges ++ new loops``; ``(None, None)`` when every node has a loop."""
     if not graph.is_homogeneous:
         raise ValueError(
             f"add_self_loops needs a homogeneous graph; got node types {graph.ntypes} and "
@@ -170,7 +198,7 @@ def _loop_graph(graph: dgl.DGLGraph) -> tuple[dgl.DGLGraph, torch.Tensor | None]
     has_loop[src[src == dst]] = True
     missing = torch.nonzero(~has_loop).squeeze(1)
     if len(missing) == 0:
-        return graph, None
+        return None, None
     num_nodes, num_edges = graph.batch_num_nodes(), graph.batch_num_edges()
     samples = torch.arange(len(num_nodes), device=graph.device)
     sample_of_node = torch.repeat_interleave(samples, num_nodes)
@@ -183,7 +211,6 @@ def _loop_graph(graph: dgl.DGLGraph) -> tuple[dgl.DGLGraph, torch.Tensor | None]
         num_nodes=graph.num_nodes(),
         device=graph.device,
     )
-    looped.ndata.update(graph.ndata)
     looped.set_batch_num_nodes(num_nodes)
     looped.set_batch_num_edges(
         num_edges + torch.bincount(sample_of_node[missing], minlength=len(num_nodes))

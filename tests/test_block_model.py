@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.data.sbm import cluster_graph
@@ -16,6 +17,7 @@ from graphformer.nn import (
     pe_transform,
 )
 from graphformer.nn.block import LOCAL_MIXERS
+from graphformer.nn.mixers import MixerOptions, build_mixer
 
 import dgl
 import numpy as np
@@ -43,8 +45,9 @@ def batch(sizes=SIZES, seed: int = 0) -> dgl.DGLGraph:
     return random_graph(sizes, p=0.35, seed=seed)
 
 
-def finite_grads(module: nn.Module) -> bool:
-    grads = [p.grad for p in module.parameters() if p.requires_grad]
+def finite_grads(module: nn.Module, unused: str = "^$") -> bool:
+    """Every parameter (but those whose name matches ``unused``) has a finite gradient."""
+    grads = [p.grad for n, p in module.named_parameters() if not re.match(unused, n)]
     return all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
@@ -59,9 +62,10 @@ def test_block_shape_equivariance_and_grads(mixer, prenorm, norm):
     graph = batch()
     x = torch.randn(graph.num_nodes(), DIM, requires_grad=True)
 
-    out = block(graph, x)
+    out, edges = block(graph, x, return_edges=True)
     assert out.shape == (graph.num_nodes(), DIM)
-    out.square().mean().backward()
+    edge_loss = edges.square().mean() if edges is not None else 0.0  # mixers updating edges
+    (out.square().mean() + edge_loss).backward()
     assert finite_grads(block)
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
@@ -78,7 +82,7 @@ def test_full_block_equals_attention_then_ffn_by_hand():
     """norm='none', dropout 0, one sample: x + MHA(x), then x + W2 σ(W1 x + b1) + b2."""
     block = randomize_biases(GraphTransformerBlock(DIM, "full", HEADS, norm="none")).eval()
     mha = nn.MultiheadAttention(DIM, HEADS, batch_first=True).eval()
-    copy_into_torch_mha(block.full, mha)
+    copy_into_torch_mha(block.full.attention, mha)
     x = torch.randn(6, DIM)
 
     out = block(dgl.graph(([], []), num_nodes=6), x)  # the input graph's edges are unused
@@ -103,7 +107,7 @@ def test_full_block_equals_torch_transformer_encoder_layer(prenorm):
         batch_first=True,
         norm_first=prenorm,
     ).eval()
-    copy_into_torch_mha(block.full, reference.self_attn)
+    copy_into_torch_mha(block.full.attention, reference.self_attn)
     with torch.no_grad():
         for ours, theirs in [
             (block.ffn[0], reference.linear1),
@@ -136,9 +140,10 @@ def test_gps_block_is_graphgps_layer_by_hand(local_mixer):
             norm.weight.uniform_(0.5, 1.5)
     graph = batch()
     x = torch.randn(graph.num_nodes(), DIM)
-    looped = add_self_loops(graph)
-    local = block.norm_local(x + block.local(looped, x))
-    full = block.norm_full(x + block.full(complete_graph(SIZES), x))
+    mixer = block.local
+    out = mixer(add_self_loops(graph) if getattr(mixer, "self_loops", False) else graph, x, None)[0]
+    local = block.norm_local(out if getattr(mixer, "owns_residual", False) else x + out)
+    full = block.norm_full(x + block.full.attention(complete_graph(SIZES), x))
     h = local + full
     expected = block.norm_ffn(h + block.ffn(h))
     assert_close("gps block vs GraphGPS layer by hand", block(graph, x), expected)
@@ -192,7 +197,7 @@ def test_block_passes_edge_features_with_self_loops():
     assert not torch.allclose(out, block(graph, x, torch.randn_like(edge_feat)))
     graph.edata["feat"] = edge_feat
     looped = add_self_loops(graph, fill_value=0.0)
-    h = x + block.local(looped, block.norm_local(x), looped.edata["feat"])
+    h = x + block.local.attention(looped, block.norm_local(x), looped.edata["feat"])
     expected = h + block.ffn(block.norm_ffn(h))
     assert_close("block with edge features vs mix + ffn", out, expected)
 
@@ -226,7 +231,8 @@ def test_model_output_shapes(mixer, level):
     out = net(graph, torch.randn(graph.num_nodes(), 4))
     assert out.shape == ((graph.num_nodes(), 3) if level == "node" else (len(SIZES), 3))
     out.sum().backward()
-    assert finite_grads(net)
+    last = len(net.blocks) - 1  # the last block's edge update (GatedGCN) reaches no output
+    assert finite_grads(net, unused=rf"blocks\.{last}\.local\.norm_edge")
 
 
 def pe_batch(sizes=(2, 6, 5), lap_k: int = 3, rwse_k: int = 4) -> dgl.DGLGraph:
@@ -352,7 +358,8 @@ def test_attention_weights_are_each_attention_blocks_softmax(prenorm):
     assert torch.allclose(per_node, torch.ones_like(per_node))
     first = model.blocks[0]
     h = model.node_encoder(x)
-    _, expected = first.local(looped, first.norm_local(h) if prenorm else h, return_attention=True)
+    mixer_input = first.norm_local(h) if prenorm else h
+    _, expected = first.local.attention(looped, mixer_input, return_attention=True)
     assert_close("attention_weights vs block 0 by hand", weights[0], expected)
     assert torch.equal(model.encode(graph, x), model.encode(graph, x, attention=[]))
 
@@ -363,3 +370,29 @@ def test_attention_weights_skip_blocks_without_local_attention_and_need_eval():
     with pytest.raises(RuntimeError, match=r"model.eval\(\)"):
         model.attention_weights(graph, torch.randn(5, 4))
     assert model.eval().attention_weights(graph, torch.randn(5, 4))[1] == []
+
+
+def test_injected_mixers_equal_the_named_ones():
+    """Mixer modules passed in (as PyG's GPSConv(conv=...)) make the same block as names."""
+    named = GraphTransformerBlock(DIM, "gps", HEADS, local_mixer="sage").eval()
+    injected = GraphTransformerBlock(
+        DIM,
+        local=build_mixer("sage", MixerOptions(DIM)),
+        global_mixer=build_mixer("full", MixerOptions(DIM, HEADS)),
+    ).eval()
+    injected.load_state_dict(named.state_dict())
+    graph = batch()
+    x = torch.randn(graph.num_nodes(), DIM)
+    assert_close("block with injected mixers vs named", injected(graph, x), named(graph, x))
+
+
+def test_edge_state_flows_from_block_to_block():
+    """With GatedGCN, block 1 reads the edge state block 0 wrote: changing block 0's edge
+    update changes the output, though block 0's node output does not depend on it."""
+    net = model(mixer="gatedgcn", in_dim=4, edge_in_dim=2).eval()
+    graph = batch()
+    x, edge_feat = torch.randn(graph.num_nodes(), 4), torch.randn(graph.num_edges(), 2)
+    before = net(graph, x, edge_feat)
+    with torch.no_grad():
+        net.blocks[0].local.norm_edge.bias.add_(1.0)
+    assert not torch.allclose(net(graph, x, edge_feat), before)

@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.graphs import complete_bipartite, complete_graph, is_complete
+from graphformer.graphs import add_self_loops, complete_bipartite, complete_graph, is_complete
 from graphformer.nn import (
     GNN,
     GCNConv,
@@ -19,7 +20,9 @@ from graphformer.nn import (
     MultiHeadAttention,
     SAGEConv,
 )
-from graphformer.nn.torch_ops import segment_readout, segment_softmax
+from graphformer.nn.block import LOCAL_MIXERS, MIXERS, split_mixer
+from graphformer.nn.message_passing import segment_readout, segment_softmax
+from graphformer.nn.mixers import REGISTRY, MixerOptions, build_mixer
 
 import dgl
 import pytest
@@ -92,13 +95,6 @@ def test_dense_engine_without_self_loops_would_differ_so_it_is_refused():
         attention(complete_graph(SIZES, self_loops=False), torch.randn(sum(SIZES), 8))
     with pytest.raises(ValueError, match=r"return_attention"):
         attention(complete_graph(SIZES), torch.randn(sum(SIZES), 8), return_attention=True)
-
-
-def test_unknown_engine_lists_the_valid_ones():
-    with pytest.raises(
-        ValueError, match=r"unknown attention engine 'fast'.*'dgl', 'dense', 'torch'"
-    ):
-        MultiHeadAttention(8, 2, engine="fast")
 
 
 @pytest.mark.parametrize("mixer", ["full", "gps"])
@@ -201,17 +197,49 @@ def test_sage_torch_equals_dgl():
     assert_engines_equal("SAGE", dgl_conv, torch_conv, lambda m, h: m(graph, h), x, "torch")
 
 
-@pytest.mark.parametrize("mixer", ["attention", "gcn", "sage", "gps", "full"])
-def test_model_torch_engine_equals_dgl(mixer):
+def reads_edges(name: str) -> bool:
+    """Whether the registered mixer ``name`` takes edge state."""
+    return getattr(build_mixer(name, MixerOptions(16, 4, edge_dim=16)), "reads_edges", False)
+
+
+@pytest.mark.parametrize("name", REGISTRY)
+def test_every_registered_mixer_torch_equals_dgl(name):
+    """Each mixer of the registry, node output, edge state and gradients, on both engines."""
+    torch.manual_seed(3)
+    options = MixerOptions(16, 4, edge_dim=16 if reads_edges(name) else None, engine="dgl")
+    dgl_mixer = build_mixer(name, options)
+    torch_mixer = build_mixer(name, dataclasses.replace(options, engine="torch"))
+    torch_mixer.load_state_dict(copy.deepcopy(dgl_mixer.state_dict()))
+    graph = (
+        add_self_loops(sparse_graph())
+        if getattr(dgl_mixer, "self_loops", False)
+        else sparse_graph()
+    )
+    edge_state = torch.randn(graph.num_edges(), 16) if options.edge_dim else None
+
+    def call(mixer, h):
+        out, edges = mixer(graph, h, edge_state)
+        return torch.cat([out.flatten(), edges.flatten() if edges is not None else out[:0, 0]])
+
+    x = torch.randn(graph.num_nodes(), 16)
+    assert_engines_equal(f"mixer {name}", dgl_mixer, torch_mixer, call, x, "torch")
+
+
+@pytest.mark.parametrize(
+    ("mixer", "local_mixer"),
+    [(name, "gcn") for name in MIXERS if name != "gps"] + [("gps", name) for name in LOCAL_MIXERS],
+)
+def test_model_torch_engine_equals_dgl(mixer, local_mixer):
     torch.manual_seed(2)
-    edges = mixer in ("attention", "gps")
+    local = split_mixer(mixer, local_mixer)[0]
+    edges = local is not None and reads_edges(local)
     dgl_model, torch_model = twins(
         GraphTransformer,
         3,
         hidden_dim=16,
         num_layers=2,
         mixer=mixer,
-        local_mixer="attention",
+        local_mixer=local_mixer,
         in_dim=5,
         edge_in_dim=2 if edges else None,
         lap_pe_k=2,
@@ -225,7 +253,7 @@ def test_model_torch_engine_equals_dgl(mixer):
         model.eval()  # LapPE sign flips are random in training
     call = lambda m, h: m(graph, h, edge_feat)  # noqa: E731
     x = torch.randn(graph.num_nodes(), 5)
-    assert_engines_equal(f"{mixer} model", dgl_model, torch_model, call, x, "torch")
+    assert_engines_equal(f"{mixer}/{local_mixer} model", dgl_model, torch_model, call, x, "torch")
 
 
 @pytest.mark.parametrize("conv", ["gcn", "sage", "attention"])
@@ -255,8 +283,14 @@ def test_gnn_torch_engine_equals_dgl(conv):
         ),
         lambda: GraphTransformer(3, 16, 2, mixer="gcn", in_dim=5, check_finite=False),
         lambda: GNN(3, 5, conv="attention", num_heads=2, level="graph", check_finite=False),
+        *(
+            lambda name=name: GraphTransformer(
+                3, 16, 2, mixer="gps", local_mixer=name, in_dim=5, check_finite=False
+            )
+            for name in LOCAL_MIXERS
+        ),
     ],
-    ids=["gps-graph", "gcn-node", "gnn-attention"],
+    ids=["gps-graph", "gcn-node", "gnn-attention", *(f"gps-{n}" for n in LOCAL_MIXERS)],
 )
 def test_auto_engine_runs_when_the_graph_stays_on_another_device(model):
     """Features on another device than the graph, as on a GPU with PyPI's CPU-only DGL.
@@ -277,8 +311,15 @@ def test_auto_engine_runs_when_the_graph_stays_on_another_device(model):
     out.sum().backward()
 
 
-def test_unknown_sparse_engine_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown engine 'dense'.*'auto', 'dgl', 'torch'"):
-        GCNConv(4, 4, engine="dense")
-    with pytest.raises(ValueError, match=r"unknown engine 'fast'.*'dense'.*'torch'"):
-        GraphTransformerBlock(8, engine="fast")
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda engine: MultiHeadAttention(8, 2, engine=engine),
+        lambda engine: GCNConv(4, 4, engine=engine),
+        lambda engine: GraphTransformerBlock(8, engine=engine),
+    ],
+    ids=["attention", "gcn", "block"],
+)
+def test_unknown_engine_lists_the_valid_ones(build):
+    with pytest.raises(ValueError, match=r"unknown engine 'fast'.*'auto', 'dgl', 'dense', 'torch'"):
+        build("fast")

@@ -90,8 +90,6 @@ def test_gat_is_permutation_equivariant_and_differentiable():
 def test_gat_bad_arguments_are_named():
     with pytest.raises(ValueError, match=r"num_heads=3 must divide out_dim=8.*concat=False"):
         GATConv(4, 8, num_heads=3)
-    with pytest.raises(ValueError, match=r"unknown engine 'dense'"):
-        GATConv(4, 8, engine="dense")
     with pytest.raises(ValueError, match=r"x must have shape \(5, 4\)"):
         GATConv(4, 8)(dgl.rand_graph(5, 10), torch.randn(5, 3))
 

@@ -15,7 +15,7 @@ from graphformer.graphs import (
 import dgl
 import pytest
 import torch
-from helpers import edge_set, offsets, random_graph
+from helpers import assert_close, edge_set, offsets, random_graph
 
 SIZES = [3, 1, 4, 2]
 
@@ -214,3 +214,31 @@ def test_add_self_loops_empty_and_isolated_nodes():
 def test_add_self_loops_rejects_heterograph():
     with pytest.raises(ValueError, match=r"homogeneous graph; got node types"):
         add_self_loops(complete_bipartite([2], [3]))
+
+
+def test_derived_graphs_are_built_once_per_graph_and_rebuilt_when_it_grows(monkeypatch):
+    """GCNConv(self_loops=True) called again on one graph reuses its self-loop graph; a
+    GPS block on the DGL engine reuses the complete graph; growing the graph rebuilds."""
+    import graphformer.graphs as graphs_module
+    from graphformer.nn import GCNConv, GraphTransformerBlock
+
+    calls = {"loops": 0, "complete": 0}
+    loop_graph, complete = graphs_module._loop_graph, graphs_module.complete_graph
+
+    def count(key, build):
+        return lambda *a, **k: calls.__setitem__(key, calls[key] + 1) or build(*a, **k)
+
+    monkeypatch.setattr(graphs_module, "_loop_graph", count("loops", loop_graph))
+    monkeypatch.setattr(graphs_module, "complete_graph", count("complete", complete))
+    graph = dgl.rand_graph(6, 12)
+    x = torch.randn(6, 8)
+    conv = GCNConv(8, 8)
+    first = conv(graph, x)
+    assert_close("GCNConv on a reused self-loop graph", conv(graph, x), first)
+    block = GraphTransformerBlock(8, "gps", 2, engine="dgl")
+    block(graph, x)
+    block(graph, x)
+    assert calls == {"loops": 1, "complete": 1}
+    graph.add_edges([0, 1], [2, 3])
+    conv(graph, x)
+    assert calls["loops"] == 2

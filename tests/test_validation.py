@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.nn import (
+    MIXERS,
     CategoricalEncoder,
     GCNConv,
     GraphTransformer,
@@ -33,7 +34,8 @@ LAYERS = {
     "attention": lambda: attention(),
     "gcn": lambda: GCNConv(8, 4),
     "sage": lambda: SAGEConv(8, 4),
-    "block": lambda: GraphTransformerBlock(8, "gps", 2),
+    # a block with every registered mixer (graphformer.nn.mixers.REGISTRY)
+    **{f"block-{name}": lambda name=name: GraphTransformerBlock(8, name, 2) for name in MIXERS},
 }
 
 
@@ -77,12 +79,8 @@ def test_non_finite_features(name, bad):
     x[2, 3] = bad
     with pytest.raises(ValueError, match=r"x contains NaN or inf in 1 row\(s\), first rows \[2\]"):
         LAYERS[name]()(GRAPH, x)
-    quiet = {
-        "attention": lambda: attention(check_finite=False),
-        "gcn": lambda: GCNConv(8, 4, check_finite=False),
-        "sage": lambda: SAGEConv(8, 4, check_finite=False),
-        "block": lambda: GraphTransformerBlock(8, "gps", 2, check_finite=False),
-    }[name]()
+    quiet = LAYERS[name]()
+    quiet.check_finite = False
     quiet(GRAPH, x)  # no error
 
 

@@ -11,16 +11,20 @@ from graphformer.nn.encoders import (
     pe_transform,
 )
 from graphformer.nn.gat import GATConv
+from graphformer.nn.gatedgcn import GatedGCN
+from graphformer.nn.gine import GINE
 from graphformer.nn.gnn import GNN
 from graphformer.nn.models import GraphTransformer
 from graphformer.nn.readout import Readout
 
 __all__ = [
+    "GINE",
     "GNN",
     "MIXERS",
     "CategoricalEncoder",
     "GATConv",
     "GCNConv",
+    "GatedGCN",
     "GraphTransformer",
     "GraphTransformerBlock",
     "LapPEEncoder",

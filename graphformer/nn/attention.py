@@ -12,15 +12,11 @@ from graphformer.nn.checks import (
     check_positive,
 )
 from graphformer.nn.dense import dense_attention
-from graphformer.nn.torch_ops import edge_index, scatter_sum, segment_softmax, use_torch_engine
+from graphformer.nn.message_passing import MessagePassing, check_engine, resolve_engine
 
 import dgl
-import dgl.function as fn
 import torch
-from dgl.nn.functional import edge_softmax
 from torch import nn
-
-ENGINES = ("auto", "dgl", "dense", "torch")
 
 
 class MultiHeadAttention(nn.Module):
@@ -38,7 +34,7 @@ class MultiHeadAttention(nn.Module):
     The optional :math:`a^K_{ij} = W_{EK} e_{ij}` and :math:`a^V_{ij} = W_{EV} e_{ij}` are
     Shaw et al. (2018) relative-position terms from edge features; :math:`b_{ij}` is an
     optional additive per-head bias (Graphormer style). φ = ``u_dot_v`` then
-    ``edge_softmax``, then ``u_mul_e``; □ = ``sum``.
+    ``edge_softmax``, then ``u_mul_e``; □ = ``sum`` (``graphformer.nn.message_passing``).
 
     On ``graphformer.graphs.complete_graph`` this is exactly Transformer self-attention;
     on ``complete_bipartite`` it is cross-attention; on the input graph plus self-loops it
@@ -57,14 +53,11 @@ class MultiHeadAttention(nn.Module):
     edge_dim : width of edge features; enables the Shaw terms ``edge_key`` and
         ``edge_value``.
     check_finite : raise on NaN/inf input features.
-    engine : ``auto`` (default), ``dgl`` or ``dense``. ``dense`` computes attention on
-        a complete graph (``graphformer.graphs.complete_graph``) as padded
-        ``scaled_dot_product_attention`` per sample, equal to the DGL engine and much
-        faster; ``auto`` uses it whenever the graph is such a complete graph and no edge
-        terms or attention weights are asked for, and DGL message passing otherwise.
-        ``torch`` runs the same message passing with torch index/scatter operations; ``auto``
-        picks it when DGL could not place the graph on the features' device (PyPI's DGL is
-        CPU-only, so on a GPU the graph stays on the CPU).
+    engine : see ``graphformer.nn.message_passing``. ``auto`` runs self-attention on a graph
+        from ``graphformer.graphs.complete_graph`` (no edge terms, no returned weights) as
+        padded SDPA (``dense``, equal and much faster), other calls as DGL message passing,
+        or on the torch engine where DGL could not place the graph on the features' device.
+        ``dense`` raises on calls it cannot run.
 
     The projections ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` map one-to-one
     onto ``torch.nn.MultiheadAttention``'s ``in_proj_weight`` chunks and ``out_proj``.
@@ -83,9 +76,7 @@ class MultiHeadAttention(nn.Module):
     ) -> None:
         super().__init__()
         check_divisible(embed_dim, num_heads)
-        if engine not in ENGINES:
-            raise ValueError(f"unknown attention engine {engine!r}; choose one of {ENGINES}")
-        self.engine = engine
+        self.engine = check_engine(engine)
         src_dim = embed_dim if src_dim is None else src_dim
         check_positive(src_dim=src_dim)
         if edge_dim is not None:
@@ -149,10 +140,10 @@ class MultiHeadAttention(nn.Module):
         out = dense_attention(q, k, v, sizes, dropout)
         return self.out_proj(out.reshape(-1, self.embed_dim))
 
-    def _dense(self, graph: dgl.DGLGraph, cross: bool, edge_terms: bool, weights: bool) -> bool:
-        """Whether this call runs on the dense engine."""
-        if self.engine in ("dgl", "torch"):
-            return False
+    def _dense_possible(
+        self, graph: dgl.DGLGraph, cross: bool, edge_terms: bool, weights: bool
+    ) -> bool:
+        """Whether this call could run on the dense engine (``engine='dense'``: or raise)."""
         unsupported = [
             name
             for name, used in (
@@ -162,16 +153,15 @@ class MultiHeadAttention(nn.Module):
             )
             if used
         ]
-        if self.engine == "auto":
-            return not unsupported and is_complete(graph)
-        if unsupported or not is_complete(graph):
+        possible = not unsupported and is_complete(graph)
+        if self.engine == "dense" and not possible:
             raise ValueError(
                 "engine='dense' runs only self-attention on a graph from "
                 "graphformer.graphs.complete_graph(..., self_loops=True), without edge terms "
                 f"or returned weights; got {', '.join(unsupported) or 'another graph'}. "
                 "Use engine='auto' to fall back to DGL message passing."
             )
-        return True
+        return possible
 
     def forward(
         self,
@@ -210,55 +200,23 @@ class MultiHeadAttention(nn.Module):
             check_edge_tensor("edge_bias", edge_bias, (num_edges, self.num_heads))
 
         edge_terms = edge_feat is not None or edge_bias is not None
-        if self._dense(graph, isinstance(x, tuple), edge_terms, return_attention):
+        dense = self._dense_possible(graph, isinstance(x, tuple), edge_terms, return_attention)
+        if resolve_engine(self.engine, graph, x_dst, dense) == "dense":
             return self.full_attention(x_dst, graph.batch_num_nodes())
         q = self._heads(self.q_proj(x_dst)) / math.sqrt(self.head_dim)
         k, v = self._heads(self.k_proj(x_src)), self._heads(self.v_proj(x_src))
         ek = self._heads(self.edge_key(edge_feat)) if edge_feat is not None else None
         ev = self._heads(self.edge_value(edge_feat)) if edge_feat is not None else None
-        bias = edge_bias.unsqueeze(-1) if edge_bias is not None else None
-        if use_torch_engine(self.engine, graph, x_dst):
-            out, attention = self._aggregate_torch(graph, q, k, v, ek, ev, bias)
-        else:
-            out, attention = self._aggregate_dgl(graph, q, k, v, ek, ev, bias)
+        mp = MessagePassing(graph, self.engine, x_dst)
+        score = mp.u_dot_v(k, q)  # (E, H, 1)
+        if ek is not None:
+            score = score + mp.e_dot_v(ek, q)
+        if edge_bias is not None:
+            score = score + edge_bias.unsqueeze(-1)
+        attention = mp.edge_softmax(score)
+        weights = self.attn_dropout(attention)
+        out = mp.u_mul_e_reduce(v, weights, "sum")
+        if ev is not None:
+            out = out + mp.copy_e_reduce(ev * weights, "sum")
         out = self.out_proj(out.reshape(-1, self.embed_dim))
         return (out, attention.squeeze(-1)) if return_attention else out
-
-    def _aggregate_dgl(self, graph, q, k, v, ek, ev, bias):
-        """φ and □ with DGL builtins. Returns (N_dst, H, D) outputs and (E, H, 1) weights."""
-        with graph.local_scope():
-            graph.srcdata.update(k=k, v=v)
-            graph.dstdata["q"] = q
-            graph.apply_edges(fn.u_dot_v("k", "q", "s"))
-            score = graph.edata["s"]  # (E, H, 1)
-            if ek is not None:
-                graph.edata["ek"] = ek
-                graph.apply_edges(fn.e_dot_v("ek", "q", "se"))
-                score = score + graph.edata["se"]
-            if bias is not None:
-                score = score + bias
-            attention = edge_softmax(graph, score)
-            graph.edata["a"] = self.attn_dropout(attention)
-            graph.update_all(fn.u_mul_e("v", "a", "m"), fn.sum("m", "o"))
-            out = graph.dstdata["o"]
-            if ev is not None:
-                graph.edata["ev"] = ev * graph.edata["a"]
-                graph.update_all(fn.copy_e("ev", "m"), fn.sum("m", "oe"))
-                out = out + graph.dstdata["oe"]
-        return out, attention
-
-    def _aggregate_torch(self, graph, q, k, v, ek, ev, bias):
-        """The same φ and □ on edge-index tensors (the torch fallback engine)."""
-        src, dst = edge_index(graph, q.device)
-        q_dst = q[dst]
-        score = (q_dst * k[src]).sum(-1, keepdim=True)
-        if ek is not None:
-            score = score + (q_dst * ek).sum(-1, keepdim=True)
-        if bias is not None:
-            score = score + bias
-        attention = segment_softmax(score, dst, len(q))
-        weights = self.attn_dropout(attention)
-        messages = v[src] * weights
-        if ev is not None:
-            messages = messages + ev * weights
-        return scatter_sum(messages, dst, len(q)), attention

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from graphformer.graphs import add_self_loops_with_features, complete_graph
-from graphformer.nn.attention import ENGINES, MultiHeadAttention
+from graphformer.graphs import add_self_loops_with_features
 from graphformer.nn.checks import check_node_features, check_positive
-from graphformer.nn.conv import GCNConv, SAGEConv
-from graphformer.nn.torch_ops import SPARSE_ENGINES
+from graphformer.nn.message_passing import check_engine
+from graphformer.nn.mixers import MixerOptions, build_mixer, names
 
 import dgl
 import torch
 from torch import nn
 
-LOCAL_MIXERS = ("gcn", "sage", "attention")
-MIXERS = (*LOCAL_MIXERS, "full", "gps")
-EDGE_MIXERS = ("attention",)
+LOCAL_MIXERS = names("local")
+GLOBAL_MIXERS = names("global")
+#: The block's mixer names: every registered mixer, and ``gps`` (local + full).
+MIXERS = (*LOCAL_MIXERS, *GLOBAL_MIXERS, "gps")
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
 NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d, "none": lambda dim: nn.Identity()}
 
@@ -24,6 +24,14 @@ def choose(kind: str, value: str, options) -> str:
     if value not in options:
         raise ValueError(f"unknown {kind} {value!r}; choose one of {sorted(options)}")
     return value
+
+
+def split_mixer(mixer: str, local_mixer: str) -> tuple[str | None, str | None]:
+    """(local name, global name) that a block's ``mixer`` and ``local_mixer`` select."""
+    choose("mixer", mixer, MIXERS)
+    if mixer == "gps":
+        return choose("local_mixer", local_mixer, LOCAL_MIXERS), "full"
+    return (mixer, None) if mixer in LOCAL_MIXERS else (None, mixer)
 
 
 class GraphTransformerBlock(nn.Module):
@@ -42,36 +50,38 @@ class GraphTransformerBlock(nn.Module):
     both are the usual Transformer layer. :math:`\mathrm{FFN}(x) = W_2\,\sigma(W_1 x)`
     with hidden width ``ffn_ratio * dim``.
 
-    Mixers:
+    Mixers are modules called as ``mixer(graph, x, edge_state) -> (x, edge_state)``
+    (``graphformer.nn.mixers``), chosen by name from the registry or injected as modules,
+    like PyG's ``GPSConv(conv=...)``. The local mixer's edge state is returned with
+    ``return_edges=True``, so a stack can pass it on to the next block. Names:
 
-    - ``gcn`` / ``sage`` / ``attention``: on the input graph (``attention`` with self-loops
-      is GAT-style neighbourhood attention; edge features enter it as Shaw terms);
-    - ``full``: attention on the complete graph of each sample (a plain Transformer);
+    - local (on the input graph): ``gcn``, ``sage``, ``attention`` (with self-loops:
+      GAT-style neighbourhood attention, edge features as Shaw terms), and every other
+      ``local`` entry of ``graphformer.nn.mixers.REGISTRY``;
+    - global: ``full``, attention among all nodes of each sample (a plain Transformer);
     - ``gps``: ``local_mixer`` and ``full``, each its own branch, as in GraphGPS.
 
     Parameters
     ----------
     dim : node feature width (input and output).
-    mixer : one of ``gcn``, ``sage``, ``attention``, ``full``, ``gps``.
+    mixer : a registered mixer name or ``gps``; ignored when modules are injected.
     num_heads : attention heads (``attention``, ``full``, ``gps``).
     local_mixer : the local half of ``gps``.
     ffn_ratio : FFN hidden width / ``dim``.
     activation : ``relu``, ``gelu``, ``silu`` or ``elu``.
     norm : ``layer``, ``batch`` or ``none``.
     prenorm : pre-norm (True) or post-norm (False).
-    dropout : dropout on the mixer and FFN outputs (and inside the FFN).
+    dropout : dropout on the mixer and FFN outputs (and inside the FFN and the mixers
+        that own their residual).
     attn_dropout : dropout on attention weights.
-    edge_dim : edge feature width, for attention mixers.
-    self_loops : add self-loops to the input graph for local mixers. Turn off when the
-        caller passes a graph that already has them (``GraphTransformer`` does this once
-        per batch instead of once per block).
+    edge_dim : edge feature width, for mixers that read edge features.
+    self_loops : add self-loops to the input graph for local mixers that run on them
+        (built once per graph object and reused). ``GraphTransformer`` passes the looped
+        graph itself, so edge state keeps one layout across blocks.
     check_finite : raise on NaN/inf input features.
-    engine : how message passing runs (see :class:`MultiHeadAttention`). ``auto``: the
-        ``full`` attention as padded SDPA per sample (the complete graph is never built),
-        local mixers on DGL builtins, or on the torch fallback where DGL could not place
-        the graph on the features' device. ``dense``: the same. ``dgl``: DGL builtins
-        everywhere, the complete graph included. ``torch``: torch index/scatter
-        operations everywhere.
+    engine : ``graphformer.nn.message_passing``; a block's ``dense`` runs its global
+        attention as padded SDPA and its local mixers on ``auto``.
+    local, global_mixer : mixer modules to use instead of the named ones (either or both).
     """
 
     def __init__(
@@ -90,51 +100,36 @@ class GraphTransformerBlock(nn.Module):
         self_loops: bool = True,
         check_finite: bool = True,
         engine: str = "auto",
+        local: nn.Module | None = None,
+        global_mixer: nn.Module | None = None,
     ) -> None:
         super().__init__()
         check_positive(dim=dim)
-        self.mixer_name = choose("mixer", mixer, MIXERS)
-        local_name = choose("local_mixer", local_mixer, LOCAL_MIXERS)
         choose("activation", activation, ACTIVATIONS)
         choose("norm", norm, NORMS)
+        check_engine(engine)
         if ffn_ratio <= 0:
             raise ValueError(f"ffn_ratio must be positive; got {ffn_ratio}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); got {dropout}")
         self.dim, self.prenorm, self.self_loops = dim, prenorm, self_loops
         self.check_finite = check_finite
-        local = local_name if mixer == "gps" else mixer
-        self.uses_edges = edge_dim is not None
-        if self.uses_edges and local not in EDGE_MIXERS:
+        if local is None and global_mixer is None:
+            options = MixerOptions(dim, num_heads, dropout, attn_dropout, edge_dim, engine)
+            local_name, global_name = split_mixer(mixer, local_mixer)
+            local = build_mixer(local_name, options, "local") if local_name else None
+            if global_name:
+                global_mixer = build_mixer(global_name, options, "global")
+        self.reads_edges = getattr(local, "reads_edges", False)
+        if edge_dim is not None and not self.reads_edges:
             raise ValueError(
-                f"edge features (edge_dim={edge_dim}) are used only by the mixers "
-                f"{EDGE_MIXERS} (or gps with local_mixer='attention'); got mixer={mixer!r}"
+                f"edge features (edge_dim={edge_dim}) need a local mixer that reads them "
+                f"(attention, gatedgcn, gine, ...); got mixer={mixer!r}"
                 + (f", local_mixer={local_mixer!r}" if mixer == "gps" else "")
             )
-
-        if engine not in ENGINES:
-            raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
-        sparse = engine if engine in SPARSE_ENGINES else "auto"
-
-        def attention(edges: bool, engine: str = sparse) -> MultiHeadAttention:
-            return MultiHeadAttention(
-                dim,
-                num_heads,
-                dropout=attn_dropout,
-                edge_dim=edge_dim if edges else None,
-                check_finite=False,
-                engine=engine,
-            )
-
-        build_local = {
-            "gcn": lambda: GCNConv(dim, dim, self_loops=False, check_finite=False, engine=sparse),
-            "sage": lambda: SAGEConv(dim, dim, check_finite=False, engine=sparse),
-            "attention": lambda: attention(edges=True),
-        }
-        self.local = build_local[local]() if mixer != "full" else None
-        self.full = attention(edges=False, engine=engine) if mixer in ("full", "gps") else None
-        self.norm_local = NORMS[norm](dim) if self.local is not None else None
-        self.norm_full = NORMS[norm](dim) if self.full is not None else None
+        self.local, self.full = local, global_mixer
+        self.norm_local = NORMS[norm](dim) if local is not None else None
+        self.norm_full = NORMS[norm](dim) if global_mixer is not None else None
         self.norm_ffn = NORMS[norm](dim)
         hidden = max(1, round(ffn_ratio * dim))
         self.ffn = nn.Sequential(
@@ -145,50 +140,56 @@ class GraphTransformerBlock(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
 
-    def mix_local(
-        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_feat: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """The local mixer alone, on ``graph`` as given."""
-        if isinstance(self.local, MultiHeadAttention):
-            return self.local(graph, x, edge_feat=edge_feat)
-        return self.local(graph, x)
-
-    def mix_full(
-        self, graph: dgl.DGLGraph, x: torch.Tensor, full_graph: dgl.DGLGraph | None = None
-    ) -> torch.Tensor:
-        """The global mixer alone: attention among the nodes of each sample."""
-        if full_graph is None and self.full.engine in ("auto", "dense"):
-            return self.full.full_attention(x, graph.batch_num_nodes())
-        full_graph = complete_graph(graph) if full_graph is None else full_graph
-        return self.full(full_graph, x)
+    def _branch(
+        self,
+        mixer: nn.Module,
+        norm: nn.Module,
+        graph: dgl.DGLGraph,
+        x: torch.Tensor,
+        edge_state: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One branch: pre-norm ``drop(m(norm(x)))``, post-norm ``norm(x + drop(m(x)))``
+        (``norm(m(x))`` for a mixer that owns its residual)."""
+        owns_residual = getattr(mixer, "owns_residual", False)
+        if self.prenorm:
+            h = norm(x)
+            out, edge_state = mixer(graph, h, edge_state)
+            return (out - h if owns_residual else self.dropout(out)), edge_state
+        out, edge_state = mixer(graph, x, edge_state)
+        return norm(out if owns_residual else x + self.dropout(out)), edge_state
 
     def forward(
         self,
         graph: dgl.DGLGraph,
         x: torch.Tensor,
         edge_feat: torch.Tensor | None = None,
-        full_graph: dgl.DGLGraph | None = None,
-    ) -> torch.Tensor:
-        """``x``: (N, dim). ``edge_feat``: (E, edge_dim) for edge-aware attention.
+        return_edges: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        """``x``: (N, dim). ``edge_feat``: (E, edge_dim), the edge state of ``graph``.
 
-        ``full_graph`` is the complete graph of each sample, used by the DGL engine (built
-        from ``graph`` when not given); pass it to share one across blocks.
+        Returns (N, dim), and with ``return_edges`` also the edge state after the local
+        mixer, laid out on the edges of the graph it ran on (``graph`` plus self-loops
+        for mixers that add them, unless ``self_loops=False``).
         """
         check_node_features("x", x, graph.num_nodes(), self.dim, self.check_finite)
-        if edge_feat is not None and not self.uses_edges:
+        if edge_feat is not None and not self.reads_edges:
             raise ValueError(
                 "edge_feat was given but the block was built without edge_dim; pass "
-                "edge_dim=<edge feature width> (with an attention mixer)"
+                "edge_dim=<edge feature width> (with a mixer that reads edge features)"
             )
-        if self.self_loops and self.local is not None:
-            graph, edge_feat = add_self_loops_with_features(graph, edge_feat)
-        branches = []
+        edge_state, branches = edge_feat, []
         if self.local is not None:
-            branches.append((self.norm_local, lambda h: self.mix_local(graph, h, edge_feat)))
+            local_graph = graph
+            if self.self_loops and getattr(self.local, "self_loops", False):
+                local_graph, edge_state = add_self_loops_with_features(graph, edge_state)
+            out, edge_state = self._branch(self.local, self.norm_local, local_graph, x, edge_state)
+            branches.append(out)
         if self.full is not None:
-            branches.append((self.norm_full, lambda h: self.mix_full(graph, h, full_graph)))
+            branches.append(self._branch(self.full, self.norm_full, graph, x, None)[0])
         if self.prenorm:
-            h = x + sum(self.dropout(mixer(norm(x))) for norm, mixer in branches)
-            return h + self.dropout(self.ffn(self.norm_ffn(h)))
-        h = sum(norm(x + self.dropout(mixer(x))) for norm, mixer in branches)
-        return self.norm_ffn(h + self.dropout(self.ffn(h)))
+            h = x + sum(branches)
+            x = h + self.dropout(self.ffn(self.norm_ffn(h)))
+        else:
+            h = sum(branches)
+            x = self.norm_ffn(h + self.dropout(self.ffn(h)))
+        return (x, edge_state) if return_edges else x

@@ -1,19 +1,12 @@
-"""Graph convolutions as message passing with DGL builtins: GCN and GraphSAGE-mean."""
+"""Graph convolutions as message passing: GCN and GraphSAGE-mean."""
 
 from __future__ import annotations
 
-from graphformer.graphs import add_self_loops
+from graphformer.graphs import add_self_loops_with_features
 from graphformer.nn.checks import check_edge_tensor, check_node_features, check_positive
-from graphformer.nn.torch_ops import (
-    check_engine,
-    edge_index,
-    scatter_mean,
-    scatter_sum,
-    use_torch_engine,
-)
+from graphformer.nn.message_passing import MessagePassing, check_engine
 
 import dgl
-import dgl.function as fn
 import torch
 from torch import nn
 
@@ -33,10 +26,10 @@ class GCNConv(nn.Module):
     in_dim, out_dim : input and output feature widths.
     bias : add a learned bias :math:`b`.
     self_loops : add a self-loop at every node that lacks one (weight 1) before the pass.
-        Turn off when the graph already has them, to skip rebuilding the graph each call.
+        The looped graph is built once per graph object and reused on later calls
+        (``graphformer.graphs.derived``); off, the graph is used as given.
     check_finite : raise on NaN/inf input features.
-    engine : ``auto`` (DGL builtins, or the torch fallback when DGL could not place the
-        graph on the features' device), ``dgl`` or ``torch``.
+    engine : see ``graphformer.nn.message_passing``.
     """
 
     def __init__(
@@ -67,39 +60,24 @@ class GCNConv(nn.Module):
     ) -> torch.Tensor:
         """``x``: (N, in_dim) node features; ``edge_weight``: optional (E,) non-negative."""
         check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite)
-        with graph.local_scope():
-            if edge_weight is not None:
-                check_edge_tensor("edge_weight", edge_weight, (graph.num_edges(),))
-                graph.edata["w"] = edge_weight.to(graph.device)
-            if self.self_loops:
-                graph = add_self_loops(graph, fill_value=1.0)
-            weight = graph.edata["w"].to(x.device) if edge_weight is not None else None
-            fallback = use_torch_engine(self.engine, graph, x)
-            if weight is None:
-                deg_out, deg_in = graph.out_degrees().to(x), graph.in_degrees().to(x)
-            else:
-                src, dst = edge_index(graph, x.device)
-                deg_out = x.new_zeros(graph.num_nodes()).index_add_(0, src, weight)
-                deg_in = x.new_zeros(graph.num_nodes()).index_add_(0, dst, weight)
-            norm_src = deg_out.clamp(min=1e-12).pow(-0.5).unsqueeze(1)
-            norm_dst = deg_in.clamp(min=1e-12).pow(-0.5).unsqueeze(1)
-            project_first = self.out_dim < self.in_dim
-            h = (x @ self.weight if project_first else x) * norm_src
-            if fallback:
-                src, dst = edge_index(graph, x.device)
-                messages = h[src] if weight is None else h[src] * weight.unsqueeze(1)
-                h = scatter_sum(messages, dst, graph.num_nodes())
-            elif weight is None:
-                graph.ndata["h"] = h
-                graph.update_all(fn.copy_u("h", "m"), fn.sum("m", "h"))
-                h = graph.ndata["h"]
-            else:
-                graph.ndata["h"], graph.edata["w"] = h, weight.unsqueeze(1)
-                graph.update_all(fn.u_mul_e("h", "w", "m"), fn.sum("m", "h"))
-                h = graph.ndata["h"]
-            h = h * norm_dst
-            if not project_first:
-                h = h @ self.weight
+        if edge_weight is not None:
+            check_edge_tensor("edge_weight", edge_weight, (graph.num_edges(),))
+        if self.self_loops:
+            graph, edge_weight = add_self_loops_with_features(graph, edge_weight, fill_value=1.0)
+        mp = MessagePassing(graph, self.engine, x)
+        weight = edge_weight.to(x.device) if edge_weight is not None else None
+        deg_out, deg_in = mp.degrees(x, weight)
+        norm_src = deg_out.clamp(min=1e-12).pow(-0.5).unsqueeze(1)
+        norm_dst = deg_in.clamp(min=1e-12).pow(-0.5).unsqueeze(1)
+        project_first = self.out_dim < self.in_dim
+        h = (x @ self.weight if project_first else x) * norm_src
+        if weight is None:
+            h = mp.copy_u_reduce(h, "sum")
+        else:
+            h = mp.u_mul_e_reduce(h, weight.unsqueeze(1), "sum")
+        h = h * norm_dst
+        if not project_first:
+            h = h @ self.weight
         return h if self.bias is None else h + self.bias
 
 
@@ -116,7 +94,7 @@ class SAGEConv(nn.Module):
     in_dim, out_dim : input and output feature widths.
     bias : add a learned bias :math:`b`.
     check_finite : raise on NaN/inf input features.
-    engine : ``auto``, ``dgl`` or ``torch``, as for :class:`GCNConv`.
+    engine : see ``graphformer.nn.message_passing``.
     """
 
     def __init__(
@@ -143,13 +121,6 @@ class SAGEConv(nn.Module):
         check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite)
         project_first = self.out_dim < self.in_dim
         h = self.neigh(x) if project_first else x
-        if use_torch_engine(self.engine, graph, x):
-            src, dst = edge_index(graph, x.device)
-            h = scatter_mean(h[src], dst, graph.num_nodes())
-        else:
-            with graph.local_scope():
-                graph.ndata["h"] = h
-                graph.update_all(fn.copy_u("h", "m"), fn.mean("m", "h"))
-                h = graph.ndata["h"]
+        h = MessagePassing(graph, self.engine, x).copy_u_reduce(h, "mean")
         neigh = h if project_first else self.neigh(h)
         return self.root(x) + neigh

@@ -1,21 +1,13 @@
-"""GAT's additive attention (Veličković et al., 2018) as message passing with DGL builtins."""
+"""GAT's additive attention (Veličković et al., 2018) as message passing."""
 
 from __future__ import annotations
 
 from graphformer.nn.checks import check_node_features, check_positive
-from graphformer.nn.torch_ops import (
-    check_engine,
-    edge_index,
-    scatter_sum,
-    segment_softmax,
-    use_torch_engine,
-)
+from graphformer.nn.message_passing import MessagePassing, check_engine
 
 import dgl
-import dgl.function as fn
 import torch
 import torch.nn.functional as F
-from dgl.nn.functional import edge_softmax
 from torch import nn
 
 
@@ -44,8 +36,7 @@ class GATConv(nn.Module):
     dropout : dropout on the attention weights.
     bias : add a learned bias :math:`b`.
     check_finite : raise on NaN/inf input features.
-    engine : ``auto`` (DGL builtins, or the torch fallback where DGL could not place the
-        graph on the features' device), ``dgl`` or ``torch``.
+    engine : see ``graphformer.nn.message_passing``.
     """
 
     def __init__(
@@ -95,20 +86,11 @@ class GATConv(nn.Module):
         h = self.project(x).view(-1, self.num_heads, self.head_dim)
         score_src = (h * self.attn_src).sum(-1, keepdim=True)  # (N, H, 1)
         score_dst = (h * self.attn_dst).sum(-1, keepdim=True)
-        if use_torch_engine(self.engine, graph, x):
-            src, dst = edge_index(graph, x.device)
-            score = F.leaky_relu(score_src[src] + score_dst[dst], self.negative_slope)
-            attention = segment_softmax(score, dst, len(x))
-            out = scatter_sum(h[src] * self.attn_dropout(attention), dst, len(x))
-        else:
-            with graph.local_scope():
-                graph.ndata.update(h=h, s_src=score_src, s_dst=score_dst)
-                graph.apply_edges(fn.u_add_v("s_src", "s_dst", "s"))
-                score = F.leaky_relu(graph.edata["s"], self.negative_slope)
-                attention = edge_softmax(graph, score)
-                graph.edata["a"] = self.attn_dropout(attention)
-                graph.update_all(fn.u_mul_e("h", "a", "m"), fn.sum("m", "o"))
-                out = graph.ndata["o"]
+        mp = MessagePassing(graph, self.engine, x)
+        attention = mp.edge_softmax(
+            F.leaky_relu(mp.u_add_v(score_src, score_dst), self.negative_slope)
+        )
+        out = mp.u_mul_e_reduce(h, self.attn_dropout(attention), "sum")
         out = out.reshape(len(x), -1) if self.concat else out.mean(dim=1)
         if self.bias is not None:
             out = out + self.bias

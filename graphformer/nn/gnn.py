@@ -10,8 +10,8 @@ from graphformer.nn.block import ACTIVATIONS, choose
 from graphformer.nn.checks import check_node_features, check_positive
 from graphformer.nn.conv import GCNConv, SAGEConv
 from graphformer.nn.gat import GATConv
+from graphformer.nn.message_passing import check_engine
 from graphformer.nn.readout import Readout
-from graphformer.nn.torch_ops import check_engine
 
 import dgl
 import torch
@@ -51,8 +51,7 @@ class GNN(nn.Module):
         last convolution outputs ``out_dim``, as in Kipf & Welling) and one linear layer
         without dropout at graph level.
     check_finite : raise on NaN/inf input features.
-    engine : ``auto`` (DGL builtins, or the torch fallback where DGL could not place the
-        graph on the features' device), ``dgl`` or ``torch``.
+    engine : see ``graphformer.nn.message_passing``.
     """
 
     def __init__(

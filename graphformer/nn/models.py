@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from graphformer.graphs import add_self_loops, add_self_loops_with_features, complete_graph
-from graphformer.nn.attention import MultiHeadAttention
+from graphformer.graphs import add_self_loops, add_self_loops_with_features
 from graphformer.nn.block import ACTIVATIONS, NORMS, GraphTransformerBlock, choose
 from graphformer.nn.checks import check_edge_tensor, check_positive
 from graphformer.nn.encoders import (
@@ -43,7 +42,8 @@ class GraphTransformer(nn.Module):
     ``h = enc(x) [+ LapPE] [+ RWSE]``, then ``num_layers`` :class:`GraphTransformerBlock`
     s, a final norm (pre-norm stacks), a :class:`Readout` when ``level='graph'``, and an
     MLP head of ``head_layers`` layers. The self-loop graph and the complete graph are
-    built once per forward and shared by all blocks.
+    built once per batch and shared by all blocks; edge state flows from block to block
+    (encoded edge features in, each block's local mixer updating it, e.g. GatedGCN).
 
     Parameters
     ----------
@@ -52,17 +52,15 @@ class GraphTransformer(nn.Module):
     prenorm, dropout, attn_dropout : see :class:`GraphTransformerBlock`.
     in_dim / num_categories : node inputs are ``in_dim`` continuous features, or integer
         codes below ``num_categories``. Exactly one is required.
-    edge_in_dim / edge_categories : the same for edge features (attention mixers only).
+    edge_in_dim / edge_categories : the same for edge features (for mixers that read
+        them: ``attention``, ``gatedgcn``, ``gine``).
     lap_pe_k, rwse_k : widths of the LapPE / RWSE read from ``graph.ndata['lap_pe']`` /
         ``['rwse']`` (made by ``graphformer.nn.pe_transform``); 0 disables.
     level : ``node`` (one output per node) or ``graph`` (one per sample).
     readout : ``mean``, ``sum`` or ``max`` for ``level='graph'``.
     head_layers : layers in the MLP head (≥ 1).
     check_finite : raise on NaN/inf inputs (checked once, at the model's input).
-    engine : ``auto`` (full attention as dense SDPA; local mixers on DGL, or on the torch
-        fallback where DGL cannot reach the features' device), ``dense``, ``dgl`` (message
-        passing everywhere, the complete graph built once per forward) or ``torch`` (the
-        torch fallback everywhere). See :class:`GraphTransformerBlock`.
+    engine : see ``graphformer.nn.message_passing`` and :class:`GraphTransformerBlock`.
     """
 
     def __init__(
@@ -179,24 +177,26 @@ class GraphTransformer(nn.Module):
                 h = h + encoder(graph, graph.ndata[name].to(h.device))
         if edge_feat is not None:
             self._check_edge_feat(graph, edge_feat)
-        local, full = graph, None
-        if any(block.local is not None for block in self.blocks):
-            if self.edge_encoder is not None:
-                if edge_feat is None:
-                    raise ValueError("the model was built for edge features; pass edge_feat")
-                edge_feat = self.edge_encoder(edge_feat)
-            local, edge_feat = add_self_loops_with_features(graph, edge_feat)
-        message_passing = ("dgl", "torch")
-        if any(
-            block.full is not None and block.full.engine in message_passing for block in self.blocks
-        ):
-            full = complete_graph(graph)
-        for block in self.blocks:
-            if attention is not None and isinstance(block.local, MultiHeadAttention):
-                mixer_input = block.norm_local(h) if block.prenorm else h
-                _, weights = block.local(local, mixer_input, edge_feat, return_attention=True)
-                attention.append(weights)
-            h = block(local, h, edge_feat=edge_feat, full_graph=full)
+        if self.edge_encoder is not None:
+            if edge_feat is None:
+                raise ValueError("the model was built for edge features; pass edge_feat")
+            edge_feat = self.edge_encoder(edge_feat)
+        local = self.blocks[0].local
+        if local is not None and getattr(local, "self_loops", False):
+            graph, edge_feat = add_self_loops_with_features(graph, edge_feat)
+        recorders = [
+            block.local for block in self.blocks if hasattr(block.local, "record_attention")
+        ]
+        for recorder in recorders:
+            recorder.record_attention = attention is not None
+        try:
+            for block in self.blocks:
+                h, edge_feat = block(graph, h, edge_feat, return_edges=True)
+        finally:
+            for recorder in recorders:
+                recorder.record_attention = False
+        if attention is not None:
+            attention.extend(recorder.weights for recorder in recorders)
         return self.final_norm(h)
 
     @torch.no_grad()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graphformer.nn.torch_ops import needs_fallback, segment_readout
+from graphformer.nn.message_passing import needs_fallback, segment_readout
 
 import dgl
 import torch

@@ -1,0 +1,154 @@
+"""The mixer registry: the one place where config strings name token mixers.
+
+A mixer is an ``nn.Module`` called as ``mixer(graph, x, edge_state) -> (x, edge_state)``:
+node features (N, dim) in and out; ``edge_state`` (E, ...) or None, returned updated by
+mixers that update edge features (GatedGCN) and unchanged by the others. Optional
+attributes tell :class:`~graphformer.nn.GraphTransformerBlock` how to call it:
+
+- ``reads_edges`` (default False): it takes edge state (others must get None);
+- ``self_loops`` (default False): it runs on the graph plus a self-loop at every node
+  (new loops get zero edge state);
+- ``owns_residual`` (default False): its output already includes dropout and the
+  residual (GatedGCN, as in GraphGPS); the block then only norms that branch.
+
+A ``local`` mixer passes messages on the input graph; a ``global`` one among all nodes
+of each sample. Add a mixer with its own file and one :data:`REGISTRY` entry; the engine
+and validation tests pick every entry up from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from graphformer.graphs import complete_graph_of
+from graphformer.nn.attention import MultiHeadAttention
+from graphformer.nn.conv import GCNConv, SAGEConv
+from graphformer.nn.gatedgcn import GatedGCN
+from graphformer.nn.gine import GINE
+from graphformer.nn.message_passing import local_engine
+
+import dgl
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class MixerOptions:
+    """What a block knows when it builds its mixers (each takes what it needs)."""
+
+    dim: int
+    num_heads: int = 4
+    dropout: float = 0.0
+    attn_dropout: float = 0.0
+    edge_dim: int | None = None
+    engine: str = "auto"
+
+
+@dataclass(frozen=True)
+class Mixer:
+    """A registry entry: how to build the mixer and where it mixes."""
+
+    build: Callable[[MixerOptions], nn.Module]
+    scope: str  # "local" or "global"
+
+
+class NodeConv(nn.Module):
+    """A convolution ``conv(graph, x) -> x`` as a mixer (edge state passes through)."""
+
+    self_loops = True
+
+    def __init__(self, conv: nn.Module) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.conv(graph, x), edge_state
+
+
+class LocalAttention(nn.Module):
+    """:class:`MultiHeadAttention` over each node's in-edges and itself, edge state as its
+    Shaw terms. With ``record_attention`` set it keeps its last weights in ``weights``
+    ((E, num_heads), before dropout)."""
+
+    self_loops = True
+
+    def __init__(self, attention: MultiHeadAttention) -> None:
+        super().__init__()
+        self.attention = attention
+        self.reads_edges = attention.edge_dim is not None
+        self.record_attention = False
+        self.weights: torch.Tensor | None = None
+
+    def forward(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not self.record_attention:
+            return self.attention(graph, x, edge_feat=edge_state), edge_state
+        out, self.weights = self.attention(graph, x, edge_state, return_attention=True)
+        return out, edge_state
+
+
+class FullAttention(nn.Module):
+    """:class:`MultiHeadAttention` among all nodes of each sample (a plain Transformer):
+    padded SDPA on the ``auto``/``dense`` engines, else message passing on the complete
+    graph (built once per batch graph, ``graphformer.graphs.complete_graph_of``)."""
+
+    def __init__(self, attention: MultiHeadAttention) -> None:
+        super().__init__()
+        self.attention = attention
+
+    def forward(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.attention.engine in ("auto", "dense"):
+            return self.attention.full_attention(x, graph.batch_num_nodes()), edge_state
+        return self.attention(complete_graph_of(graph), x), edge_state
+
+
+def _attention(options: MixerOptions, edges: bool, engine: str) -> MultiHeadAttention:
+    return MultiHeadAttention(
+        options.dim,
+        options.num_heads,
+        dropout=options.attn_dropout,
+        edge_dim=options.edge_dim if edges else None,
+        check_finite=False,
+        engine=engine,
+    )
+
+
+REGISTRY: dict[str, Mixer] = {
+    "gcn": Mixer(
+        lambda o: NodeConv(
+            GCNConv(o.dim, o.dim, self_loops=False, check_finite=False, engine=o.engine)
+        ),
+        "local",
+    ),
+    "sage": Mixer(
+        lambda o: NodeConv(SAGEConv(o.dim, o.dim, check_finite=False, engine=o.engine)), "local"
+    ),
+    "attention": Mixer(
+        lambda o: LocalAttention(_attention(o, True, local_engine(o.engine))), "local"
+    ),
+    "gatedgcn": Mixer(
+        lambda o: GatedGCN(o.dim, dropout=o.dropout, check_finite=False, engine=o.engine), "local"
+    ),
+    "gine": Mixer(lambda o: GINE(o.dim, check_finite=False, engine=o.engine), "local"),
+    "full": Mixer(lambda o: FullAttention(_attention(o, False, o.engine)), "global"),
+}
+
+
+def names(scope: str) -> tuple[str, ...]:
+    """Registered mixer names of ``scope`` (``local`` or ``global``), in registry order."""
+    return tuple(name for name, mixer in REGISTRY.items() if mixer.scope == scope)
+
+
+def build_mixer(name: str, options: MixerOptions, scope: str | None = None) -> nn.Module:
+    """The mixer registered as ``name`` (of ``scope`` if given), built for ``options``."""
+    choices = names(scope) if scope else tuple(REGISTRY)
+    if name not in choices:
+        what = f"{scope} mixer" if scope else "mixer"
+        raise ValueError(f"unknown {what} {name!r}; choose one of {sorted(choices)}")
+    return REGISTRY[name].build(options)
