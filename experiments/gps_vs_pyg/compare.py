@@ -222,14 +222,21 @@ BUILD = {"pyg": PeerGPS, "graphformer": GraphformerGPS}
 
 
 # --- same function given the same weights -----------------------------------------------
-def peer_to_graphformer(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def peer_to_graphformer(tensors: dict[str, torch.Tensor], targets) -> dict[str, torch.Tensor]:
     """PyG ``PeerGPS`` tensors (parameters, buffers or gradients) under graphformer's names.
 
-    GPSConv's ``conv`` is graphformer's ``local`` (PyG stores the GCN weight as
-    (out, in), graphformer as (in, out)), ``attn`` its ``full`` (the (3E, E) in-projection
-    split into q, k, v), ``mlp`` its ``ffn`` and ``norm1/2/3`` its
-    ``norm_local/norm_full/norm_ffn``.
+    GPSConv's ``conv`` is graphformer's local mixer (PyG stores the GCN weight as
+    (out, in), graphformer as (in, out)), ``attn`` its global one (the (3E, E)
+    in-projection split into q, k, v), ``mlp`` its ``ffn`` and ``norm1/2/3`` its
+    ``norm_local/norm_full/norm_ffn``. ``targets``: graphformer's state-dict keys (the
+    mixers sit at ``local.`` / ``full.`` or, after the mixer protocol, ``local.conv.`` /
+    ``full.attention.``).
     """
+    targets = set(targets)
+
+    def pick(*names: str) -> str:
+        return next((name for name in names if name in targets), names[0])
+
     out = {}
     for name, value in tensors.items():
         parts = name.split(".")
@@ -241,16 +248,19 @@ def peer_to_graphformer(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Ten
             out["model." + name] = value
         elif parts[0] == "layers":
             block, rest = f"model.blocks.{parts[1]}.", parts[2:]
+            local = pick(block + "local.conv.weight", block + "local.weight")[: -len("weight")]
+            full = pick(block + "full.attention.q_proj.weight", block + "full.q_proj.weight")
+            full = full[: -len("q_proj.weight")]
             if rest == ["conv", "lin", "weight"]:
-                out[block + "local.weight"] = value.t()
+                out[local + "weight"] = value.t()
             elif rest == ["conv", "bias"]:
-                out[block + "local.bias"] = value
+                out[local + "bias"] = value
             elif rest[:2] == ["attn", "out_proj"]:
-                out[block + "full.out_proj." + rest[2]] = value
+                out[full + "out_proj." + rest[2]] = value
             elif rest[0] == "attn":
                 kind = "weight" if rest[1] == "in_proj_weight" else "bias"
                 for proj, chunk in zip("qkv", value.chunk(3), strict=True):
-                    out[block + f"full.{proj}_proj.{kind}"] = chunk
+                    out[full + f"{proj}_proj.{kind}"] = chunk
             elif rest[0] == "mlp":
                 out[block + "ffn." + ".".join(rest[1:])] = value
             elif rest[0] in ("norm1", "norm2", "norm3"):
@@ -280,7 +290,8 @@ def same_function(settings: dict, batch: dict, categories: int, classes: int) ->
     peer = PeerGPS(settings, categories, classes)
     ours = GraphformerGPS(settings, categories, classes)
     try:
-        mapped = peer_to_graphformer(peer.state_dict())
+        keys = ours.state_dict().keys()
+        mapped = peer_to_graphformer(peer.state_dict(), keys)
         ours.load_state_dict(mapped, strict=True)
     except (KeyError, RuntimeError) as error:
         return {"comparable": False, "why": str(error).splitlines()[0]}
@@ -302,7 +313,7 @@ def same_function(settings: dict, batch: dict, categories: int, classes: int) ->
         loss_fn(out, batch["labels"], classes, settings["class_weighting"]).backward()
         outputs.append(out.detach())
     result["train_rel_diff"] = relative(outputs[1], outputs[0])
-    grads = peer_to_graphformer({n: p.grad for n, p in peer.named_parameters()})
+    grads = peer_to_graphformer({n: p.grad for n, p in peer.named_parameters()}, keys)
     names = [n for n, _ in ours.named_parameters()]
     flat = torch.cat([grads[n].flatten() for n in names])
     ours_flat = torch.cat([p.grad.flatten() for _, p in ours.named_parameters()])
@@ -500,7 +511,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--models", default="pyg,graphformer", help="comma-separated: pyg, graphformer"
     )
     parser.add_argument("--recipe", default="cluster_gps", help="graphformer experiment config")
-    parser.add_argument("--local", default=None, help="local mixer (default: the recipe's)")
+    parser.add_argument(
+        "--local", default="gcn", help="graphformer's local mixer (the peer is built with GCN)"
+    )
     parser.add_argument(
         "--override",
         action="append",
