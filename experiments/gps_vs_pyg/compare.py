@@ -544,6 +544,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     val, _, _ = load_split(name, "val", val_graphs, settings["lap_pe_k"], args.data_root)
     val_batches = make_batches(val, settings["batch_size"], None)
+    settings["model"].update(out_dim=classes, num_categories=categories)  # as built
 
     check = None
     if set(models) == set(MODELS):
