@@ -412,6 +412,39 @@ class Runner:
         return row
 
 
+def same_after_training(
+    settings: dict, train: list[dict], val: list[dict], categories: int, classes: int
+) -> dict:
+    """Train the peer on ``train`` (its dropout on), load its weights and BatchNorm
+    statistics into graphformer, and compare the two in eval mode on ``val``: does
+    validation differ between the models for any reason but their weights?"""
+    torch.manual_seed(0)
+    peer = PeerGPS(settings, categories, classes)
+    ours = GraphformerGPS(settings, categories, classes)
+    optimizer = torch.optim.AdamW(peer.parameters(), lr=settings["lr"])
+    peer.train()
+    for batch in train:
+        optimizer.zero_grad()
+        loss_fn(peer(batch), batch["labels"], classes, settings["class_weighting"]).backward()
+        optimizer.step()
+    ours.load_state_dict(peer_to_graphformer(peer.state_dict(), ours.state_dict().keys()))
+    peer.eval(), ours.eval()
+    metrics = [BenchmarkAccuracy(classes), BenchmarkAccuracy(classes)]
+    diffs = []
+    with torch.no_grad():
+        for batch in val:
+            a, b = peer(batch), ours(batch)
+            diffs.append(relative(b, a))
+            metrics[0].update(a, batch["labels"])
+            metrics[1].update(b, batch["labels"])
+    return {
+        "steps": len(train),
+        "val_rel_diff_max": max(diffs),
+        "val_bench_acc_peer": float(metrics[0].compute()),
+        "val_bench_acc_graphformer": float(metrics[1].compute()),
+    }
+
+
 def git(*args: str) -> str:
     try:
         return subprocess.run(
@@ -521,6 +554,13 @@ def main(argv: list[str] | None = None) -> dict:
         help="Hydra override of the recipe, repeatable (e.g. model.num_layers=4)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--check-trained",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="only train the peer STEPS batches, copy it into graphformer, compare validation",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-root", type=Path, default=REPO / "data" / "sbm")
     parser.add_argument("--out", type=Path, default=HERE / "logs")
@@ -546,6 +586,18 @@ def main(argv: list[str] | None = None) -> dict:
     val_batches = make_batches(val, settings["batch_size"], None)
     settings["model"].update(out_dim=classes, num_categories=categories)  # as built
 
+    if args.check_trained:
+        require_pyg()
+        order = torch.randperm(len(train_graphs), generator=torch.Generator().manual_seed(0))
+        batches = make_batches(train_graphs, settings["batch_size"], order)
+        result = same_after_training(
+            settings, batches[: args.check_trained], val_batches, categories, classes
+        )
+        print(f"trained peer copied into graphformer: {result}", flush=True)
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"{args.dataset}_{args.tag}_trained_check.json"
+        path.write_text(json.dumps({"settings": settings, **result}, indent=1) + "\n")
+        return result
     check = None
     if set(models) == set(MODELS):
         check = same_function(settings, val_batches[0], categories, classes)
