@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import math
+import sys
 from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
@@ -36,6 +38,49 @@ def load_plot():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_compare():
+    path = REPO / "experiments" / "gps_vs_pyg" / "compare.py"
+    spec = importlib.util.spec_from_file_location("gps_vs_pyg_compare", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gps_vs_pyg_names_the_missing_peer(monkeypatch):
+    compare = load_compare()
+    monkeypatch.setitem(sys.modules, "torch_geometric", None)
+    monkeypatch.setitem(sys.modules, "torch_geometric.nn", None)
+    with pytest.raises(SystemExit, match="pip install torch_geometric"):
+        compare.require_pyg()
+    with pytest.raises(SystemExit, match="pip install torch_geometric"):
+        compare.main(["--models", "pyg", "--graphs", "2"])
+
+
+@pytest.mark.slow
+def test_gps_vs_pyg_trains_both_and_they_compute_the_same_function(tmp_path):
+    """Two epochs of a 2-block stack on 4 graphs; given the peer's weights, graphformer's
+    GPS computes PyG GPSConv's function (outputs and gradients)."""
+    pytest.importorskip("torch_geometric")
+    compare = load_compare()
+    args = ["--graphs", "4", "--val-graphs", "2", "--epochs", "2", "--threads", "1"]
+    args += ["--override", "model.num_layers=2", "--out", str(tmp_path), "--tag", "t"]
+    log = compare.main([*args, "--data-root", str(tmp_path / "data")])
+    assert [(row["epoch"], row["model"]) for row in log["epochs"]] == [
+        (1, "pyg"),
+        (1, "graphformer"),
+        (2, "pyg"),
+        (2, "graphformer"),
+    ]
+    assert log["parameters"]["pyg"] == log["parameters"]["graphformer"]
+    check = log["same_function"]
+    assert check["comparable"], check
+    assert check["eval_rel_diff_float64"] < 1e-9
+    assert check["train_rel_diff"] < 1e-4 and check["grad_rel_diff"] < 1e-3
+    saved = json.loads((tmp_path / "cluster_t.json").read_text())
+    assert saved["epochs"] == log["epochs"]
+    assert "| 2 | graphformer GPS |" in (tmp_path / "cluster_t.md").read_text()
 
 
 def test_every_listed_recipe_has_a_config():
