@@ -34,6 +34,20 @@ def split_mixer(mixer: str, local_mixer: str) -> tuple[str | None, str | None]:
     return (mixer, None) if mixer in LOCAL_MIXERS else (None, mixer)
 
 
+def feed_forward(dim: int, ffn_ratio: float, activation: str, dropout: float) -> nn.Sequential:
+    r""":math:`\mathrm{FFN}(x) = W_2\,\mathrm{drop}(\sigma(W_1 x))`, hidden width
+    ``ffn_ratio * dim``; the FFN of every block, encoder and decoder alike."""
+    if ffn_ratio <= 0:
+        raise ValueError(f"ffn_ratio must be positive; got {ffn_ratio}")
+    hidden = max(1, round(ffn_ratio * dim))
+    return nn.Sequential(
+        nn.Linear(dim, hidden),
+        ACTIVATIONS[choose("activation", activation, ACTIVATIONS)](),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, dim),
+    )
+
+
 class GraphTransformerBlock(nn.Module):
     r"""One Transformer layer whose token mixers are message passing on a graph.
 
@@ -108,8 +122,6 @@ class GraphTransformerBlock(nn.Module):
         choose("activation", activation, ACTIVATIONS)
         choose("norm", norm, NORMS)
         check_engine(engine)
-        if ffn_ratio <= 0:
-            raise ValueError(f"ffn_ratio must be positive; got {ffn_ratio}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); got {dropout}")
         self.dim, self.prenorm, self.self_loops = dim, prenorm, self_loops
@@ -131,13 +143,7 @@ class GraphTransformerBlock(nn.Module):
         self.norm_local = NORMS[norm](dim) if local is not None else None
         self.norm_full = NORMS[norm](dim) if global_mixer is not None else None
         self.norm_ffn = NORMS[norm](dim)
-        hidden = max(1, round(ffn_ratio * dim))
-        self.ffn = nn.Sequential(
-            nn.Linear(dim, hidden),
-            ACTIVATIONS[activation](),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, dim),
-        )
+        self.ffn = feed_forward(dim, ffn_ratio, activation, dropout)
         self.dropout = nn.Dropout(dropout)
 
     def _branch(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from graphformer.graphs import Counts, causal_graph, complete_bipartite, sample_sizes
 from graphformer.nn.attention import MultiHeadAttention
-from graphformer.nn.block import ACTIVATIONS, NORMS, choose
+from graphformer.nn.block import NORMS, choose, feed_forward
 from graphformer.nn.checks import check_node_features, check_positive
 from graphformer.nn.dense_masked import causal_attention, cross_attention
 from graphformer.nn.message_passing import ENGINES
@@ -26,20 +26,6 @@ def check_sizes(name: str, sizes: Counts, num_rows: int) -> torch.Tensor:
             f"{counts.tolist()} (sum {int(counts.sum())})"
         )
     return counts
-
-
-def feed_forward(dim: int, ffn_ratio: float, activation: str, dropout: float) -> nn.Sequential:
-    r""":math:`\mathrm{FFN}(x) = W_2\,\mathrm{drop}(\sigma(W_1 x))`, hidden width
-    ``ffn_ratio * dim``, laid out as :class:`~graphformer.nn.GraphTransformerBlock`'s."""
-    if ffn_ratio <= 0:
-        raise ValueError(f"ffn_ratio must be positive; got {ffn_ratio}")
-    hidden = max(1, round(ffn_ratio * dim))
-    return nn.Sequential(
-        nn.Linear(dim, hidden),
-        ACTIVATIONS[choose("activation", activation, ACTIVATIONS)](),
-        nn.Dropout(dropout),
-        nn.Linear(hidden, dim),
-    )
 
 
 class DecoderBlock(nn.Module):
