@@ -128,7 +128,9 @@ def shaw_reference(
     if edge_feat is not None:
         dense_feat = dense_edge_tensor(graph, edge_feat)  # (N, N, edge_dim)
         a_key = F.linear(dense_feat, layer.edge_key.weight).view(n, n, h, d)
-        a_value = F.linear(dense_feat, layer.edge_value.weight).view(n, n, h, d)
+        a_value = torch.zeros(n, n, h, d)
+        if layer.edge_value is not None:
+            a_value = F.linear(dense_feat, layer.edge_value.weight).view(n, n, h, d)
         score = score + torch.einsum("ihd,ijhd->hij", q, a_key)
     score = score / math.sqrt(d)
     if edge_bias is not None:
@@ -145,14 +147,22 @@ def shaw_reference(
 
 
 @pytest.mark.parametrize(
-    ("use_feat", "use_bias"),
-    [(False, False), (True, False), (False, True), (True, True)],
-    ids=["plain", "edge_feat", "edge_bias", "both"],
+    ("use_feat", "use_bias", "edge_value"),
+    [
+        (False, False, True),
+        (True, False, True),
+        (False, True, True),
+        (True, True, True),
+        (True, True, False),
+    ],
+    ids=["plain", "edge_feat", "edge_bias", "both", "key_term_only"],
 )
-def test_edge_attention_equals_dense_shaw_reference(use_feat, use_bias):
+def test_edge_attention_equals_dense_shaw_reference(use_feat, use_bias, edge_value):
     sizes, edge_dim = [6, 4, 7], 5
     graph = random_graph(sizes, p=0.4, seed=11)
-    layer = randomize_biases(MultiHeadAttention(EMBED, HEADS, edge_dim=edge_dim)).eval()
+    layer = MultiHeadAttention(EMBED, HEADS, edge_dim=edge_dim, edge_value=edge_value)
+    layer = randomize_biases(layer).eval()
+    assert (layer.edge_value is None) == (not edge_value)
     x = torch.randn(graph.num_nodes(), EMBED)
     edge_feat = torch.randn(graph.num_edges(), edge_dim) if use_feat else None
     edge_bias = torch.randn(graph.num_edges(), HEADS) if use_bias else None

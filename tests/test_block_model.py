@@ -396,3 +396,14 @@ def test_edge_state_flows_from_block_to_block():
     with torch.no_grad():
         net.blocks[0].local.norm_edge.bias.add_(1.0)
     assert not torch.allclose(net(graph, x, edge_feat), before)
+
+
+def test_gps_takes_its_global_half_and_its_settings_by_name():
+    block = GraphTransformerBlock(
+        DIM, mixer="gps", local_mixer="sage", global_attention="performer"
+    )
+    assert type(block.full).__name__ == "PerformerMixer"
+    with pytest.raises(ValueError, match="unknown global_attention 'sage'"):
+        GraphTransformerBlock(DIM, mixer="gps", global_attention="sage")
+    with pytest.raises(ValueError, match=r"global_kwargs \['degree'\] are not settings of 'full'"):
+        GraphTransformerBlock(DIM, mixer="gps", global_kwargs={"degree": 6})

@@ -52,6 +52,9 @@ class MultiHeadAttention(nn.Module):
         to ``embed_dim``.
     edge_dim : width of edge features; enables the Shaw terms ``edge_key`` and
         ``edge_value``.
+    edge_value : with ``edge_dim``, also the value term :math:`a^V_{ij}` (default); False
+        keeps only the key term, so edge features only reweigh the edges (Exphormer's
+        edge-kind embeddings do this), and the dense engine can run the call.
     check_finite : raise on NaN/inf input features.
     engine : see ``graphformer.nn.message_passing``. ``auto`` runs self-attention on a graph
         from ``graphformer.graphs.complete_graph`` (no edge terms, no returned weights) as
@@ -71,6 +74,7 @@ class MultiHeadAttention(nn.Module):
         bias: bool = True,
         src_dim: int | None = None,
         edge_dim: int | None = None,
+        edge_value: bool = True,
         check_finite: bool = True,
         engine: str = "auto",
     ) -> None:
@@ -92,7 +96,7 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         if edge_dim is not None:
             self.edge_key = nn.Linear(edge_dim, embed_dim, bias=False)
-            self.edge_value = nn.Linear(edge_dim, embed_dim, bias=False)
+            self.edge_value = nn.Linear(edge_dim, embed_dim, bias=False) if edge_value else None
         self.attn_dropout = nn.Dropout(dropout)
         self.reset_parameters()
 
@@ -122,7 +126,8 @@ class MultiHeadAttention(nn.Module):
                     nn.init.zeros_(linear.bias)
         if self.edge_dim is not None:
             nn.init.xavier_uniform_(self.edge_key.weight)
-            nn.init.xavier_uniform_(self.edge_value.weight)
+            if self.edge_value is not None:
+                nn.init.xavier_uniform_(self.edge_value.weight)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(-1, self.num_heads, self.head_dim)
@@ -209,7 +214,9 @@ class MultiHeadAttention(nn.Module):
         q = self._heads(self.q_proj(x_dst)) / math.sqrt(self.head_dim)
         k, v = self._heads(self.k_proj(x_src)), self._heads(self.v_proj(x_src))
         ek = self._heads(self.edge_key(edge_feat)) if edge_feat is not None else None
-        ev = self._heads(self.edge_value(edge_feat)) if edge_feat is not None else None
+        ev = None
+        if edge_feat is not None and self.edge_value is not None:
+            ev = self._heads(self.edge_value(edge_feat))
         mp = MessagePassing(graph, self.engine, x_dst)
         score = mp.u_dot_v(k, q)  # (E, H, 1)
         if ek is not None:

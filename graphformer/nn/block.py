@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from graphformer.graphs import add_self_loops_with_features
 from graphformer.nn.checks import check_batch_norm, check_node_features, check_positive
 from graphformer.nn.message_passing import check_engine
@@ -26,11 +28,15 @@ def choose(kind: str, value: str, options) -> str:
     return value
 
 
-def split_mixer(mixer: str, local_mixer: str) -> tuple[str | None, str | None]:
-    """(local name, global name) that a block's ``mixer`` and ``local_mixer`` select."""
+def split_mixer(
+    mixer: str, local_mixer: str, global_attention: str = "full"
+) -> tuple[str | None, str | None]:
+    """(local name, global name) that a block's ``mixer``, ``local_mixer`` and
+    ``global_attention`` select."""
     choose("mixer", mixer, MIXERS)
     if mixer == "gps":
-        return choose("local_mixer", local_mixer, LOCAL_MIXERS), "full"
+        local = choose("local_mixer", local_mixer, LOCAL_MIXERS)
+        return local, choose("global_attention", global_attention, GLOBAL_MIXERS)
     return (mixer, None) if mixer in LOCAL_MIXERS else (None, mixer)
 
 
@@ -73,7 +79,8 @@ class GraphTransformerBlock(nn.Module):
       GAT-style neighbourhood attention, edge features as Shaw terms), and every other
       ``local`` entry of ``graphformer.nn.mixers.REGISTRY``;
     - global: ``full``, attention among all nodes of each sample (a plain Transformer);
-    - ``gps``: ``local_mixer`` and ``full``, each its own branch, as in GraphGPS.
+    - ``gps``: ``local_mixer`` and ``global_attention`` (default ``full``), each its own
+      branch, as in GraphGPS.
 
     Parameters
     ----------
@@ -81,6 +88,8 @@ class GraphTransformerBlock(nn.Module):
     mixer : a registered mixer name or ``gps``; ignored when modules are injected.
     num_heads : attention heads (``attention``, ``full``, ``gps``).
     local_mixer : the local half of ``gps``.
+    global_attention : the global half of ``gps``: a ``global`` registry name.
+    global_kwargs : settings of the global mixer (its registry entry lists them).
     ffn_ratio : FFN hidden width / ``dim``.
     activation : ``relu``, ``gelu``, ``silu`` or ``elu``.
     norm : ``layer``, ``batch`` or ``none``.
@@ -104,6 +113,8 @@ class GraphTransformerBlock(nn.Module):
         mixer: str = "attention",
         num_heads: int = 4,
         local_mixer: str = "gcn",
+        global_attention: str = "full",
+        global_kwargs: dict[str, Any] | None = None,
         ffn_ratio: float = 2.0,
         activation: str = "gelu",
         norm: str = "layer",
@@ -127,8 +138,10 @@ class GraphTransformerBlock(nn.Module):
         self.dim, self.prenorm, self.self_loops = dim, prenorm, self_loops
         self.check_finite = check_finite
         if local is None and global_mixer is None:
-            options = MixerOptions(dim, num_heads, dropout, attn_dropout, edge_dim, engine)
-            local_name, global_name = split_mixer(mixer, local_mixer)
+            options = MixerOptions(
+                dim, num_heads, dropout, attn_dropout, edge_dim, engine, dict(global_kwargs or {})
+            )
+            local_name, global_name = split_mixer(mixer, local_mixer, global_attention)
             local = build_mixer(local_name, options, "local") if local_name else None
             if global_name:
                 global_mixer = build_mixer(global_name, options, "global")

@@ -18,8 +18,9 @@ and validation tests pick every entry up from here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from graphformer.graphs import complete_graph_of
 from graphformer.nn.attention import MultiHeadAttention
@@ -44,6 +45,9 @@ class MixerOptions:
     attn_dropout: float = 0.0
     edge_dim: int | None = None
     engine: str = "auto"
+    #: Keyword arguments for a global mixer's own settings (e.g. exphormer's expander
+    #: degree); local mixers ignore them.
+    global_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class Mixer:
 
     build: Callable[[MixerOptions], nn.Module]
     scope: str  # "local" or "global"
+    #: The ``global_kwargs`` keys a global mixer takes (its constructor's settings).
+    settings: tuple[str, ...] = ()
 
 
 class NodeConv(nn.Module):
@@ -148,9 +154,21 @@ def names(scope: str) -> tuple[str, ...]:
 
 
 def build_mixer(name: str, options: MixerOptions, scope: str | None = None) -> nn.Module:
-    """The mixer registered as ``name`` (of ``scope`` if given), built for ``options``."""
+    """The mixer registered as ``name`` (of ``scope`` if given), built for ``options``.
+
+    A global mixer that takes no settings refuses ``options.global_kwargs``, and one that
+    takes settings refuses keys it does not know, naming them.
+    """
     choices = names(scope) if scope else tuple(REGISTRY)
     if name not in choices:
         what = f"{scope} mixer" if scope else "mixer"
         raise ValueError(f"unknown {what} {name!r}; choose one of {sorted(choices)}")
-    return REGISTRY[name].build(options)
+    entry = REGISTRY[name]
+    if entry.scope == "global":
+        unknown = sorted(set(options.global_kwargs) - set(entry.settings))
+        if unknown:
+            raise ValueError(
+                f"global_kwargs {unknown} are not settings of {name!r}; it takes "
+                f"{sorted(entry.settings) or 'none'}"
+            )
+    return entry.build(options)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from graphformer.graphs import add_self_loops, add_self_loops_with_features
 from graphformer.nn.block import ACTIVATIONS, NORMS, GraphTransformerBlock, choose
 from graphformer.nn.checks import check_edge_tensor, check_positive
@@ -48,8 +50,9 @@ class GraphTransformer(nn.Module):
     Parameters
     ----------
     out_dim : output width (classes or regression targets).
-    hidden_dim, num_layers, mixer, num_heads, local_mixer, ffn_ratio, activation, norm,
-    prenorm, dropout, attn_dropout : see :class:`GraphTransformerBlock`.
+    hidden_dim, num_layers, mixer, num_heads, local_mixer, global_attention, global_kwargs,
+    ffn_ratio, activation, norm, prenorm, dropout, attn_dropout : see
+    :class:`GraphTransformerBlock`.
     in_dim / num_categories : node inputs are ``in_dim`` continuous features, or integer
         codes below ``num_categories``. Exactly one is required.
     edge_in_dim / edge_categories : the same for edge features (for mixers that read
@@ -71,6 +74,8 @@ class GraphTransformer(nn.Module):
         mixer: str = "attention",
         num_heads: int = 4,
         local_mixer: str = "gcn",
+        global_attention: str = "full",
+        global_kwargs: dict[str, Any] | None = None,
         in_dim: int | None = None,
         num_categories: int | None = None,
         edge_in_dim: int | None = None,
@@ -114,6 +119,8 @@ class GraphTransformer(nn.Module):
                 mixer=mixer,
                 num_heads=num_heads,
                 local_mixer=local_mixer,
+                global_attention=global_attention,
+                global_kwargs=global_kwargs,
                 ffn_ratio=ffn_ratio,
                 activation=activation,
                 norm=norm,
