@@ -361,7 +361,10 @@ def test_attention_weights_are_each_attention_blocks_softmax(prenorm):
     mixer_input = first.norm_local(h) if prenorm else h
     _, expected = first.local.attention(looped, mixer_input, return_attention=True)
     assert_close("attention_weights vs block 0 by hand", weights[0], expected)
-    assert torch.equal(model.encode(graph, x), model.encode(graph, x, attention=[]))
+    # Recording weights runs message passing where auto may run the dense engine: the same
+    # function, up to rounding.
+    recorded = model.encode(graph, x, attention=[])
+    assert_close("encode while recording weights vs not", model.encode(graph, x), recorded)
 
 
 def test_attention_weights_skip_blocks_without_local_attention_and_need_eval():

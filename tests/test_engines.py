@@ -1,6 +1,6 @@
 """Every engine equals DGL message passing, outputs and gradients.
 
-- dense: padded SDPA on complete graphs;
+- dense: padded SDPA on complete graphs (and, masked, on others: test_dense_engine.py);
 - torch: index/scatter operations on edge indices (the fallback where DGL cannot reach the
   features' device), on any graph, forced here on the CPU with ``engine='torch'``.
 """
@@ -70,7 +70,7 @@ def test_attention_dense_equals_dgl_on_mixed_sizes(mode):
     assert_engines_equal("attention", dgl_attention, dense_attention, lambda m, h: m(graph, h), x)
 
 
-def test_auto_uses_dense_only_on_complete_graphs_with_self_loops(monkeypatch):
+def test_auto_skips_the_graph_only_on_complete_graphs_with_self_loops(monkeypatch):
     calls = []
     import graphformer.nn.attention as attention_module
 
@@ -84,17 +84,20 @@ def test_auto_uses_dense_only_on_complete_graphs_with_self_loops(monkeypatch):
     assert calls == [1]
     no_loops = complete_graph(SIZES, self_loops=False)
     assert not is_complete(no_loops)
-    attention(no_loops, x)
+    attention(no_loops, x)  # dense too, but masked by its adjacency (tests/test_dense_engine.py)
     attention(complete_graph(SIZES), x, return_attention=True)
     assert calls == [1]
 
 
-def test_dense_engine_without_self_loops_would_differ_so_it_is_refused():
-    attention = MultiHeadAttention(8, 2, engine="dense")
-    with pytest.raises(ValueError, match=r"engine='dense' runs only .*complete_graph"):
-        attention(complete_graph(SIZES, self_loops=False), torch.randn(sum(SIZES), 8))
+def test_dense_engine_masks_the_diagonal_of_a_complete_graph_without_self_loops():
+    dgl_attention, dense_attention = twins(MultiHeadAttention, 8, 2)
+    graph = complete_graph(SIZES, self_loops=False)
+    x = torch.randn(sum(SIZES), 8)
+    assert_engines_equal(
+        "no self-loops", dgl_attention, dense_attention, lambda m, h: m(graph, h), x
+    )
     with pytest.raises(ValueError, match=r"return_attention"):
-        attention(complete_graph(SIZES), torch.randn(sum(SIZES), 8), return_attention=True)
+        dense_attention(complete_graph(SIZES), x, return_attention=True)
 
 
 @pytest.mark.parametrize("mixer", ["full", "gps"])

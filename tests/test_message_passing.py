@@ -70,6 +70,4 @@ def test_engine_rule():
     assert resolve_engine("auto", g, meta) == "torch"
     assert resolve_engine("dgl", g, meta) == "dgl"
     assert resolve_engine("torch", g, x) == "torch"
-    assert resolve_engine("auto", g, meta, dense_possible=True) == "dense"
-    assert resolve_engine("dense", g, x) == "dgl"
-    assert resolve_engine("torch", g, x, dense_possible=True) == "torch"
+    assert resolve_engine("dense", g, x) == "dgl"  # attention decides on dense itself

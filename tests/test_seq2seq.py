@@ -22,7 +22,7 @@ from graphformer.nn import (
     TransformerEncoder,
 )
 from graphformer.nn import decoder as decoder_module
-from graphformer.nn.dense_masked import causal_attention
+from graphformer.nn.dense_decoder import causal_attention
 
 import pytest
 import torch

@@ -369,7 +369,7 @@ def test_readout_of_graphs_without_nodes_is_zero_on_both_engines(op):
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: attention().half()(GRAPH, torch.randn(N, 8).half()),
+        lambda: attention(engine="dgl").half()(GRAPH, torch.randn(N, 8).half()),
         lambda: GCNConv(8, 4).half()(GRAPH, torch.randn(N, 8).half()),
         lambda: GATConv(8, 4, 2).half()(GRAPH, torch.randn(N, 8).half()),
     ],

@@ -11,8 +11,13 @@ from graphformer.nn.checks import (
     check_node_features,
     check_positive,
 )
-from graphformer.nn.dense import dense_attention
-from graphformer.nn.message_passing import MessagePassing, check_engine, resolve_engine
+from graphformer.nn.dense import (
+    AttentionLayout,
+    attention_layout,
+    dense_attention,
+    dense_pays_off,
+)
+from graphformer.nn.message_passing import MessagePassing, check_engine
 
 import dgl
 import torch
@@ -56,11 +61,15 @@ class MultiHeadAttention(nn.Module):
         keeps only the key term, so edge features only reweigh the edges (Exphormer's
         edge-kind embeddings do this), and the dense engine can run the call.
     check_finite : raise on NaN/inf input features.
-    engine : see ``graphformer.nn.message_passing``. ``auto`` runs self-attention on a graph
-        from ``graphformer.graphs.complete_graph`` (no edge terms, no returned weights) as
-        padded SDPA (``dense``, equal and much faster), other calls as DGL message passing,
-        or on the torch engine where DGL could not place the graph on the features' device.
-        ``dense`` raises on calls it cannot run.
+    engine : see ``graphformer.nn.message_passing``. ``dense`` runs the call as padded SDPA
+        per sample (``graphformer.nn.dense``): on a graph from
+        ``graphformer.graphs.complete_graph`` with a key-padding mask only, on any other
+        graph whose edges stay within samples with the adjacency (and the bias and Shaw key
+        terms) as the mask; it raises on calls it cannot run (cross-attention, Shaw value
+        terms, returned weights, edges between samples). ``auto`` runs a complete graph
+        dense, another graph dense where ``graphformer.nn.dense.dense_pays_off`` (small,
+        dense samples), everything else as message passing: DGL's, or the torch engine's
+        where DGL could not place the graph on the features' device.
 
     The projections ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` map one-to-one
     onto ``torch.nn.MultiheadAttention``'s ``in_proj_weight`` chunks and ``out_proj``.
@@ -145,28 +154,37 @@ class MultiHeadAttention(nn.Module):
         out = dense_attention(q, k, v, sizes, dropout)
         return self.out_proj(out.reshape(-1, self.embed_dim))
 
-    def _dense_possible(
-        self, graph: dgl.DGLGraph, cross: bool, edge_terms: bool, weights: bool
-    ) -> bool:
-        """Whether this call could run on the dense engine (``engine='dense'``: or raise)."""
-        unsupported = [
+    def _dense_layout(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, cross: bool, value_terms: bool, weights: bool
+    ) -> AttentionLayout | None:
+        """The layout to run this call on the dense engine (``graphformer.nn.dense``), or
+        None for message passing. ``auto`` takes it where it pays off
+        (:func:`~graphformer.nn.dense.dense_pays_off`); ``dense`` raises where it cannot."""
+        if self.engine in ("dgl", "torch"):
+            return None
+        blockers = [
             name
             for name, used in (
                 ("cross-attention", cross),
-                ("edge_feat/edge_bias", edge_terms),
+                ("Shaw value terms (edge_value)", value_terms),
                 ("return_attention", weights),
             )
             if used
         ]
-        possible = not unsupported and is_complete(graph)
-        if self.engine == "dense" and not possible:
+        pinned = self.engine == "dense"
+        layout = None
+        if not blockers and (pinned or dense_pays_off(graph)):
+            layout = attention_layout(graph, x.device)
+            if not layout.within_samples:
+                blockers.append("an edge between two samples")
+                layout = None
+        if pinned and layout is None:
             raise ValueError(
-                "engine='dense' runs only self-attention on a graph from "
-                "graphformer.graphs.complete_graph(..., self_loops=True), without edge terms "
-                f"or returned weights; got {', '.join(unsupported) or 'another graph'}. "
-                "Use engine='auto' to fall back to DGL message passing."
+                "engine='dense' runs self-attention whose edges stay within samples, without "
+                f"Shaw value terms or returned weights; got {', '.join(blockers)}. Use "
+                "engine='auto' to fall back to message passing where the dense engine cannot run."
             )
-        return possible
+        return layout
 
     def forward(
         self,
@@ -208,15 +226,23 @@ class MultiHeadAttention(nn.Module):
             check_edge_tensor("edge_bias", edge_bias, shape, self.check_finite, dtype=dtype)
 
         edge_terms = edge_feat is not None or edge_bias is not None
-        dense = self._dense_possible(graph, isinstance(x, tuple), edge_terms, return_attention)
-        if resolve_engine(self.engine, graph, x_dst, dense) == "dense":
+        cross = isinstance(x, tuple)
+        plain = not (edge_terms or cross or return_attention)
+        if self.engine in ("auto", "dense") and plain and is_complete(graph):
             return self.full_attention(x_dst, graph.batch_num_nodes())
+        value_terms = edge_feat is not None and self.edge_value is not None
+        layout = self._dense_layout(graph, x_dst, cross, value_terms, return_attention)
         q = self._heads(self.q_proj(x_dst)) / math.sqrt(self.head_dim)
         k, v = self._heads(self.k_proj(x_src)), self._heads(self.v_proj(x_src))
         ek = self._heads(self.edge_key(edge_feat)) if edge_feat is not None else None
-        ev = None
-        if edge_feat is not None and self.edge_value is not None:
-            ev = self._heads(self.edge_value(edge_feat))
+        if layout is not None:
+            terms = None if edge_bias is None else edge_bias
+            if ek is not None:
+                key_terms = (q[layout.dst] * ek).sum(-1)  # q_i · a^K_ij, (E, H)
+                terms = key_terms if terms is None else terms + key_terms
+            out = layout.attend(q, k, v, terms, self.attn_dropout.p if self.training else 0.0)
+            return self.out_proj(out.reshape(-1, self.embed_dim))
+        ev = self._heads(self.edge_value(edge_feat)) if value_terms else None
         mp = MessagePassing(graph, self.engine, x_dst)
         score = mp.u_dot_v(k, q)  # (E, H, 1)
         if ek is not None:

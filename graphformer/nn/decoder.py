@@ -7,7 +7,7 @@ from graphformer.graphs import Counts, causal_graph, complete_bipartite, sample_
 from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.block import NORMS, choose, feed_forward
 from graphformer.nn.checks import check_node_features, check_positive
-from graphformer.nn.dense_masked import causal_attention, cross_attention
+from graphformer.nn.dense_decoder import causal_attention, cross_attention
 from graphformer.nn.message_passing import ENGINES
 
 import dgl

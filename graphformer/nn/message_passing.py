@@ -21,12 +21,14 @@ receives zeros. Engines (:data:`ENGINES`), one ``engine`` argument on every laye
 - ``torch``: the same with ``index_select`` / ``index_add`` / ``scatter_reduce`` on edge
   indices, on the features' device. PyPI's DGL is CPU-only, so on a GPU the graph stays on
   the CPU (``graphformer.graphs.to_device``) and this engine runs the layer there;
-- ``dense``: attention on a complete graph as padded SDPA per sample
+- ``dense``: attention as padded SDPA per sample, the graph's adjacency as the mask
   (``graphformer.nn.dense``); only attention has it. Other layers given ``dense`` run as
   ``auto``; a block given ``dense`` runs its global attention dense and its local mixers
   on ``auto`` (:func:`local_engine`);
-- ``auto`` (default): ``dense`` where the call allows it, ``torch`` where DGL could not
-  place the graph on the features' device, ``dgl`` otherwise (:func:`resolve_engine`).
+- ``auto`` (default): attention ``dense`` where the call allows it and it pays off
+  (:func:`graphformer.nn.dense.dense_pays_off`); message passing on ``torch`` where DGL
+  could not place the graph on the features' device, on ``dgl`` otherwise
+  (:func:`resolve_engine`).
 """
 
 from __future__ import annotations
@@ -58,17 +60,10 @@ def needs_fallback(graph: dgl.DGLGraph, x: torch.Tensor) -> bool:
     return graph.device != x.device
 
 
-def resolve_engine(
-    engine: str, graph: dgl.DGLGraph, x: torch.Tensor, dense_possible: bool = False
-) -> str:
-    """The one engine rule: ``dense``, ``torch`` or ``dgl`` for this call.
-
-    ``dense_possible``: the call is plain self-attention on a complete graph. ``dense``
-    when asked and possible, or on ``auto`` when possible; ``torch`` when asked, or
-    (unless pinned to ``dgl``) when DGL could not follow the features' device; else ``dgl``.
-    """
-    if dense_possible and engine in ("auto", "dense"):
-        return "dense"
+def resolve_engine(engine: str, graph: dgl.DGLGraph, x: torch.Tensor) -> str:
+    """The message-passing engine for this call: ``torch`` when asked, or (unless pinned
+    to ``dgl``) when DGL could not follow the features' device; else ``dgl``. Attention
+    decides first whether it runs dense instead (:mod:`graphformer.nn.dense`)."""
     if engine == "torch" or (engine != "dgl" and needs_fallback(graph, x)):
         return "torch"
     return "dgl"

@@ -16,37 +16,10 @@ from __future__ import annotations
 import math
 
 from graphformer.nn.attention import MultiHeadAttention
-from graphformer.nn.dense import padding_index
+from graphformer.nn.dense import Padding
 
 import torch
 import torch.nn.functional as F
-
-
-class Padding:
-    """Where each of N rows, laid out sample after sample, sits in a (B, L) padded batch."""
-
-    def __init__(self, sizes: torch.Tensor, device: torch.device) -> None:
-        # Index on the sizes' own device, then move: no host sync on the features' device.
-        sample, position, self.longest = padding_index(sizes)
-        self.sample, self.position = sample.to(device), position.to(device)
-        self.sizes = sizes.to(device)
-
-    def pad(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, H, D) rows → (B, H, L, D), zeros at padding."""
-        padded = x.new_zeros(len(self.sizes), self.longest, *x.shape[1:])
-        padded[self.sample, self.position] = x
-        return padded.transpose(1, 2)
-
-    def unpad(self, padded: torch.Tensor) -> torch.Tensor:
-        """(B, H, L, D) → (N, H, D): the valid rows."""
-        return padded.transpose(1, 2)[self.sample, self.position]
-
-    def key_mask(self) -> torch.Tensor:
-        """(B, 1, 1, L): True at valid keys. A sample without keys sees only padding (zero
-        values), so its queries get zeros, as message passing gives a node without in-edges."""
-        valid = torch.arange(self.longest, device=self.sizes.device) < self.sizes.unsqueeze(1)
-        valid = valid | (self.sizes == 0).unsqueeze(1)
-        return valid[:, None, None, :]
 
 
 def _heads(attention: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
