@@ -217,7 +217,8 @@ class ExphormerAttention(nn.Module):
     attn_dropout : dropout on the attention weights.
     seed : seeds the expander's permutations.
     check_finite : raise on NaN/inf input features.
-    engine : :class:`~graphformer.nn.MultiHeadAttention`'s ``engine``.
+    engine : :class:`~graphformer.nn.MultiHeadAttention`'s ``engine`` (``dgl``, ``torch``, or
+        ``auto``; ``dense`` only where its dense engine accepts this graph and edge terms).
     """
 
     permutation_equivariant = False  # see "The expander" above
