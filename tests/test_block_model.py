@@ -45,6 +45,13 @@ def batch(sizes=SIZES, seed: int = 0) -> dgl.DGLGraph:
     return random_graph(sizes, p=0.35, seed=seed)
 
 
+def equivariant(module: nn.Module) -> bool:
+    """Whether every mixer of a block (or of a model's blocks) is node-permutation equivariant."""
+    blocks = getattr(module, "blocks", [module])
+    mixers = [m for block in blocks for m in (block.local, block.full) if m is not None]
+    return all(getattr(m, "permutation_equivariant", True) for m in mixers)
+
+
 def finite_grads(module: nn.Module, unused: str = "^$") -> bool:
     """Every parameter (but those whose name matches ``unused``) has a finite gradient."""
     grads = [p.grad for n, p in module.named_parameters() if not re.match(unused, n)]
@@ -72,7 +79,9 @@ def test_block_shape_equivariance_and_grads(mixer, prenorm, norm):
     block.eval()
     one = random_graph([9], p=0.35, seed=1)
     x = torch.randn(9, DIM)
-    perm = torch.randperm(9)
+    # Mixers that are not node-equivariant (exphormer's expander) keep the node order
+    # here and are tested on their own terms in their test file; edge order never matters.
+    perm = torch.randperm(9) if equivariant(block) else torch.arange(9)
     out = block(one, x)
     out_perm = block(permute_nodes(one, perm, torch.randperm(one.num_edges())), x[perm])
     assert_close("block permutation equivariance", out_perm, out[perm])
@@ -337,6 +346,8 @@ def test_graph_output_invariant_to_node_permutation(mixer):
     ).eval()
     x = torch.randn(15, 4)
     edge_feat = torch.randn(graph.num_edges(), 2) if edge_in_dim else None
+    if not equivariant(net):
+        pytest.skip(f"{mixer} is not node-permutation equivariant (tests/test_{mixer}.py)")
     perm = within_sample_permutation([4, 6, 5], seed=3)
     assert not torch.equal(perm, torch.arange(15))
 

@@ -30,6 +30,8 @@ RECIPES = {
     "pattern_gt": "sbm",
     "cluster_gps": "sbm",
     "pattern_gps": "sbm",
+    "cluster_exphormer": "sbm",
+    "pattern_exphormer": "sbm",
 }
 
 
@@ -109,6 +111,30 @@ def test_gt_recipes_use_the_papers_settings(tmp_path, data_dir):
         assert cfg.task.optimizer.lr == 5e-4
         assert (cfg.task.scheduler.factor, cfg.task.scheduler.patience) == (0.5, 10)
         assert cfg.optimized_metric == "val/bench_acc" and cfg.task.class_weighting
+
+
+def test_exphormer_recipes_use_the_papers_settings(tmp_path, data_dir):
+    """hamed1375/Exphormer configs/Exphormer/{cluster,pattern}.yaml (exp_deg k = degree 2k)."""
+    expected = {
+        "cluster_exphormer": ((20, 32, 8), (6, 3), 16, 0.1, 1e-5, 150),
+        "pattern_exphormer": ((4, 40, 4), (14, 4), 32, 0.0, 2e-5, 120),
+    }
+    for recipe, (shape, graph, batch, dropout, decay, epochs) in expected.items():
+        cfg = compose_config([f"experiment={recipe}"], tmp_path, data_dir)
+        model = cfg.model
+        assert (model.num_layers, model.hidden_dim, model.num_heads) == shape
+        assert (model.mixer, model.local_mixer, model.global_attention) == (
+            "gps",
+            "gatedgcn",
+            "exphormer",
+        )
+        assert (model.global_kwargs.degree, model.global_kwargs.virtual_nodes) == graph
+        assert (model.norm, model.prenorm, model.dropout) == ("batch", False, dropout)
+        assert (cfg.data.lap_pe_k, cfg.data.batch_size) == (10, batch)
+        assert cfg.task.optimizer._target_ == "torch.optim.AdamW"
+        assert (cfg.task.optimizer.lr, cfg.task.optimizer.weight_decay) == (2e-4, decay)
+        assert cfg.task.scheduler.warmup_epochs == 5 and cfg.trainer.max_epochs == epochs
+        assert cfg.trainer.gradient_clip_val == 1.0 and cfg.task.class_weighting
 
 
 def write_log(path: Path, rows: list[dict]) -> None:

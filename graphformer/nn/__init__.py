@@ -11,6 +11,7 @@ from graphformer.nn.encoders import (
     RWSEEncoder,
     pe_transform,
 )
+from graphformer.nn.exphormer import ExphormerAttention
 from graphformer.nn.gat import GATConv
 from graphformer.nn.gatedgcn import GatedGCN
 from graphformer.nn.gine import GINE
@@ -28,6 +29,7 @@ __all__ = [
     "CategoricalEncoder",
     "CentralityEncoding",
     "DecoderBlock",
+    "ExphormerAttention",
     "GATConv",
     "GCNConv",
     "GatedGCN",

@@ -9,7 +9,10 @@ attributes tell :class:`~graphformer.nn.GraphTransformerBlock` how to call it:
 - ``self_loops`` (default False): it runs on the graph plus a self-loop at every node
   (new loops get zero edge state);
 - ``owns_residual`` (default False): its output already includes dropout and the
-  residual (GatedGCN, as in GraphGPS); the block then only norms that branch.
+  residual (GatedGCN, as in GraphGPS); the block then only norms that branch;
+- ``permutation_equivariant`` (default True): False where relabelling a sample's nodes
+  changes more than the order of the output rows (exphormer's expander is drawn over
+  node positions); tests then check that property on the mixer's own terms.
 
 A ``local`` mixer passes messages on the input graph; a ``global`` one among all nodes
 of each sample. Add a mixer with its own file and one :data:`REGISTRY` entry; the engine
@@ -25,6 +28,7 @@ from typing import Any
 from graphformer.graphs import complete_graph_of
 from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.conv import GCNConv, SAGEConv
+from graphformer.nn.exphormer import ExphormerAttention
 from graphformer.nn.gatedgcn import GatedGCN
 from graphformer.nn.gine import GINE
 from graphformer.nn.message_passing import local_engine
@@ -145,6 +149,18 @@ REGISTRY: dict[str, Mixer] = {
     "gine": Mixer(lambda o: GINE(o.dim, check_finite=False, engine=o.engine), "local"),
     "full": Mixer(lambda o: FullAttention(_attention(o, False, o.engine)), "global"),
     "performer": Mixer(lambda o: PerformerMixer(o.dim, o.num_heads, check_finite=False), "global"),
+    "exphormer": Mixer(
+        lambda o: ExphormerAttention(
+            o.dim,
+            o.num_heads,
+            attn_dropout=o.attn_dropout,
+            check_finite=False,
+            engine=o.engine,
+            **o.global_kwargs,
+        ),
+        "global",
+        settings=("degree", "virtual_nodes", "seed"),
+    ),
 }
 
 
