@@ -63,7 +63,7 @@ def dense_reference(module: ExphormerAttention, graph: dgl.DGLGraph, x: torch.Te
     for start, n in zip(offsets(sizes).tolist(), sizes, strict=True):
         h = x[start : start + n].double()
         if k:
-            h = torch.cat([h, module.virtual.weight.double()])
+            h = torch.cat([h, module.virtual.weight.double() + h.mean(0)])
         m = n + k
         count = torch.zeros(len(EdgeKind), m, m, dtype=torch.float64)
         for edges, kind in edge_sets:
@@ -220,8 +220,8 @@ def test_expander_is_fixed_by_seed_and_sample_sizes():
 
 
 def test_virtual_nodes_never_reach_the_output_but_their_states_matter():
-    """Readouts see real nodes only; the learned virtual states reach the real nodes as
-    keys and values, but what the virtual nodes gather is dropped (see the docstring)."""
+    """Readouts see real nodes only; the virtual states (learned + the sample's mean) reach
+    the real nodes as keys and values, but what the virtual nodes gather is dropped."""
     net = GraphTransformer(
         3,
         DIM,

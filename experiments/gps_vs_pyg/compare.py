@@ -105,7 +105,7 @@ def load_split(name: str, split: str, num_graphs: int, lap_k: int, root: Path) -
     dataset = SBMDataset(name=name, split=split, num_graphs=num_graphs, seed=0, root=root)
     graphs = [dataset[i] for i in range(len(dataset))]
     pe_path = encodings_path(dataset.cache_path, lap_k, 0)
-    encodings = load_or_compute_encodings(graphs, lap_k, 0, pe_path, seed=0)
+    encodings = load_or_compute_encodings(graphs, lap_k, 0, pe_path)
     offsets = torch.cat([torch.zeros(1, dtype=torch.long), encodings["num_nodes"].cumsum(0)])
     result = []
     for i, graph in enumerate(graphs):

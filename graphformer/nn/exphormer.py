@@ -24,6 +24,7 @@ from graphformer.graphs import (
 )
 from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.checks import check_node_features
+from graphformer.nn.message_passing import segment_readout
 
 import dgl
 import torch
@@ -157,8 +158,9 @@ class ExphormerAttention(nn.Module):
     ``virtual_nodes`` virtual nodes :math:`u_1, \dots, u_k`, each receiving from
     (``TO_VIRTUAL``) and sending to (``FROM_VIRTUAL``) every node. It is a multigraph; an
     edge that is both an input and an expander edge appears once per kind. With the
-    virtual rows :math:`x_{u_j} = c^{(\ell)}_j` (a learned vector per layer and virtual
-    node), for every destination :math:`i` and head of width :math:`d`:
+    virtual rows :math:`x_{u_j} = c^{(\ell)}_j + \frac{1}{n}\sum_{i} x_i` (a learned vector
+    per layer and virtual node plus the mean of the sample's nodes), for every destination
+    :math:`i` and head of width :math:`d`:
 
     .. math::
         s_{ij} = \frac{q_i \cdot (k_j + W_{EK}\, t_{\kappa(ij)})}{\sqrt{d}}, \qquad
@@ -190,13 +192,14 @@ class ExphormerAttention(nn.Module):
       mixer is not equivariant to relabelling the nodes of a sample (the expander is
       drawn over node positions); it is equivariant when the expander is relabelled with
       them, and invariant to the order of the input edges.
-    - **Virtual-node states** are learned per layer (``virtual``, an ``nn.Embedding(k, dim)``
-      written at the virtual rows, as ``add_virtual_nodes`` describes) and their outputs
-      are dropped. Exphormer initialises them once from one embedding and carries each
-      layer's virtual-node attention output on to the next layer's input, so there the
-      virtual nodes also gather the sample's nodes; here a real node sees a virtual node
-      only as a learned key/value (a learned attention sink per layer), and the
-      ``TO_VIRTUAL`` edges change nothing that is returned.
+    - **Virtual-node states**: each layer writes :math:`c^{(\ell)}_j` (``virtual``, an
+      ``nn.Embedding(k, dim)``) plus the mean of its sample's input rows at the virtual
+      rows, so a real node reads a summary of its whole sample through a virtual node in
+      one hop; the virtual rows' outputs are dropped. Exphormer instead carries each
+      layer's virtual-node attention output on to the next layer's input (the virtual
+      nodes gather the sample by attention); a mixer here carries node and edge state
+      only, so the summary is re-read each layer as a mean, and the ``TO_VIRTUAL`` edges
+      change nothing that is returned.
     - **Edge kinds**: one embedding per :class:`~graphformer.graphs.EdgeKind` (Exphormer:
       the dataset's edge encoding on input edges, one embedding for expander edges, and
       an in and an out embedding per virtual node).
@@ -273,7 +276,9 @@ class ExphormerAttention(nn.Module):
         built = self.attention_graph(graph)
         kind, real, gather = built.indices(x.device)
         if self.virtual is not None:
-            states = self.virtual.weight.repeat(len(graph.batch_num_nodes()), 1)
+            sizes = graph.batch_num_nodes()
+            summary = segment_readout(x, sizes, "mean")  # (B, dim): each sample's mean
+            states = (summary.unsqueeze(1) + self.virtual.weight).reshape(-1, self.dim)
             x = torch.cat([x, states]).index_select(0, gather)
         out = self.attention(built.graph, x, edge_feat=self.kind(kind))
         if self.virtual is not None:
