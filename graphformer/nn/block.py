@@ -79,6 +79,7 @@ class GraphTransformerBlock(nn.Module):
       GAT-style neighbourhood attention, edge features as Shaw terms), and every other
       ``local`` entry of ``graphformer.nn.mixers.REGISTRY``;
     - global: ``full``, attention among all nodes of each sample (a plain Transformer);
+      ``graphormer``, the same with Graphormer's shortest-path bias (reads ``ndata['spd']``);
     - ``gps``: ``local_mixer`` and ``global_attention`` (default ``full``), each its own
       branch, as in GraphGPS.
 

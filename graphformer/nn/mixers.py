@@ -9,7 +9,9 @@ attributes tell :class:`~graphformer.nn.GraphTransformerBlock` how to call it:
 - ``self_loops`` (default False): it runs on the graph plus a self-loop at every node
   (new loops get zero edge state);
 - ``owns_residual`` (default False): its output already includes dropout and the
-  residual (GatedGCN, as in GraphGPS); the block then only norms that branch.
+  residual (GatedGCN, as in GraphGPS); the block then only norms that branch;
+- ``needs`` (default ``()``): the ``graph.ndata`` fields it reads besides ``x`` (e.g.
+  ``("spd",)``: shortest-path distances); ``GraphTransformer`` checks them up front.
 
 A ``local`` mixer passes messages on the input graph; a ``global`` one among all nodes
 of each sample. Add a mixer with its own file and one :data:`REGISTRY` entry; the engine
@@ -27,6 +29,7 @@ from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.conv import GCNConv, SAGEConv
 from graphformer.nn.gatedgcn import GatedGCN
 from graphformer.nn.gine import GINE
+from graphformer.nn.graphormer import GraphormerAttention
 from graphformer.nn.message_passing import local_engine
 from graphformer.nn.performer import PerformerMixer
 
@@ -145,6 +148,18 @@ REGISTRY: dict[str, Mixer] = {
     "gine": Mixer(lambda o: GINE(o.dim, check_finite=False, engine=o.engine), "local"),
     "full": Mixer(lambda o: FullAttention(_attention(o, False, o.engine)), "global"),
     "performer": Mixer(lambda o: PerformerMixer(o.dim, o.num_heads, check_finite=False), "global"),
+    "graphormer": Mixer(
+        lambda o: GraphormerAttention(
+            o.dim,
+            o.num_heads,
+            attn_dropout=o.attn_dropout,
+            check_finite=False,
+            engine=o.engine,
+            **o.global_kwargs,
+        ),
+        "global",
+        settings=("max_distance",),
+    ),
 }
 
 
