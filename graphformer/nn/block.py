@@ -154,6 +154,10 @@ class GraphTransformerBlock(nn.Module):
                 + (f", local_mixer={local_mixer!r}" if mixer == "gps" else "")
             )
         self.local, self.full = local, global_mixer
+        #: ``graph.ndata`` fields its mixers read besides ``x`` (``graphformer.nn.mixers``).
+        self.needs = tuple(
+            sorted({key for m in (local, global_mixer) for key in getattr(m, "needs", ())})
+        )
         self.norm_local = NORMS[norm](dim) if local is not None else None
         self.norm_full = NORMS[norm](dim) if global_mixer is not None else None
         self.norm_ffn = NORMS[norm](dim)

@@ -157,8 +157,7 @@ class GraphTransformer(nn.Module):
             )
             for _ in range(num_layers)
         )
-        mixers = [m for b in self.blocks for m in (b.local, b.full) if m is not None]
-        self.needs = tuple(sorted({key for m in mixers for key in getattr(m, "needs", ())}))
+        self.needs = tuple(sorted({key for block in self.blocks for key in block.needs}))
         self.final_norm = NORMS[norm](hidden_dim) if prenorm else nn.Identity()
         self.readout = Readout(readout)
         if level != "graph":
