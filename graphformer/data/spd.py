@@ -25,8 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from graphformer.data.cache import CacheError, load_or_compute_tensors
-from graphformer.data.encodings import DATASET, dataset_digest
+from graphformer.data.cache import DATASET, CacheError, dataset_digest, load_or_compute_tensors
 from graphformer.data.progress import progress
 
 import dgl
@@ -67,7 +66,7 @@ def shortest_distances(graph: dgl.DGLGraph) -> torch.Tensor:
 
 def compute_distances(graphs: Sequence[dgl.DGLGraph]) -> dict[str, torch.Tensor]:
     """Every graph's flattened distance matrix, concatenated, each graph's node count and
-    the dataset's digest (``graphformer.data.encodings.dataset_digest``)."""
+    the dataset's digest (``graphformer.data.cache.dataset_digest``)."""
     flat = [
         shortest_distances(graph).reshape(-1)
         for graph in progress(graphs, len(graphs), "computing shortest-path distances")
