@@ -65,15 +65,15 @@ class GraphTransformer(nn.Module):
         (:class:`~graphformer.nn.CentralityEncoding`): learned embeddings of each node's
         in- and out-degree in the input graph (before self-loops), degrees clipped at this
         value, added to the node embeddings; 0 disables.
-
-    :attr:`needs` lists the ``graph.ndata`` fields the mixers read besides the features
-    (``('spd',)`` for ``graphormer``); :meth:`encode` raises a ValueError naming the data
-    flag when one is missing.
     level : ``node`` (one output per node) or ``graph`` (one per sample).
     readout : ``mean``, ``sum`` or ``max`` for ``level='graph'``.
     head_layers : layers in the MLP head (≥ 1).
     check_finite : raise on NaN/inf inputs (checked once, at the model's input).
     engine : see ``graphformer.nn.message_passing`` and :class:`GraphTransformerBlock`.
+
+    :attr:`needs` lists the ``graph.ndata`` fields the mixers read besides the features
+    (``('spd',)`` for ``graphormer``); :meth:`encode` raises a ValueError naming the data
+    flag when one is missing.
     """
 
     def __init__(
@@ -203,6 +203,14 @@ class GraphTransformer(nn.Module):
             raise ValueError(
                 f"x must have one row per node: {graph.num_nodes()} rows; got {x.shape[0]}"
             )
+        for key in self.needs:
+            if key == SPD and key not in graph.ndata:
+                raise ValueError(missing_distances("the model's global mixer", graph))
+            if key not in graph.ndata:
+                raise ValueError(
+                    f"the model's mixers read graph.ndata[{key!r}], which the graph lacks "
+                    f"(ndata keys {sorted(graph.ndata)}); add it to the data"
+                )
         h = self.node_encoder(x)
         for name, encoder in ((LAP_PE, self.lap_pe), (RWSE, self.rwse)):
             if encoder is not None:
@@ -214,14 +222,6 @@ class GraphTransformer(nn.Module):
                 h = h + encoder(graph, graph.ndata[name].to(h.device))
         if self.centrality is not None:  # degrees of the input graph: before self-loops
             h = h + self.centrality(graph).to(h.dtype)
-        for key in self.needs:
-            if key == SPD and key not in graph.ndata:
-                raise ValueError(missing_distances("the model's global mixer", graph))
-            if key not in graph.ndata:
-                raise ValueError(
-                    f"the model's mixers read graph.ndata[{key!r}], which the graph lacks "
-                    f"(ndata keys {sorted(graph.ndata)}); add it to the data"
-                )
         if edge_feat is not None:
             self._check_edge_feat(graph, edge_feat)
         if self.edge_encoder is not None:
