@@ -128,6 +128,27 @@ def permute_nodes(
     return permuted
 
 
+def with_distances(graph: dgl.DGLGraph) -> dgl.DGLGraph:
+    """A copy of the batched ``graph`` carrying each sample's shortest-path distances as
+    ``ndata['spd']`` (recomputed: call it after permuting nodes)."""
+    from graphformer.data.spd import SPD, WithDistances, compute_distances
+
+    samples = dgl.unbatch(graph)
+    dataset = WithDistances(samples, compute_distances(samples))
+    result = graph.local_var()
+    result.ndata[SPD] = torch.cat([dataset[i].ndata[SPD] for i in range(len(dataset))])
+    return result
+
+
+def with_needs(graph: dgl.DGLGraph, module: nn.Module) -> dgl.DGLGraph:
+    """``graph`` with the ``ndata`` fields that ``module`` (a mixer, block or model) lists
+    in its ``needs``; the registry-driven tests call it for every mixer."""
+    needs = set(getattr(module, "needs", ()))
+    unknown = needs - {"spd"}
+    assert not unknown, f"tests/helpers.py cannot provide ndata fields {sorted(unknown)}"
+    return with_distances(graph) if "spd" in needs else graph
+
+
 def randomize_biases(module: nn.Module, scale: float = 0.5, seed: int = 1) -> nn.Module:
     """Fill every bias with random values so that tests see whether biases are applied."""
     gen = generator(seed)

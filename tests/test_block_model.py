@@ -33,6 +33,7 @@ from helpers import (
     random_graph,
     randomize_biases,
     unpad,
+    with_needs,
     within_sample_permutation,
 )
 from torch import nn
@@ -66,7 +67,7 @@ def finite_grads(module: nn.Module, unused: str = "^$") -> bool:
 @pytest.mark.parametrize("mixer", MIXERS)
 def test_block_shape_equivariance_and_grads(mixer, prenorm, norm):
     block = randomize_biases(GraphTransformerBlock(DIM, mixer, HEADS, norm=norm, prenorm=prenorm))
-    graph = batch()
+    graph = with_needs(batch(), block)
     x = torch.randn(graph.num_nodes(), DIM, requires_grad=True)
 
     out, edges = block(graph, x, return_edges=True)
@@ -82,8 +83,9 @@ def test_block_shape_equivariance_and_grads(mixer, prenorm, norm):
     # Mixers that are not node-equivariant (exphormer's expander) keep the node order
     # here and are tested on their own terms in their test file; edge order never matters.
     perm = torch.randperm(9) if equivariant(block) else torch.arange(9)
-    out = block(one, x)
-    out_perm = block(permute_nodes(one, perm, torch.randperm(one.num_edges())), x[perm])
+    out = block(with_needs(one, block), x)
+    permuted = permute_nodes(one, perm, torch.randperm(one.num_edges()))
+    out_perm = block(with_needs(permuted, block), x[perm])
     assert_close("block permutation equivariance", out_perm, out[perm])
 
 
@@ -235,8 +237,8 @@ def model(**kwargs) -> GraphTransformer:
 @pytest.mark.parametrize("level", ["node", "graph"])
 @pytest.mark.parametrize("mixer", MIXERS)
 def test_model_output_shapes(mixer, level):
-    graph = batch()
     net = model(mixer=mixer, level=level, in_dim=4)
+    graph = with_needs(batch(), net)
     out = net(graph, torch.randn(graph.num_nodes(), 4))
     assert out.shape == ((graph.num_nodes(), 3) if level == "node" else (len(SIZES), 3))
     out.sum().backward()
@@ -261,8 +263,8 @@ def test_pe_transform_pads_small_graphs():
 
 @pytest.mark.parametrize("mixer", MIXERS)
 def test_model_with_positional_encodings(mixer):
-    graph = pe_batch()
     net = model(mixer=mixer, in_dim=4, lap_pe_k=3, rwse_k=4, level="graph")
+    graph = with_needs(pe_batch(), net)
     out = net(graph, torch.randn(graph.num_nodes(), 4))
     assert out.shape == (3, 3) and torch.isfinite(out).all()
 
@@ -351,8 +353,8 @@ def test_graph_output_invariant_to_node_permutation(mixer):
     perm = within_sample_permutation([4, 6, 5], seed=3)
     assert not torch.equal(perm, torch.arange(15))
 
-    out = net(graph, x, edge_feat)
-    out_perm = net(permute_nodes(graph, perm), x[perm], edge_feat)
+    out = net(with_needs(graph, net), x, edge_feat)
+    out_perm = net(with_needs(permute_nodes(graph, perm), net), x[perm], edge_feat)
     assert_close("graph-level output permutation invariance", out_perm, out)
 
 

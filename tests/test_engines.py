@@ -28,7 +28,7 @@ import dgl
 import pytest
 import torch
 from dgl.nn.functional import edge_softmax
-from helpers import assert_close, random_graph
+from helpers import assert_close, random_graph, with_needs
 
 SIZES = [3, 7, 1, 5]
 
@@ -218,6 +218,7 @@ def test_every_registered_mixer_torch_equals_dgl(name):
         if getattr(dgl_mixer, "self_loops", False)
         else sparse_graph()
     )
+    graph = with_needs(graph, dgl_mixer)  # e.g. graphormer's shortest-path distances
     edge_state = torch.randn(graph.num_edges(), 16) if options.edge_dim else None
 
     def call(mixer, h):
@@ -249,7 +250,7 @@ def test_model_torch_engine_equals_dgl(mixer, local_mixer):
         level="graph",
         other="torch",
     )
-    graph = sparse_graph()
+    graph = with_needs(sparse_graph(), dgl_model)
     graph.ndata["lap_pe"] = torch.randn(graph.num_nodes(), 2)
     edge_feat = torch.randn(graph.num_edges(), 2) if edges else None
     for model in (dgl_model, torch_model):

@@ -32,6 +32,8 @@ RECIPES = {
     "pattern_gps": "sbm",
     "cluster_exphormer": "sbm",
     "pattern_exphormer": "sbm",
+    "cluster_graphormer": "sbm",
+    "pattern_graphormer": "sbm",
 }
 
 
@@ -135,6 +137,28 @@ def test_exphormer_recipes_use_the_papers_settings(tmp_path, data_dir):
         assert (cfg.task.optimizer.lr, cfg.task.optimizer.weight_decay) == (2e-4, decay)
         assert cfg.task.scheduler.warmup_epochs == 5 and cfg.trainer.max_epochs == epochs
         assert cfg.trainer.gradient_clip_val == 1.0 and cfg.task.class_weighting
+
+
+def test_graphormer_recipes_use_graphormer_slims_settings(tmp_path, data_dir):
+    """Graphormer-slim (ZINC): 12 × 80, FFN 80, 8 heads, dropouts 0.1, AdamW 2e-4 (weight
+    decay 0.01), gradient norm clipped at 5, warm-up then decay; distances from the data."""
+    for recipe in ("cluster_graphormer", "pattern_graphormer"):
+        cfg = compose_config([f"experiment={recipe}"], tmp_path, data_dir)
+        model = cfg.model
+        assert (model.mixer, model.num_layers, model.hidden_dim, model.num_heads) == (
+            "graphormer",
+            12,
+            80,
+            8,
+        )
+        assert (model.ffn_ratio, model.dropout, model.attn_dropout) == (1.0, 0.1, 0.1)
+        assert model.prenorm and model.centrality_max_degree == 128 and model.lap_pe_k == 0
+        assert cfg.data.lap_pe_k == 0 and cfg.data.get("distances") is None  # on: see build
+        assert cfg.task.optimizer._target_ == "torch.optim.AdamW"
+        assert (cfg.task.optimizer.lr, cfg.task.optimizer.weight_decay) == (2e-4, 0.01)
+        assert cfg.task.scheduler.warmup_epochs == 15 and cfg.trainer.max_epochs == 100
+        assert cfg.trainer.gradient_clip_val == 5.0
+        assert cfg.optimized_metric == "val/bench_acc" and cfg.task.class_weighting
 
 
 def write_log(path: Path, rows: list[dict]) -> None:

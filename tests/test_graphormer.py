@@ -1,5 +1,6 @@
 """Graphormer's structural encodings: cached shortest-path distances (graphformer/data/spd.py),
-the spatial bias and the centrality encoding (graphformer/nn/graphormer.py).
+the spatial bias and the centrality encoding (graphformer/nn/graphormer.py), the
+``graphormer`` mixer built from them, the model's centrality encoding and the data flag.
 
 References: Floyd–Warshall in numpy for the distances, a dense per-head lookup for the bias,
 dense per-sample softmax attention with the added bias matrix for the attention.
@@ -7,11 +8,15 @@ dense per-sample softmax attention with the added bias matrix for the attention.
 
 from __future__ import annotations
 
+import copy
+import functools
+import logging
 import math
 import os
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.data import CacheWarning
+from graphformer.cli.build import provide_distances
+from graphformer.data import CacheWarning, GraphDataModule, SBMDataset, collate
 from graphformer.data.spd import (
     SPD,
     WithDistances,
@@ -21,13 +26,23 @@ from graphformer.data.spd import (
     shortest_distances,
 )
 from graphformer.graphs import (
+    add_self_loops,
     add_virtual_nodes,
     complete_bipartite,
     complete_graph,
     expander_graph,
     union_graphs,
 )
-from graphformer.nn import CentralityEncoding, MultiHeadAttention, SpatialBias
+from graphformer.nn import (
+    CentralityEncoding,
+    GraphormerAttention,
+    GraphTransformer,
+    GraphTransformerBlock,
+    MultiHeadAttention,
+    SpatialBias,
+)
+from graphformer.nn import graphormer as graphormer_module
+from graphformer.nn.mixers import REGISTRY, MixerOptions, build_mixer
 
 import dgl
 import numpy as np
@@ -40,6 +55,7 @@ from helpers import (
     offsets,
     random_graph,
     randomize_biases,
+    with_distances,
     within_sample_permutation,
 )
 
@@ -343,3 +359,266 @@ def test_centrality_encoding_rejects_heterograph_and_bad_sizes():
         CentralityEncoding(EMBED, max_degree=0)
     with pytest.raises(ValueError, match=r"max_distance must be a positive int"):
         SpatialBias(HEADS, max_distance=0)
+
+
+# --- nn: the graphormer mixer ---------------------------------------------------------------
+
+
+def graphormer(engine: str = "auto", max_distance: int = 3, seed: int = 0) -> GraphormerAttention:
+    """A graphormer mixer with random biases and a spatial table large enough to matter."""
+    torch.manual_seed(seed)
+    mixer = randomize_biases(GraphormerAttention(EMBED, HEADS, max_distance, engine=engine))
+    with torch.no_grad():
+        mixer.spatial.embedding.weight.normal_()
+    return mixer.eval()
+
+
+@pytest.mark.parametrize("engine", ["auto", "dgl", "torch"])
+def test_graphormer_mixer_equals_dense_biased_softmax(engine):
+    """Per sample softmax(q kᵀ/√d + B[φ(D_ji)]) v, then out_proj, with D from Floyd–Warshall:
+    samples of 5, 1, 8 and 3 nodes, some pairs unreachable."""
+    graphs = sample_graphs()
+    batch = batch_with_distances()
+    mixer = graphormer(engine)
+    x = torch.randn(batch.num_nodes(), EMBED)
+    state = torch.randn(batch.num_edges(), 4)
+
+    out, edge_state = mixer(batch, x, state)
+
+    reference = dense_biased_attention(mixer.attention, x, SIZES, dense_bias(mixer.spatial, graphs))
+    assert_close("graphormer mixer vs dense biased softmax", out, reference, atol=2e-6)
+    assert edge_state is state, "edge state passes through"
+    plain = dense_biased_attention(mixer.attention, x, SIZES, None)
+    assert not torch.allclose(out, plain, atol=1e-3), "the spatial bias had no effect"
+
+
+def test_graphormer_engines_agree_outputs_and_gradients():
+    batch = batch_with_distances()
+    dgl_mixer = graphormer("dgl").train()
+    torch_mixer = GraphormerAttention(EMBED, HEADS, 3, engine="torch").train()
+    torch_mixer.load_state_dict(copy.deepcopy(dgl_mixer.state_dict()))
+    x = torch.randn(batch.num_nodes(), EMBED)
+    results = []
+    for mixer in (dgl_mixer, torch_mixer):
+        h = x.clone().requires_grad_()
+        out = mixer(batch, h)[0]
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append((out, h.grad, [p.grad for p in mixer.parameters()]))
+    (out_a, dx_a, grads_a), (out_b, dx_b, grads_b) = results
+    assert_close("graphormer torch vs dgl: output", out_b, out_a)
+    assert_close("graphormer torch vs dgl: input grad", dx_b, dx_a)
+    for grad_a, grad_b in zip(grads_a, grads_b, strict=True):
+        assert_close("graphormer torch vs dgl: param grads", grad_b, grad_a)
+    assert grads_a[-1].abs().sum() > 0, "the spatial table gets a gradient"
+
+
+def test_gradcheck_graphormer_mixer_float64():
+    batch = batch_with_distances(sizes=[4, 1, 3])
+    mixer = graphormer("dgl", max_distance=2).double()
+    names = [name for name, _ in mixer.named_parameters()]
+    params = [p.detach().clone().requires_grad_() for p in mixer.parameters()]
+    x = torch.randn(batch.num_nodes(), EMBED, dtype=torch.float64, requires_grad=True)
+
+    def attend(x, *params):
+        weights = dict(zip(names, params, strict=True))
+        return torch.func.functional_call(mixer, weights, (batch, x))[0]
+
+    assert torch.autograd.gradcheck(attend, (x, *params))
+
+
+def test_graphormer_mixer_is_permutation_equivariant():
+    """Permute nodes within samples and recompute the distances: the outputs permute."""
+    perm = within_sample_permutation(SIZES, seed=4)
+    assert not torch.equal(perm, torch.arange(len(perm)))
+    batch = batch_with_distances()
+    permuted = with_distances(_relabel(batch, perm))
+    mixer = graphormer()
+    x = torch.randn(batch.num_nodes(), EMBED)
+    out = mixer(batch, x)[0]
+    assert_close("graphormer permutation equivariance", mixer(permuted, x[perm])[0], out[perm])
+
+
+def test_graphormer_runs_on_the_graph_with_self_loops_the_model_passes():
+    """GraphTransformer adds self-loops once for local mixers and passes that graph to
+    every branch: it keeps ndata['spd'] and the input graph's nodes, so the global half
+    computes what it computes on the input graph."""
+    batch = batch_with_distances()
+    looped = add_self_loops(batch)
+    assert looped.num_edges() > batch.num_edges() and torch.equal(
+        looped.ndata[SPD], batch.ndata[SPD]
+    )
+    mixer = graphormer()
+    x = torch.randn(batch.num_nodes(), EMBED)
+    assert_close("graphormer on graph + self-loops", mixer(looped, x)[0], mixer(batch, x)[0])
+
+
+def test_graphormer_as_block_and_as_the_global_half_of_gps():
+    batch = batch_with_distances()
+    x = torch.randn(batch.num_nodes(), EMBED)
+    block = GraphTransformerBlock(EMBED, mixer="graphormer", num_heads=HEADS, norm="none")
+    assert isinstance(block.full, GraphormerAttention) and block.local is None
+    assert block.needs == (SPD,)
+    expected = x + block.full(batch, x)[0]
+    expected = expected + block.ffn(expected)
+    assert_close("graphormer block vs x + mixer(x), then FFN", block.eval()(batch, x), expected)
+
+    gps = GraphTransformerBlock(
+        EMBED,
+        mixer="gps",
+        num_heads=HEADS,
+        local_mixer="gcn",
+        global_attention="graphormer",
+        global_kwargs={"max_distance": 5},
+    )
+    assert isinstance(gps.full, GraphormerAttention) and gps.full.spatial.max_distance == 5
+    assert gps(batch, x).shape == x.shape
+    with pytest.raises(ValueError, match=r"global_kwargs \['degree'\] are not settings of "):
+        GraphTransformerBlock(EMBED, mixer="graphormer", global_kwargs={"degree": 3})
+
+
+def test_graphormer_registry_entry():
+    entry = REGISTRY["graphormer"]
+    assert (entry.scope, entry.settings) == ("global", ("max_distance",))
+    options = MixerOptions(EMBED, HEADS, attn_dropout=0.2, global_kwargs={"max_distance": 7})
+    mixer = build_mixer("graphormer", options, "global")
+    assert mixer.spatial.max_distance == 7 and mixer.attention.attn_dropout.p == 0.2
+    assert graphormer_module.SPD == SPD, "nn and data name the distance field alike"
+
+
+def test_graphormer_without_distances_says_which_flag_to_turn_on():
+    batch = dgl.batch(sample_graphs())
+    x = torch.randn(batch.num_nodes(), EMBED)
+    with pytest.raises(ValueError, match=r"graphormer mixer reads .*ndata\['spd'\].*distances=t"):
+        graphormer()(batch, x)
+    net = GraphTransformer(3, EMBED, 1, mixer="graphormer", num_heads=HEADS, in_dim=EMBED)
+    assert net.needs == (SPD,)
+    with pytest.raises(ValueError, match=r"model's global mixer .*data.distances=true"):
+        net(batch, x)
+    assert GraphTransformer(3, EMBED, 1, in_dim=EMBED).needs == ()
+
+
+# --- nn: centrality in the model ------------------------------------------------------------
+
+
+def test_model_centrality_uses_the_input_graph_before_self_loops():
+    graph = random_graph([6, 1, 9], p=0.5, seed=7)
+    net = GraphTransformer(
+        3, EMBED, 2, mixer="attention", num_heads=HEADS, in_dim=4, centrality_max_degree=16
+    ).eval()
+    assert net.blocks[0].local.self_loops, "the local mixer runs on the graph + self-loops"
+    seen = []
+    net.centrality.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    x = torch.randn(graph.num_nodes(), 4)
+    out = net(graph, x)
+    assert len(seen) == 1 and seen[0].num_edges() == graph.num_edges()
+    assert torch.equal(seen[0].in_degrees(), graph.in_degrees())
+    with torch.no_grad():
+        net.centrality.in_degree.weight.normal_()
+    assert not torch.allclose(net(graph, x), out, atol=1e-4), "centrality changes the output"
+    assert GraphTransformer(3, EMBED, 1, in_dim=4).centrality is None
+
+
+@pytest.mark.parametrize("bad", [-1, True, 2.5])
+def test_model_refuses_bad_centrality_max_degree(bad):
+    with pytest.raises(ValueError, match=r"centrality_max_degree must be an int ≥ 0"):
+        GraphTransformer(3, EMBED, 1, in_dim=4, centrality_max_degree=bad)
+
+
+def test_graphormer_model_trains_a_step_with_centrality():
+    batch = batch_with_distances()
+    net = GraphTransformer(
+        3,
+        EMBED,
+        2,
+        mixer="graphormer",
+        num_heads=HEADS,
+        in_dim=4,
+        centrality_max_degree=4,
+        level="graph",
+    )
+    net(batch, torch.randn(batch.num_nodes(), 4)).square().sum().backward()
+    grads = {name: p.grad for name, p in net.named_parameters()}
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    assert grads["centrality.in_degree.weight"].abs().sum() > 0
+    assert grads["blocks.1.full.spatial.embedding.weight"].abs().sum() > 0
+
+
+# --- data: the datamodule's distances flag --------------------------------------------------
+
+
+def sbm_module(root, **kwargs) -> GraphDataModule:
+    factory = functools.partial(SBMDataset, name="CLUSTER", root=root)
+    sizes = dict(batch_size=3, train_graphs=6, val_graphs=3, test_graphs=3)
+    return GraphDataModule(factory, **{**sizes, **kwargs})
+
+
+def test_datamodule_distances_flag_attaches_cached_distances(tmp_path, monkeypatch, caplog):
+    assert SPD not in next(iter(sbm_module(tmp_path).train_dataloader()))[0].ndata, "off"
+    with caplog.at_level(logging.INFO, logger="graphformer.data"):
+        module = sbm_module(tmp_path, distances=True)
+        module.prepare_data()
+    assert "computing shortest-path distances: 6/6" in caplog.text
+    assert distances_path(tmp_path / "CLUSTER_train_n6_seed0.bin").is_file()
+    graph, _ = next(iter(module.val_dataloader()))
+    sizes = graph.batch_num_nodes().tolist()
+    assert graph.ndata[SPD].shape[0] == graph.num_nodes()
+    assert graph.ndata[SPD].shape[1] >= max(sizes)
+    start = 0
+    for sample, n in zip(dgl.unbatch(graph), sizes, strict=True):
+        expected = floyd_warshall(dgl.graph(sample.edges(), num_nodes=n))
+        assert np.array_equal(graph.ndata[SPD][start : start + n, :n].numpy(), expected)
+        start += n
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the distances should come from the cache")
+
+    monkeypatch.setattr(dgl, "shortest_dist", fail)
+    again = sbm_module(tmp_path, distances=True)
+    cached, _ = next(iter(again.val_dataloader()))
+    assert torch.equal(cached.ndata[SPD], graph.ndata[SPD])
+
+
+def test_datamodule_refuses_a_distances_flag_that_is_not_a_bool(tmp_path):
+    with pytest.raises(TypeError, match=r"distances must be true, false or null.*'yes'"):
+        sbm_module(tmp_path, distances="yes")
+
+
+def test_training_turns_distances_on_when_the_model_needs_them(tmp_path):
+    graphormer_model = GraphTransformer(6, EMBED, 1, mixer="graphormer", num_categories=7)
+    data = sbm_module(tmp_path)
+    assert data.distances is None
+    provide_distances(graphormer_model, data)
+    assert data.distances is True
+    plain = sbm_module(tmp_path)
+    provide_distances(GraphTransformer(6, EMBED, 1, num_categories=7), plain)
+    assert plain.distances is None, "other models are unaffected"
+    with pytest.raises(ValueError, match=r"data.distances=false; set data.distances=true"):
+        provide_distances(graphormer_model, sbm_module(tmp_path, distances=False))
+
+
+def test_collate_pads_distances_of_different_widths():
+    small, large = sample_graphs(sizes=[2, 3]), sample_graphs(sizes=[6])
+    a = WithDistances(small, compute_distances(small))  # width 3
+    b = WithDistances(large, compute_distances(large))  # width 6
+    first, second = a[0], b[0]
+    for sample in (first, second):
+        sample.ndata["label"] = torch.zeros(sample.num_nodes(), dtype=torch.int64)
+    graph, _ = collate([first, second])
+    assert graph.ndata[SPD].shape == (8, 6)
+    assert torch.equal(graph.ndata[SPD][:2, :3], first.ndata[SPD])
+    assert (graph.ndata[SPD][:2, 3:] == -1).all()
+    assert torch.equal(graph.ndata[SPD][2:], second.ndata[SPD])
+    assert first.ndata[SPD].shape == (2, 3), "the sample itself is not modified"
+    pairs, _ = collate([(first, 0), (second, 1)])
+    assert pairs.ndata[SPD].shape == (8, 6)
+
+
+def test_distances_cache_is_rebuilt_for_other_edges_of_the_same_sizes(tmp_path):
+    graphs = sample_graphs()
+    path = distances_path(tmp_path / "data.bin")
+    load_or_compute_distances(graphs, path)
+    other = sample_graphs(seed=11)
+    assert [g.num_nodes() for g in other] == [g.num_nodes() for g in graphs]
+    with pytest.warns(CacheWarning, match=r"edges differ"):
+        rebuilt = load_or_compute_distances(other, path)
+    assert torch.equal(rebuilt[SPD], compute_distances(other)[SPD])

@@ -24,9 +24,10 @@ from graphformer.nn.message_passing import segment_readout
 import dgl
 import pytest
 import torch
-from helpers import random_graph
+from helpers import random_graph, with_distances
 
-GRAPH = random_graph([4, 3], p=0.5, seed=0)
+# With shortest-path distances, which the graphormer mixer reads (the others ignore them).
+GRAPH = with_distances(random_graph([4, 3], p=0.5, seed=0))
 N, E = GRAPH.num_nodes(), GRAPH.num_edges()
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from graphformer.cli import checkpoint, console, tracking, typecheck
+from graphformer.data.spd import SPD
 from graphformer.tasks import GraphTask
 from graphformer.tasks.base import CONFIG_KEY
 
@@ -94,6 +95,7 @@ def datamodule(cfg: DictConfig) -> L.LightningDataModule:
 def task(cfg: DictConfig, data: L.LightningDataModule) -> GraphTask:
     """The model inside its task, checked against the data's level."""
     model = hydra.utils.instantiate(cfg.model)
+    provide_distances(model, data)  # before anything (data.level) builds a split
     result: GraphTask = hydra.utils.instantiate(cfg.task, model=model)
     _check_optimizer(cfg, result)
     data_level = getattr(data, "level", None)
@@ -106,6 +108,34 @@ def task(cfg: DictConfig, data: L.LightningDataModule) -> GraphTask:
         )
     check_encodings(model, data)
     return result
+
+
+def provide_distances(model: torch.nn.Module, data: L.LightningDataModule) -> None:
+    """Turn on ``data.distances`` when the model reads shortest-path distances.
+
+    Why here and not in the configs: the model itself knows what it reads (``model.needs``,
+    from its mixers: ``graphormer`` needs ``ndata['spd']``, whether it is the whole mixer
+    or the global half of ``gps``), so no config has to repeat the mixer registry. The data
+    configs leave ``distances`` at null, "as the model needs"; an explicit ``false`` with
+    such a model is refused, naming the flag. Runs before any split is built.
+    """
+    if SPD not in getattr(model, "needs", ()):
+        return
+    if not hasattr(data, "distances"):
+        raise ValueError(
+            f"the model reads shortest-path distances (ndata[{SPD!r}]) but the data module "
+            f"{type(data).__name__} has no distances flag; use graphformer.data.GraphDataModule "
+            "or attach them with graphformer.data.spd.WithDistances"
+        )
+    if data.distances is False:
+        raise ValueError(
+            f"the model reads shortest-path distances (ndata[{SPD!r}], e.g. model.mixer="
+            "graphormer) but data.distances=false; set data.distances=true (or null: on when "
+            "the model needs them)"
+        )
+    if data.distances is None:
+        log.info("the model reads shortest-path distances: data.distances turned on")
+        data.distances = True
 
 
 def check_encodings(model: torch.nn.Module, data: L.LightningDataModule) -> None:

@@ -29,9 +29,12 @@ import socket
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import dgl
+import numpy as np
+import torch
 from dgl.data.utils import load_tensors, save_tensors
 
 MAGIC = b"GFCACHE1"
@@ -41,6 +44,10 @@ _CHUNK = 1 << 22
 #: Seconds after which another host's temporary file counts as abandoned.
 STALE_AFTER = 24 * 3600
 _HOST = socket.gethostname().replace(os.sep, "_") or "localhost"
+
+
+#: Key of the dataset digest in the tensor caches computed from a dataset's graphs.
+DATASET = "dataset_digest"
 
 
 class CacheWarning(UserWarning):
@@ -230,3 +237,15 @@ def load_or_compute_tensors(
     if path is not None:
         atomic_write(path, lambda tmp: save_tensors(tmp, result))
     return result
+
+
+def dataset_digest(graphs: Sequence[dgl.DGLGraph]) -> torch.Tensor:
+    """BLAKE2b digest (16 uint8) of every graph's node count and edge list, in order."""
+    digest = hashlib.blake2b(digest_size=16)
+    for graph in graphs:
+        src, dst = graph.edges()
+        digest.update(np.int64(graph.num_nodes()).tobytes())
+        digest.update(np.int64(len(src)).tobytes())
+        digest.update(src.to(torch.int64).contiguous().numpy())  # buffers: no copies
+        digest.update(dst.to(torch.int64).contiguous().numpy())
+    return torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8)

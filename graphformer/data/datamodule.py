@@ -1,4 +1,5 @@
-"""GraphDataModule: datasets → cached positional encodings → batches of ``(graph, labels)``.
+"""GraphDataModule: datasets → cached positional encodings (and shortest-path distances) →
+batches of ``(graph, labels)``.
 
 A batch is ``(graph, labels)``: ``graph`` is the ``dgl.batch`` of the samples, carrying
 their ``ndata['feat']`` (and ``edata['feat']``, positional encodings, ``<split>_mask``
@@ -28,6 +29,7 @@ from graphformer.data.encodings import (
     sample_graph,
 )
 from graphformer.data.sbm import SPLITS
+from graphformer.data.spd import SPD, WithDistances, distances_path, load_or_compute_distances
 from graphformer.data.validation import check_dataset, check_int
 
 import dgl
@@ -62,7 +64,7 @@ def collate(samples: list[Any]) -> tuple[dgl.DGLGraph, torch.Tensor]:
     """``(dgl.batch(graphs), labels)``: node labels for graph samples, stacked labels for
     ``(graph, label)`` samples."""
     if isinstance(samples[0], dgl.DGLGraph):
-        graph = dgl.batch(samples)
+        graph = dgl.batch(_same_distance_width(samples))
         if "label" not in graph.ndata:
             raise KeyError(
                 "node-level samples need ndata['label']; the graphs have ndata keys "
@@ -71,7 +73,27 @@ def collate(samples: list[Any]) -> tuple[dgl.DGLGraph, torch.Tensor]:
         return graph, graph.ndata["label"]
     graphs = [sample_graph(sample) for sample in samples]
     labels = torch.stack([torch.as_tensor(sample[1]) for sample in samples])
-    return dgl.batch(graphs), labels
+    return dgl.batch(_same_distance_width(graphs)), labels
+
+
+def _same_distance_width(graphs: list[dgl.DGLGraph]) -> list[dgl.DGLGraph]:
+    """``graphs`` whose ``ndata['spd']`` rows are padded (with -1, unreachable) to the widest
+    of the batch, so ``dgl.batch`` can stack samples of datasets padded to other widths
+    (:class:`~graphformer.data.spd.WithDistances` pads to its own dataset's largest graph,
+    so within one split nothing is copied)."""
+    if SPD not in graphs[0].ndata:
+        return graphs
+    widths = [graph.ndata[SPD].shape[1] for graph in graphs]
+    width = max(widths)
+    if min(widths) == width:
+        return graphs
+    padded = []
+    for graph, own in zip(graphs, widths, strict=True):
+        if own < width:
+            graph = graph.local_var()
+            graph.ndata[SPD] = torch.nn.functional.pad(graph.ndata[SPD], (0, width - own), value=-1)
+        padded.append(graph)
+    return padded
 
 
 def seed_worker(worker_id: int) -> None:
@@ -100,6 +122,12 @@ class GraphDataModule(L.LightningDataModule):
     lap_pe_k, rwse_k : widths of ``ndata['lap_pe']`` / ``ndata['rwse']``
         (:func:`graphformer.nn.pe_transform`); 0 disables. Computed once per split and
         cached at ``<dataset cache stem>.pe-lap<k>-rw<k>.bin``.
+    distances : attach each graph's shortest-path distances as ``ndata['spd']``
+        (:mod:`graphformer.data.spd`, for Graphormer's spatial bias): computed once per
+        split with ``dgl.shortest_dist`` and cached at ``<dataset cache stem>.spd.bin``.
+        ``None`` (the default) means off here; ``graphformer-train`` turns it on when the
+        model reads distances (``model.needs``, see ``graphformer.cli.build``), and refuses
+        ``False`` with such a model.
     pin_memory : passed to the loaders.
     seed : seeds the loaders' shuffling and worker seeds; ``None`` leaves them to torch's
         global generator (as seeded by Lightning's ``seed_everything``). The cached
@@ -126,6 +154,7 @@ class GraphDataModule(L.LightningDataModule):
         num_workers: int = 0,
         lap_pe_k: int = 0,
         rwse_k: int = 0,
+        distances: bool | None = None,
         pin_memory: bool = False,
         seed: int | None = 0,
         train_graphs: int | None = None,
@@ -151,6 +180,11 @@ class GraphDataModule(L.LightningDataModule):
         check_int("num_workers", num_workers, 0)
         check_int("lap_pe_k", lap_pe_k, 0)
         check_int("rwse_k", rwse_k, 0)
+        if distances is not None and not isinstance(distances, bool):
+            raise TypeError(
+                f"distances must be true, false or null (null: as the model needs); got "
+                f"{distances!r}"
+            )
         check_int("seed", seed, 0, allow_none=True)
         counts = {"train": train_graphs, "val": val_graphs, "test": test_graphs}
         for split, count in counts.items():
@@ -168,6 +202,7 @@ class GraphDataModule(L.LightningDataModule):
         self.dataset_factory = dataset
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.lap_pe_k, self.rwse_k, self.seed = lap_pe_k, rwse_k, seed
+        self.distances = distances
         self.num_graphs = counts
         self.name, self.validate = name, validate
         self.declared = {
@@ -198,12 +233,16 @@ class GraphDataModule(L.LightningDataModule):
             self._check_declared(dataset)
             if self.validate:
                 check_dataset(dataset, split, self._describe(dataset))
-            if self.lap_pe_k or self.rwse_k:
-                cache = getattr(dataset, "cache_path", None)
-                path = None if cache is None else encodings_path(cache, self.lap_pe_k, self.rwse_k)
+            cache = getattr(dataset, "cache_path", None)
+            if self.lap_pe_k or self.rwse_k or self.distances:
                 graphs = [sample_graph(dataset[i]) for i in range(len(dataset))]
+            if self.lap_pe_k or self.rwse_k:
+                path = None if cache is None else encodings_path(cache, self.lap_pe_k, self.rwse_k)
                 encodings = load_or_compute_encodings(graphs, self.lap_pe_k, self.rwse_k, path)
                 dataset = WithEncodings(dataset, encodings)
+            if self.distances:
+                path = None if cache is None else distances_path(cache)
+                dataset = WithDistances(dataset, load_or_compute_distances(graphs, path))
             self._splits[split] = dataset
         return self._splits[split]
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from graphformer.data import cache
-from graphformer.data.cache import CacheError
+from graphformer.data.cache import DATASET, CacheError, dataset_digest
 from graphformer.data.progress import progress
 from graphformer.nn.encoders import LAP_PE, RWSE, pe_transform
 
@@ -45,7 +45,7 @@ import torch
 from dgl.data.utils import load_tensors, save_tensors
 
 NUM_NODES = "num_nodes"
-DATASET, SETTINGS = "dataset_digest", "settings_digest"
+SETTINGS = "settings_digest"
 #: Bumped when the computation changes (start vectors, sign convention): caches are rebuilt.
 ENCODINGS_VERSION = 2
 #: Seeds the ARPACK start vector of each matrix size (see :func:`_seeded_arpack`).
@@ -129,18 +129,6 @@ def canonical_signs(pe: torch.Tensor) -> torch.Tensor:
     top = pe.abs().argmax(dim=0)
     peak = pe[top, torch.arange(pe.shape[1])]
     return pe * torch.where(peak < 0, -1.0, 1.0).to(pe.dtype)
-
-
-def dataset_digest(graphs: Sequence[dgl.DGLGraph]) -> torch.Tensor:
-    """BLAKE2b digest (16 uint8) of every graph's node count and edge list, in order."""
-    digest = hashlib.blake2b(digest_size=16)
-    for graph in graphs:
-        src, dst = graph.edges()
-        digest.update(np.int64(graph.num_nodes()).tobytes())
-        digest.update(np.int64(len(src)).tobytes())
-        digest.update(src.to(torch.int64).contiguous().numpy())  # buffers: no copies
-        digest.update(dst.to(torch.int64).contiguous().numpy())
-    return torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8)
 
 
 def settings_digest(lap_k: int, rwse_k: int) -> torch.Tensor:

@@ -6,8 +6,9 @@ node :math:`i` to node :math:`j` (``-1`` where :math:`j` is unreachable from :ma
 from ``dgl.shortest_dist`` (a BFS from every node; measured 10–13 ms per random graph of
 117 nodes and ~3,000 edges, CLUSTER's size, with 1–2 threads). The cache file
 ``<dataset cache stem>.spd.bin`` next to the dataset's own cache holds every graph's
-:math:`n \times n` matrix flattened and concatenated (int16), and each graph's node count,
-checked against the dataset so that a regenerated dataset invalidates it;
+:math:`n \times n` matrix flattened and concatenated (int16), each graph's node count and
+a digest of the dataset's structure (node counts and edges, as for the positional
+encodings), checked against the dataset so that a regenerated dataset invalidates it;
 :mod:`graphformer.data.cache` makes writes atomic and detects damage.
 
 :class:`WithDistances` attaches each graph's matrix as ``ndata['spd']``: row :math:`i`
@@ -24,7 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from graphformer.data.cache import CacheError, load_or_compute_tensors
+from graphformer.data.cache import DATASET, CacheError, dataset_digest, load_or_compute_tensors
+from graphformer.data.progress import progress
 
 import dgl
 import torch
@@ -63,12 +65,17 @@ def shortest_distances(graph: dgl.DGLGraph) -> torch.Tensor:
 
 
 def compute_distances(graphs: Sequence[dgl.DGLGraph]) -> dict[str, torch.Tensor]:
-    """Every graph's flattened distance matrix, concatenated, and each graph's node count."""
-    flat = [shortest_distances(graph).reshape(-1) for graph in graphs]
+    """Every graph's flattened distance matrix, concatenated, each graph's node count and
+    the dataset's digest (``graphformer.data.cache.dataset_digest``)."""
+    flat = [
+        shortest_distances(graph).reshape(-1)
+        for graph in progress(graphs, len(graphs), "computing shortest-path distances")
+    ]
     num_nodes = torch.tensor([graph.num_nodes() for graph in graphs], dtype=torch.int64)
     return {
         SPD: torch.cat(flat) if flat else torch.zeros(0, dtype=torch.int16),
         NUM_NODES: num_nodes,
+        DATASET: dataset_digest(graphs),
     }
 
 
@@ -77,8 +84,8 @@ def load_or_compute_distances(
 ) -> dict[str, torch.Tensor]:
     """Distances of ``graphs`` from the cache at ``path``, else computed (and saved there).
 
-    An unreadable or inconsistent cache is recomputed with a ``CacheWarning``. With
-    ``path=None`` nothing is cached.
+    An unreadable or inconsistent cache (other node counts or edges) is recomputed with a
+    ``CacheWarning``. With ``path=None`` nothing is cached.
     """
     num_nodes = torch.tensor([graph.num_nodes() for graph in graphs], dtype=torch.int64)
 
@@ -89,6 +96,8 @@ def load_or_compute_distances(
         shape = tuple(stored[SPD].shape) if SPD in stored else None
         if shape != (expected,):
             raise CacheError(f"{SPD} has shape {shape}, expected ({expected},)")
+        if DATASET not in stored or not torch.equal(stored[DATASET], dataset_digest(graphs)):
+            raise CacheError("computed for other graphs (the dataset's edges differ)")
 
     return load_or_compute_tensors(
         path, "shortest-path-distance", lambda: compute_distances(graphs), check

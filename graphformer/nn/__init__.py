@@ -16,7 +16,7 @@ from graphformer.nn.gat import GATConv
 from graphformer.nn.gatedgcn import GatedGCN
 from graphformer.nn.gine import GINE
 from graphformer.nn.gnn import GNN
-from graphformer.nn.graphormer import CentralityEncoding, SpatialBias
+from graphformer.nn.graphormer import CentralityEncoding, GraphormerAttention, SpatialBias
 from graphformer.nn.models import GraphTransformer
 from graphformer.nn.performer import PerformerAttention, PerformerMixer
 from graphformer.nn.readout import Readout
@@ -35,6 +35,7 @@ __all__ = [
     "GatedGCN",
     "GraphTransformer",
     "GraphTransformerBlock",
+    "GraphormerAttention",
     "LapPEEncoder",
     "LinearEncoder",
     "MultiHeadAttention",

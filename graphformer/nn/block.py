@@ -79,6 +79,7 @@ class GraphTransformerBlock(nn.Module):
       GAT-style neighbourhood attention, edge features as Shaw terms), and every other
       ``local`` entry of ``graphformer.nn.mixers.REGISTRY``;
     - global: ``full``, attention among all nodes of each sample (a plain Transformer);
+      ``graphormer``, the same with Graphormer's shortest-path bias (reads ``ndata['spd']``);
     - ``gps``: ``local_mixer`` and ``global_attention`` (default ``full``), each its own
       branch, as in GraphGPS.
 
@@ -153,6 +154,10 @@ class GraphTransformerBlock(nn.Module):
                 + (f", local_mixer={local_mixer!r}" if mixer == "gps" else "")
             )
         self.local, self.full = local, global_mixer
+        #: ``graph.ndata`` fields its mixers read besides ``x`` (``graphformer.nn.mixers``).
+        self.needs = tuple(
+            sorted({key for m in (local, global_mixer) for key in getattr(m, "needs", ())})
+        )
         self.norm_local = NORMS[norm](dim) if local is not None else None
         self.norm_full = NORMS[norm](dim) if global_mixer is not None else None
         self.norm_ffn = NORMS[norm](dim)

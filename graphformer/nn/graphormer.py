@@ -16,16 +16,25 @@ samples, e.g. input ∪ expander; virtual nodes have no distances).
 Distances come from ``graphformer.data.spd`` (``dgl.shortest_dist``, cached per dataset)
 as ``ndata['spd']``: row :math:`j` holds node :math:`j`'s distances to the nodes of its
 sample, ``-1`` where unreachable, padded with ``-1`` to a common width.
+
+:class:`GraphormerAttention` is the global mixer ``graphormer`` of
+``graphformer.nn.mixers``: that attention with that bias on the complete graph of each
+sample. The centrality encoding enters ``GraphTransformer`` (``centrality_max_degree``).
 """
 
 from __future__ import annotations
 
-from graphformer.graphs import VIRTUAL
+from graphformer.graphs import VIRTUAL, complete_graph_of
+from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.checks import check_positive
 
 import dgl
 import torch
 from torch import nn
+
+#: ``ndata`` field of the shortest-path distances (``graphformer.data.spd.SPD``; ``nn``
+#: does not import ``data``, a test checks that the two agree).
+SPD = "spd"
 
 
 def _init_embedding(embedding: nn.Embedding) -> None:
@@ -160,3 +169,79 @@ class CentralityEncoding(nn.Module):
         in_degree = graph.in_degrees().to(device).clamp(max=self.max_degree)
         out_degree = graph.out_degrees().to(device).clamp(max=self.max_degree)
         return self.in_degree(in_degree) + self.out_degree(out_degree)
+
+
+class GraphormerAttention(nn.Module):
+    r"""Graphormer's self-attention (Ying et al., 2021): full attention within each sample,
+    its scores biased by the spatial encoding.
+
+    For query :math:`i`, key :math:`j` of the same sample and head :math:`h`,
+
+    .. math::
+        \alpha^h_{ij} = \operatorname{softmax}_j\Big(\frac{q^h_i \cdot k^h_j}{\sqrt{d}}
+            + b^h_{\phi(j, i)}\Big), \qquad
+        o_i = W_O \big\Vert_h \sum_j \alpha^h_{ij} v^h_j
+
+    with :math:`b` a :class:`SpatialBias`. This is :class:`MultiHeadAttention` on
+    ``complete_graph_of(graph)`` with ``edge_bias = SpatialBias(complete, ndata['spd'])``:
+    no new attention layer. A mixer of ``graphformer.nn.mixers`` (``graphormer``):
+    ``mixer(graph, x, edge_state) -> (x, edge_state)``, edge state passing through.
+
+    ``graph`` must carry ``ndata['spd']`` (:attr:`needs`), e.g. from
+    ``GraphDataModule(distances=True)``. It may be the input graph or the input graph plus
+    self-loops (``GraphTransformer`` adds them once for local mixers): both have the input
+    graph's nodes, in its order, and the complete graph depends only on those.
+
+    Differences from the paper: each layer has its own bias table (Graphormer shares one
+    across layers); no edge encoding along shortest paths and no virtual-node distance
+    (use ``graphformer.nn.SpatialBias`` on another attention graph for those variants).
+
+    Parameters
+    ----------
+    dim : node feature width; divisible by ``num_heads``.
+    num_heads : attention heads (one bias per head and distance).
+    max_distance : distances beyond it share one bias; unreachable pairs have their own.
+    attn_dropout : dropout on the attention weights.
+    check_finite : raise on NaN/inf input features.
+    engine : ``graphformer.nn.message_passing``; ``dense`` runs the biased attention only
+        where :class:`MultiHeadAttention`'s dense engine supports an ``edge_bias``.
+    """
+
+    #: ``ndata`` fields the mixer reads (GraphTransformer and the tests check this).
+    needs = (SPD,)
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        max_distance: int = 20,
+        attn_dropout: float = 0.0,
+        check_finite: bool = True,
+        engine: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.attention = MultiHeadAttention(
+            dim, num_heads, dropout=attn_dropout, check_finite=check_finite, engine=engine
+        )
+        self.spatial = SpatialBias(num_heads, max_distance)
+
+    def forward(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x``: (N, dim) on the nodes of ``graph``. Returns (N, dim) and ``edge_state``."""
+        if SPD not in graph.ndata:
+            raise ValueError(missing_distances("the graphormer mixer", graph))
+        complete = complete_graph_of(graph)
+        bias = self.spatial(complete, graph.ndata[SPD].to(x.device))
+        return self.attention(complete, x, edge_bias=bias.to(x.dtype)), edge_state
+
+
+def missing_distances(who: str, graph: dgl.DGLGraph) -> str:
+    """The error message for a graph without ``ndata['spd']``: what reads it, what to do."""
+    return (
+        f"{who} reads shortest-path distances from graph.ndata[{SPD!r}], but the graph has "
+        f"only ndata keys {sorted(graph.ndata)}. Turn them on in the data: "
+        f"GraphDataModule(distances=True) (config: data.distances=true), or wrap a dataset "
+        f"in graphformer.data.spd.WithDistances(dataset, load_or_compute_distances(graphs, "
+        f"path))"
+    )

@@ -13,6 +13,8 @@ attributes tell :class:`~graphformer.nn.GraphTransformerBlock` how to call it:
 - ``permutation_equivariant`` (default True): False where relabelling a sample's nodes
   changes more than the order of the output rows (exphormer's expander is drawn over
   node positions); tests then check that property on the mixer's own terms.
+- ``needs`` (default ``()``): the ``graph.ndata`` fields it reads besides ``x`` (e.g.
+  ``("spd",)``: shortest-path distances); ``GraphTransformer`` checks them up front.
 
 A ``local`` mixer passes messages on the input graph; a ``global`` one among all nodes
 of each sample. Add a mixer with its own file and one :data:`REGISTRY` entry; the engine
@@ -31,6 +33,7 @@ from graphformer.nn.conv import GCNConv, SAGEConv
 from graphformer.nn.exphormer import ExphormerAttention
 from graphformer.nn.gatedgcn import GatedGCN
 from graphformer.nn.gine import GINE
+from graphformer.nn.graphormer import GraphormerAttention
 from graphformer.nn.message_passing import local_engine
 from graphformer.nn.performer import PerformerMixer
 
@@ -160,6 +163,18 @@ REGISTRY: dict[str, Mixer] = {
         ),
         "global",
         settings=("degree", "virtual_nodes", "seed"),
+    ),
+    "graphormer": Mixer(
+        lambda o: GraphormerAttention(
+            o.dim,
+            o.num_heads,
+            attn_dropout=o.attn_dropout,
+            check_finite=False,
+            engine=o.engine,
+            **o.global_kwargs,
+        ),
+        "global",
+        settings=("max_distance",),
     ),
 }
 

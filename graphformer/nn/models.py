@@ -15,6 +15,7 @@ from graphformer.nn.encoders import (
     LinearEncoder,
     RWSEEncoder,
 )
+from graphformer.nn.graphormer import SPD, CentralityEncoding, missing_distances
 from graphformer.nn.readout import Readout
 
 import dgl
@@ -41,11 +42,12 @@ def feature_encoder(
 class GraphTransformer(nn.Module):
     """A graph Transformer for node-level or graph-level prediction.
 
-    ``h = enc(x) [+ LapPE] [+ RWSE]``, then ``num_layers`` :class:`GraphTransformerBlock`
-    s, a final norm (pre-norm stacks), a :class:`Readout` when ``level='graph'``, and an
-    MLP head of ``head_layers`` layers. The self-loop graph and the complete graph are
-    built once per batch and shared by all blocks; edge state flows from block to block
-    (encoded edge features in, each block's local mixer updating it, e.g. GatedGCN).
+    ``h = enc(x) [+ LapPE] [+ RWSE] [+ centrality]``, then ``num_layers``
+    :class:`GraphTransformerBlock` s, a final norm (pre-norm stacks), a :class:`Readout`
+    when ``level='graph'``, and an MLP head of ``head_layers`` layers. The self-loop graph
+    and the complete graph are built once per batch and shared by all blocks; edge state
+    flows from block to block (encoded edge features in, each block's local mixer updating
+    it, e.g. GatedGCN).
 
     Parameters
     ----------
@@ -59,11 +61,19 @@ class GraphTransformer(nn.Module):
         them: ``attention``, ``gatedgcn``, ``gine``).
     lap_pe_k, rwse_k : widths of the LapPE / RWSE read from ``graph.ndata['lap_pe']`` /
         ``['rwse']`` (made by ``graphformer.nn.pe_transform``); 0 disables.
+    centrality_max_degree : Graphormer's centrality encoding
+        (:class:`~graphformer.nn.CentralityEncoding`): learned embeddings of each node's
+        in- and out-degree in the input graph (before self-loops), degrees clipped at this
+        value, added to the node embeddings; 0 disables.
     level : ``node`` (one output per node) or ``graph`` (one per sample).
     readout : ``mean``, ``sum`` or ``max`` for ``level='graph'``.
     head_layers : layers in the MLP head (≥ 1).
     check_finite : raise on NaN/inf inputs (checked once, at the model's input).
     engine : see ``graphformer.nn.message_passing`` and :class:`GraphTransformerBlock`.
+
+    :attr:`needs` lists the ``graph.ndata`` fields the mixers read besides the features
+    (``('spd',)`` for ``graphormer``); :meth:`encode` raises a ValueError naming the data
+    flag when one is missing.
     """
 
     def __init__(
@@ -82,6 +92,7 @@ class GraphTransformer(nn.Module):
         edge_categories: int | None = None,
         lap_pe_k: int = 0,
         rwse_k: int = 0,
+        centrality_max_degree: int = 0,
         level: str = "node",
         readout: str = "mean",
         ffn_ratio: float = 2.0,
@@ -113,6 +124,18 @@ class GraphTransformer(nn.Module):
         self.check_finite = check_finite
         self.lap_pe = LapPEEncoder(lap_pe_k, hidden_dim, check_finite) if lap_pe_k else None
         self.rwse = RWSEEncoder(rwse_k, hidden_dim, check_finite) if rwse_k else None
+        if (
+            isinstance(centrality_max_degree, bool)
+            or not isinstance(centrality_max_degree, int)
+            or centrality_max_degree < 0
+        ):
+            raise ValueError(
+                f"centrality_max_degree must be an int ≥ 0 (0: no centrality encoding); got "
+                f"{centrality_max_degree!r}"
+            )
+        self.centrality = (
+            CentralityEncoding(hidden_dim, centrality_max_degree) if centrality_max_degree else None
+        )
         self.blocks = nn.ModuleList(
             GraphTransformerBlock(
                 hidden_dim,
@@ -134,6 +157,7 @@ class GraphTransformer(nn.Module):
             )
             for _ in range(num_layers)
         )
+        self.needs = tuple(sorted({key for block in self.blocks for key in block.needs}))
         self.final_norm = NORMS[norm](hidden_dim) if prenorm else nn.Identity()
         self.readout = Readout(readout)
         if level != "graph":
@@ -179,6 +203,14 @@ class GraphTransformer(nn.Module):
             raise ValueError(
                 f"x must have one row per node: {graph.num_nodes()} rows; got {x.shape[0]}"
             )
+        for key in self.needs:
+            if key == SPD and key not in graph.ndata:
+                raise ValueError(missing_distances("the model's global mixer", graph))
+            if key not in graph.ndata:
+                raise ValueError(
+                    f"the model's mixers read graph.ndata[{key!r}], which the graph lacks "
+                    f"(ndata keys {sorted(graph.ndata)}); add it to the data"
+                )
         h = self.node_encoder(x)
         for name, encoder in ((LAP_PE, self.lap_pe), (RWSE, self.rwse)):
             if encoder is not None:
@@ -188,6 +220,8 @@ class GraphTransformer(nn.Module):
                         f"graphformer.nn.pe_transform(lap_k=..., rwse_k=...) to the dataset"
                     )
                 h = h + encoder(graph, graph.ndata[name].to(h.device))
+        if self.centrality is not None:  # degrees of the input graph: before self-loops
+            h = h + self.centrality(graph).to(h.dtype)
         if edge_feat is not None:
             self._check_edge_feat(graph, edge_feat)
         if self.edge_encoder is not None:
