@@ -182,6 +182,42 @@ def complete_cases(
     return [{"group": group, "case": name, "kind": kind, "fn": fn} for kind, name, fn in cases]
 
 
+def cluster_batch(batch_size: int, seed: int = 0) -> dgl.DGLGraph:
+    """A batch of generated CLUSTER graphs (dense SBM samples, ~37 in-edges per node)."""
+    from graphformer.data.sbm import cluster_graph
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return dgl.batch([cluster_graph(rng) for _ in range(batch_size)])
+
+
+def masked_cases(args, device: str, graph_device: str) -> list[dict]:
+    """Neighbourhood attention (+ self-loops) on a CLUSTER batch: DGL message passing
+    against the dense engine (padded SDPA, adjacency as mask), plain and with a bias."""
+    dim, heads = args.heads * args.head_dim, args.heads
+    graph = add_self_loops(cluster_batch(args.batch_size)).to(graph_device)
+    x = torch.randn(graph.num_nodes(), dim, device=device, requires_grad=True)
+    bias = torch.randn(graph.num_edges(), heads, device=device, requires_grad=True)
+    layers = {
+        engine: MultiHeadAttention(dim, heads, engine=engine).to(device)
+        for engine in ("dgl", "dense")
+    }
+    group = f"neighbourhood attention, CLUSTER × {args.batch_size}"
+    return [
+        {
+            "group": group,
+            "case": f"graphformer, {engine} engine{', with edge_bias' if biased else ''}",
+            "kind": DGL if engine == "dgl" else OURS,
+            "fn": forward_backward(
+                lambda g, h, b=biased, m=layer: m(g, h, edge_bias=bias if b else None), graph, x
+            ),
+        }
+        for biased in (False, True)
+        for engine, layer in layers.items()
+    ]
+
+
 def dgl_runs_on(device: str) -> bool:
     """Whether the installed DGL can place a graph on ``device`` (PyPI's is CPU-only)."""
     return to_device(dgl.graph(([0], [0])), device).device == torch.device(device)
@@ -189,16 +225,7 @@ def dgl_runs_on(device: str) -> bool:
 
 def training_throughput(args, device: str) -> dict:
     """Graphs per second of optimizer steps of the default model on CLUSTER-like batches."""
-    from graphformer.data.sbm import cluster_graph
-
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    graphs = [cluster_graph(rng) for _ in range(args.batch_size * 4)]
-    batches = [
-        to_device(dgl.batch(graphs[i : i + args.batch_size]), device)
-        for i in range(0, len(graphs), args.batch_size)
-    ]
+    batches = [to_device(cluster_batch(args.batch_size, seed), device) for seed in range(4)]
     model = GraphTransformer(6, hidden_dim=64, num_layers=4, num_categories=7).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     index = iter(range(10**9))
@@ -233,6 +260,7 @@ def run(args) -> list[dict]:
     mixed = torch.randint(n // 2, n, (b,), generator=torch.Generator().manual_seed(0))
     label = f"{b} × ({n // 2}–{n - 1})"
     cases += complete_cases(args, device, graph_device, mixed.tolist(), label)
+    cases += masked_cases(args, device, graph_device)
     wanted = {OURS} | ({DGL} if on_device else set()) | ({FALLBACK} if args.fallback else set())
     if not on_device:
         print(f"DGL cannot run on {device}: its rows are left out; graphformer uses the torch "

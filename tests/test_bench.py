@@ -22,6 +22,7 @@ def test_bench_json_lists_every_case_with_ratios(capsys):
         "GCN",
         "complete graph 3 × 8",
         "complete graph 3 × (4–7)",
+        "neighbourhood attention, CLUSTER × 2",
         "end to end",
     }
     for row in rows:

@@ -21,6 +21,7 @@ from graphformer.nn.message_passing import MessagePassing, check_engine
 
 import dgl
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -141,6 +142,16 @@ class MultiHeadAttention(nn.Module):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(-1, self.num_heads, self.head_dim)
 
+    def packed_projections(self, x: torch.Tensor) -> torch.Tensor:
+        """Queries, keys and values of self-attention in one matmul: (N, 3, H, D), unscaled."""
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        weight = torch.cat([linear.weight for linear in projections])
+        bias = None if self.q_proj.bias is None else torch.cat([p.bias for p in projections])
+        return F.linear(x, weight, bias).view(-1, 3, self.num_heads, self.head_dim)
+
+    def _dropout(self) -> float:
+        return self.attn_dropout.p if self.training else 0.0
+
     def full_attention(self, x: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
         """Self-attention among the nodes of each sample (the dense engine, no graph).
 
@@ -148,10 +159,7 @@ class MultiHeadAttention(nn.Module):
         node counts (``graph.batch_num_nodes()``). Equals ``forward`` on
         ``complete_graph(sizes)``.
         """
-        q = self._heads(self.q_proj(x)) / math.sqrt(self.head_dim)
-        k, v = self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
-        dropout = self.attn_dropout.p if self.training else 0.0
-        out = dense_attention(q, k, v, sizes, dropout)
+        out = dense_attention(self.packed_projections(x), sizes, self._dropout())
         return self.out_proj(out.reshape(-1, self.embed_dim))
 
     def _dense_layout(
@@ -232,16 +240,18 @@ class MultiHeadAttention(nn.Module):
             return self.full_attention(x_dst, graph.batch_num_nodes())
         value_terms = edge_feat is not None and self.edge_value is not None
         layout = self._dense_layout(graph, x_dst, cross, value_terms, return_attention)
+        if layout is not None:
+            qkv = self.packed_projections(x_dst)
+            terms = edge_bias
+            if edge_feat is not None:  # q_i · a^K_ij / √d, (E, H)
+                q = qkv[:, 0].index_select(0, layout.dst) / math.sqrt(self.head_dim)
+                key_terms = (q * self._heads(self.edge_key(edge_feat))).sum(-1)
+                terms = key_terms if terms is None else terms + key_terms
+            out = layout.attend(qkv, terms, self._dropout())
+            return self.out_proj(out.reshape(-1, self.embed_dim))
         q = self._heads(self.q_proj(x_dst)) / math.sqrt(self.head_dim)
         k, v = self._heads(self.k_proj(x_src)), self._heads(self.v_proj(x_src))
         ek = self._heads(self.edge_key(edge_feat)) if edge_feat is not None else None
-        if layout is not None:
-            terms = None if edge_bias is None else edge_bias
-            if ek is not None:
-                key_terms = (q[layout.dst] * ek).sum(-1)  # q_i · a^K_ij, (E, H)
-                terms = key_terms if terms is None else terms + key_terms
-            out = layout.attend(q, k, v, terms, self.attn_dropout.p if self.training else 0.0)
-            return self.out_proj(out.reshape(-1, self.embed_dim))
         ev = self._heads(self.edge_value(edge_feat)) if value_terms else None
         mp = MessagePassing(graph, self.engine, x_dst)
         score = mp.u_dot_v(k, q)  # (E, H, 1)
