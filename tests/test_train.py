@@ -171,6 +171,8 @@ def test_resume_continues_and_eval_reproduces_test_metric(tmp_path, data_dir):
 
     best = next((Path(resumed.paths.output_dir) / "checkpoints").glob("epoch_*.ckpt"))
     logged = _logged_test_metric(Path(resumed.paths.output_dir), "test/acc")
+    # The default callbacks log each training epoch's wall time.
+    assert _logged_test_metric(Path(resumed.paths.output_dir), "time/train_epoch_s") > 0
     eval_cfg = compose_config(
         [f"ckpt_path={best}"], tmp_path / "eval", data_dir, config_name="eval"
     )
