@@ -5,6 +5,9 @@
 - :func:`complete_bipartite` from keys/values to queries: cross-attention, e.g. from an
   encoder's tokens to a decoder's, each pair of its own lengths.
 - :func:`add_self_loops` on the input graph: GAT-style neighbourhood attention.
+- :func:`khop_graph`: attention over each node's k-hop neighbourhood.
+- Exphormer's graph: :func:`union_graphs` of the input graph and an
+  :func:`expander_graph`, then :func:`add_virtual_nodes`; edges tagged by kind.
 
 Graphs derived from a batch (its self-loop graph in :func:`add_self_loops`, its complete
 graph in :func:`complete_graph_of`) are built once per graph object and reused by every
@@ -248,21 +251,23 @@ def _loop_graph(graph: dgl.DGLGraph) -> tuple[dgl.DGLGraph | None, torch.Tensor 
     if len(missing) == 0:
         return None, None
     num_nodes, num_edges = graph.batch_num_nodes(), graph.batch_num_edges()
-    samples = torch.arange(len(num_nodes), device=graph.device)
-    sample_of_node = torch.repeat_interleave(samples, num_nodes)
-    sample_of_edge = torch.cat(
-        [torch.repeat_interleave(samples, num_edges), sample_of_node[missing]]
-    )
-    order = torch.argsort(sample_of_edge, stable=True)
+    sample_of_node = _sample_of(num_nodes)
+    # Each sample's new loops go after its edges: positions by per-sample offsets, no sort.
+    loops = torch.bincount(sample_of_node[missing], minlength=len(num_nodes))
+    loops_before = torch.cumsum(loops, 0) - loops
+    old_position = torch.arange(len(src), device=graph.device) + loops_before[_sample_of(num_edges)]
+    loop_sample = sample_of_node[missing]  # missing is sorted, hence grouped by sample
+    rank = torch.arange(len(missing), device=graph.device) - loops_before[loop_sample]
+    loop_position = (torch.cumsum(num_edges, 0) + loops_before)[loop_sample] + rank
+    order = torch.empty(len(src) + len(missing), dtype=torch.int64, device=graph.device)
+    order[torch.cat([old_position, loop_position])] = torch.arange(len(order), device=graph.device)
     looped = dgl.graph(
         (torch.cat([src, missing])[order], torch.cat([dst, missing])[order]),
         num_nodes=graph.num_nodes(),
         device=graph.device,
     )
     looped.set_batch_num_nodes(num_nodes)
-    looped.set_batch_num_edges(
-        num_edges + torch.bincount(sample_of_node[missing], minlength=len(num_nodes))
-    )
+    looped.set_batch_num_edges(num_edges + loops)
     return looped, order
 
 
@@ -400,6 +405,72 @@ def expander_graph(
     graph.set_batch_num_nodes(counts)
     graph.set_batch_num_edges(counts * degree)
     return graph
+
+
+#: ``edata`` field of :func:`khop_graph`: the hops from source to destination.
+HOPS = "hops"
+
+
+def khop_graph(graph: dgl.DGLGraph, k: int, self_loops: bool = True) -> dgl.DGLGraph:
+    r"""Every pair within ``k`` hops: an edge :math:`j \to i` wherever a directed path of
+    at most ``k`` edges leads from :math:`j` to :math:`i` in ``graph`` (within its sample,
+    since samples share no edges), with ``edata['hops']`` its length :math:`d(j, i)`.
+
+    .. math::
+        E_k = \{\, j \to i \;:\; d(j, i) \le k \,\}
+
+    ``self_loops`` keeps the pairs :math:`i \to i` (hops 0; False drops them, loops of
+    ``graph`` included), so attention on it sees each node itself, as on
+    ``add_self_loops(graph)``; ``k=1`` then gives exactly the input edges plus self-loops,
+    one edge per pair (multi-edges collapse). Unlike
+    ``dgl.khop_graph`` (edges of :math:`A^k`: walks of exactly ``k`` steps, counted with
+    multiplicity), each reachable pair appears once. Vectorised: ``k`` sparse
+    frontier expansions over all samples at once; each sample's edges are contiguous,
+    sorted by (destination, source). No node or edge features are copied.
+    """
+    _check_homogeneous(graph, "khop_graph")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k (hops) must be an int ≥ 1; got {k!r}")
+    num_nodes = graph.num_nodes()
+    src, dst = graph.edges()
+    # reached[i, j]: j reaches i; keys i · N + j, sorted and unique; hops by frontier.
+    keys = torch.arange(num_nodes, device=graph.device) * (num_nodes + 1)
+    hops = torch.zeros(num_nodes, dtype=torch.int64, device=graph.device)
+    frontier = keys
+    for step in range(1, k + 1):
+        # Extend every frontier path j ⇝ u by an edge u → i: pairs (i, j).
+        f_dst, f_src = frontier // num_nodes, frontier % num_nodes
+        order = torch.argsort(src)
+        edge_src, edge_dst = src[order], dst[order]
+        first = torch.searchsorted(edge_src, f_dst)
+        count = torch.searchsorted(edge_src, f_dst, right=True) - first
+        path = torch.repeat_interleave(torch.arange(len(frontier), device=graph.device), count)
+        offset = (
+            torch.arange(len(path), device=graph.device) - (torch.cumsum(count, 0) - count)[path]
+        )
+        candidate = edge_dst[first[path] + offset] * num_nodes + f_src[path]
+        candidate = torch.unique(candidate)
+        new = candidate[~torch.isin(candidate, keys)]
+        if len(new) == 0:
+            break
+        keys = torch.cat([keys, new])
+        hops = torch.cat([hops, torch.full_like(new, step)])
+        frontier = new
+    if not self_loops:
+        keep = hops > 0
+        keys, hops = keys[keep], hops[keep]
+    order = torch.argsort(keys)
+    keys, hops = keys[order], hops[order]
+    khop = dgl.graph(
+        (keys % num_nodes, keys // num_nodes), num_nodes=num_nodes, device=graph.device
+    )
+    counts = graph.batch_num_nodes()
+    khop.set_batch_num_nodes(counts)
+    khop.set_batch_num_edges(
+        torch.bincount(_sample_of(counts)[keys // num_nodes], minlength=len(counts))
+    )
+    khop.edata[HOPS] = hops
+    return khop
 
 
 def _check_homogeneous(graph: dgl.DGLGraph, what: str) -> None:

@@ -1,4 +1,4 @@
-"""Exphormer's attention graphs (graphformer/graphs.py): expander, virtual nodes, unions.
+"""Attention graphs (graphformer/graphs.py): expander, virtual nodes, unions, k-hop.
 
 Each builder is checked against a brute-force reference on batches whose samples differ in
 size, 1-node and empty samples included; the expander's spectral gap against the
@@ -14,12 +14,14 @@ import math
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.graphs import (
     EDGE_KIND,
+    HOPS,
     VIRTUAL,
     EdgeKind,
     add_virtual_nodes,
     complete_bipartite,
     complete_graph,
     expander_graph,
+    khop_graph,
     union_graphs,
 )
 from graphformer.nn import Readout
@@ -317,3 +319,57 @@ def test_virtual_nodes_reject_bad_k(k):
 def test_virtual_nodes_reject_heterograph():
     with pytest.raises(ValueError, match=r"add_virtual_nodes needs homogeneous DGLGraphs"):
         add_virtual_nodes(complete_bipartite([2], [3]), 1)
+
+
+# --- khop_graph ----------------------------------------------------------------------------
+
+
+def brute_force_hops(graph: dgl.DGLGraph, k: int) -> dict[tuple[int, int], int]:
+    """(src, dst) → directed distance for every pair within k hops, by dgl.shortest_dist
+    on each sample."""
+    pairs, start = {}, 0
+    for part in dgl.unbatch(graph):
+        n = part.num_nodes()
+        if n:
+            distance = dgl.shortest_dist(part)  # [j, i] = d(j → i), -1 unreachable
+            for j, i in itertools.product(range(n), repeat=2):
+                d = int(distance[j, i])
+                if 0 <= d <= k:
+                    pairs[(start + j, start + i)] = d
+        start += n
+    return pairs
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_khop_graph_matches_shortest_distances(k):
+    graph = random_graph(SIZES, p=0.15, seed=k)
+    khop = khop_graph(graph, k)
+    src, dst = khop.edges()
+    got = dict(
+        zip(zip(src.tolist(), dst.tolist(), strict=True), khop.edata[HOPS].tolist(), strict=True)
+    )
+    assert len(got) == khop.num_edges()  # one edge per pair
+    assert got == brute_force_hops(graph, k)
+    assert khop.batch_num_nodes().tolist() == SIZES
+    assert sum(len(edges) for edges in per_sample_edges(khop)) == khop.num_edges()
+    sample = sample_of_node(SIZES)
+    assert torch.equal(sample[src], sample[dst])
+
+
+def test_khop_graph_of_one_hop_is_the_input_plus_self_loops_once():
+    src = torch.tensor([0, 1, 1, 3, 4, 4])
+    dst = torch.tensor([1, 2, 2, 3, 5, 4])  # a multi-edge and two existing loops
+    graph = dgl.graph((src, dst), num_nodes=6)
+    graph.set_batch_num_nodes(torch.tensor([3, 3]))
+    graph.set_batch_num_edges(torch.tensor([3, 3]))
+    khop = khop_graph(graph, 1)
+    pairs = set(zip(khop.edges()[0].tolist(), khop.edges()[1].tolist(), strict=True))
+    assert pairs == {(0, 1), (1, 2), (4, 5)} | {(i, i) for i in range(6)}
+    no_loops = khop_graph(graph, 1, self_loops=False)
+    assert (no_loops.edata[HOPS] > 0).all() and no_loops.num_edges() == 3
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True])
+def test_khop_graph_rejects_bad_k(k):
+    with pytest.raises(ValueError, match="k \\(hops\\) must be an int ≥ 1"):
+        khop_graph(random_graph([3]), k)

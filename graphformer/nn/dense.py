@@ -80,6 +80,8 @@ class Padding:
 
 #: At most this many size groups per batch (:class:`SizeGroups`).
 MAX_SIZE_GROUPS = 4
+#: Fewest groups whose padded cells are within this factor of the best.
+GROUP_TOLERANCE = 1.05
 
 
 def _grouped_cells(sorted_sizes: torch.Tensor, groups: int) -> tuple[int, list[torch.Tensor]]:
@@ -91,17 +93,18 @@ def _grouped_cells(sorted_sizes: torch.Tensor, groups: int) -> tuple[int, list[t
     return cells, chunks
 
 
-def size_groups(sizes: torch.Tensor, max_groups: int = MAX_SIZE_GROUPS) -> tuple[int, list]:
+def size_groups(sizes: torch.Tensor, max_groups: int | None = None) -> tuple[int, list]:
     """Split samples into at most ``max_groups`` groups of similar size, each padded to its
     own longest sample: the fewest groups whose padded cells are within 10 % of the best.
     Returns the cells and, per group, its samples in batch order (CPU tensors)."""
     sizes = sizes.cpu()
+    max_groups = MAX_SIZE_GROUPS if max_groups is None else max_groups
     if len(sizes) == 0:
         return 0, []
     by_size = torch.argsort(sizes, stable=True)
     options = [_grouped_cells(sizes[by_size], g) for g in range(1, max_groups + 1)]
     best = min(cells for cells, _ in options)
-    cells, chunks = next(option for option in options if option[0] <= 1.05 * best)
+    cells, chunks = next(option for option in options if option[0] <= GROUP_TOLERANCE * best)
     return cells, [torch.sort(by_size[chunk]).values for chunk in chunks]
 
 
@@ -141,6 +144,9 @@ class SizeGroups:
         self.sample = sample
         self.flat_cpu = self.row_start[sample] + self.position
         self.flat = self.flat_cpu.to(device)
+        padding = torch.ones(rows, dtype=torch.bool)
+        padding[self.flat_cpu] = False
+        self.padding_rows = torch.nonzero(padding).squeeze(1).to(device)
         self.key_masks = [
             Padding(counts, device).key_mask() for counts in self.counts
         ]  # (B_g, 1, 1, L_g) valid keys
@@ -148,8 +154,9 @@ class SizeGroups:
     def pad(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(N, ...) rows → per group (B_g, L_g, ...), zeros at padding."""
         total = sum(batch * longest for batch, longest in self.shapes)
-        buffer = x.new_zeros(total, *x.shape[1:])
+        buffer = x.new_empty(total, *x.shape[1:])
         buffer[self.flat] = x
+        buffer[self.padding_rows] = 0.0  # finite: padded keys meet -inf in the mask
         blocks = buffer.split([batch * longest for batch, longest in self.shapes])
         return [
             block.view(batch, longest, *x.shape[1:])
