@@ -205,13 +205,16 @@ def reads_edges(name: str) -> bool:
     return getattr(build_mixer(name, MixerOptions(16, 4, edge_dim=16)), "reads_edges", False)
 
 
+@pytest.mark.parametrize("other", ["torch", "dense"])
 @pytest.mark.parametrize("name", REGISTRY)
-def test_every_registered_mixer_torch_equals_dgl(name):
-    """Each mixer of the registry, node output, edge state and gradients, on both engines."""
+def test_every_registered_mixer_engine_equals_dgl(name, other):
+    """Each mixer of the registry, node output, edge state and gradients, on the DGL engine
+    and on ``other`` (``dense``: padded SDPA where the mixer's attention allows it, e.g.
+    exphormer's and graphormer's graphs; the other mixers run it as ``auto``)."""
     torch.manual_seed(3)
     options = MixerOptions(16, 4, edge_dim=16 if reads_edges(name) else None, engine="dgl")
     dgl_mixer = build_mixer(name, options)
-    torch_mixer = build_mixer(name, dataclasses.replace(options, engine="torch"))
+    torch_mixer = build_mixer(name, dataclasses.replace(options, engine=other))
     torch_mixer.load_state_dict(copy.deepcopy(dgl_mixer.state_dict()))
     graph = (
         add_self_loops(sparse_graph())
@@ -226,7 +229,7 @@ def test_every_registered_mixer_torch_equals_dgl(name):
         return torch.cat([out.flatten(), edges.flatten() if edges is not None else out[:0, 0]])
 
     x = torch.randn(graph.num_nodes(), 16)
-    assert_engines_equal(f"mixer {name}", dgl_mixer, torch_mixer, call, x, "torch")
+    assert_engines_equal(f"mixer {name}", dgl_mixer, torch_mixer, call, x, other)
 
 
 @pytest.mark.parametrize(
