@@ -147,9 +147,11 @@ class SizeGroups:
         padding = torch.ones(rows, dtype=torch.bool)
         padding[self.flat_cpu] = False
         self.padding_rows = torch.nonzero(padding).squeeze(1).to(device)
-        self.key_masks = [
-            Padding(counts, device).key_mask() for counts in self.counts
-        ]  # (B_g, 1, 1, L_g) valid keys
+        self.device = device
+
+    def key_masks(self) -> list[torch.Tensor]:
+        """Per group, (B_g, 1, 1, L_g): True at valid keys (see :meth:`Padding.key_mask`)."""
+        return [Padding(counts, self.device).key_mask() for counts in self.counts]
 
     def pad(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(N, ...) rows → per group (B_g, L_g, ...), zeros at padding."""
@@ -201,7 +203,7 @@ def dense_attention(
     if qkv.shape[0] == 0:
         return qkv.new_zeros(0, *qkv.shape[2:])
     groups = SizeGroups(sizes, qkv.device)
-    return groups.attend(qkv, groups.key_masks, dropout, scale)
+    return groups.attend(qkv, groups.key_masks(), dropout, scale)
 
 
 def dense_pays_off(graph: dgl.DGLGraph) -> bool:
@@ -256,7 +258,10 @@ class AttentionLayout:
         self.empty = [row.to(device) for row in self._rows(empty)]
         self.cell = cell.to(device)
         self.dst = dst.to(device)
-        self.has_in_edges = (in_degree > 0).to(device).view(-1, 1, 1)
+        # None when every node has an in-edge (always, with self-loops): nothing to zero.
+        self.has_in_edges = (
+            None if bool((in_degree > 0).all()) else ((in_degree > 0).to(device).view(-1, 1, 1))
+        )
         # Additive masks (a boolean one costs SDPA a conversion per call): 0 on an edge
         # (log c on a c-fold multi-edge), -inf off the edges, 0 on empty rows.
         multiplicity = multiplicity.to(device).unsqueeze(1)
@@ -319,8 +324,8 @@ class AttentionLayout:
         (N, H, D)."""
         if qkv.shape[0] == 0:
             return qkv.new_zeros(0, *qkv.shape[2:])
-        masks = self.score_masks(terms, qkv.dtype)
-        return self.groups.attend(qkv, masks, dropout, scale) * self.has_in_edges
+        out = self.groups.attend(qkv, self.score_masks(terms, qkv.dtype), dropout, scale)
+        return out if self.has_in_edges is None else out * self.has_in_edges
 
 
 def attention_layout(graph: dgl.DGLGraph, device: torch.device) -> AttentionLayout:
