@@ -33,9 +33,10 @@ import dgl
 import torch
 import torch.nn.functional as F
 
-#: ``auto`` runs attention dense when the padded score cells, :math:`B L^2`, are at most
-#: this many times the edges, and the longest sample has at most :data:`DENSE_MAX_SAMPLE`
-#: nodes. Measured with ``experiments/bench/dense_rule.py`` (README there).
+#: ``auto`` runs attention dense when the padded score cells are at most
+#: ``min(DENSE_CELLS_PER_EDGE, L / 8)`` times the edges (:func:`dense_pays_off`). Measured
+#: with ``experiments/bench/dense_rule.py`` (table in experiments/bench/README.md): dense
+#: wins below about 3 cells per edge at 16 nodes per sample, 6 at 64, 14 at 128 and more.
 DENSE_CELLS_PER_EDGE = 8.0
 #: Above this many nodes in one sample the (L, L) score matrices grow too large to pad.
 DENSE_MAX_SAMPLE = 512
@@ -209,9 +210,11 @@ def dense_attention(
 def dense_pays_off(graph: dgl.DGLGraph) -> bool:
     r"""The ``auto`` rule: padded SDPA beats message passing on ``graph`` when its padded
     score cells (in size groups, :func:`size_groups`) are at most
-    :data:`DENSE_CELLS_PER_EDGE` × its edges and no sample exceeds
-    :data:`DENSE_MAX_SAMPLE` nodes. Reads only the batch sizes, which DGL keeps on the CPU;
-    decided once per graph object."""
+    :math:`\min(8, L/8)` × its edges (:data:`DENSE_CELLS_PER_EDGE`; :math:`L` the largest
+    sample, whose small score matrices pay SDPA's fixed costs) and no sample exceeds
+    :data:`DENSE_MAX_SAMPLE` nodes. CLUSTER batches (about 4 cells per edge) run dense;
+    a sparse or huge graph does not. Reads only the batch sizes, which DGL keeps on the
+    CPU; decided once per graph object."""
     return derived(graph, "dense_pays_off", _dense_pays_off)
 
 
@@ -219,7 +222,8 @@ def _dense_pays_off(graph: dgl.DGLGraph) -> bool:
     sizes = graph.batch_num_nodes()
     if len(sizes) == 0 or graph.num_edges() == 0 or int(sizes.max()) > DENSE_MAX_SAMPLE:
         return False
-    return size_groups(sizes)[0] <= DENSE_CELLS_PER_EDGE * graph.num_edges()
+    per_edge = min(DENSE_CELLS_PER_EDGE, int(sizes.max()) / 8)
+    return size_groups(sizes)[0] <= per_edge * graph.num_edges()
 
 
 class AttentionLayout:
