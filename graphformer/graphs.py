@@ -428,7 +428,7 @@ def khop_graph(graph: dgl.DGLGraph, k: int, self_loops: bool = True) -> dgl.DGLG
     frontier expansions over all samples at once; each sample's edges are contiguous,
     sorted by (destination, source). No node or edge features are copied.
     """
-    _check_homogeneous(graph, "khop_graph")
+    check_homogeneous(graph, "khop_graph")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k (hops) must be an int ≥ 1; got {k!r}")
     num_nodes = graph.num_nodes()
@@ -473,7 +473,7 @@ def khop_graph(graph: dgl.DGLGraph, k: int, self_loops: bool = True) -> dgl.DGLG
     return khop
 
 
-def _check_homogeneous(graph: dgl.DGLGraph, what: str) -> None:
+def check_homogeneous(graph: dgl.DGLGraph, what: str) -> None:
     """Raise ValueError unless ``graph`` is a homogeneous DGLGraph (``what`` needs one)."""
     if not isinstance(graph, dgl.DGLGraph) or not graph.is_homogeneous:
         got = (
@@ -501,7 +501,7 @@ def union_graphs(*graphs: dgl.DGLGraph, kinds: Sequence[int] | None = None) -> d
     if not graphs:
         raise ValueError("union_graphs needs at least one graph")
     for graph in graphs:
-        _check_homogeneous(graph, "union_graphs")
+        check_homogeneous(graph, "union_graphs")
     kinds = list(range(len(graphs))) if kinds is None else list(kinds)
     if len(kinds) != len(graphs) or any(
         isinstance(kind, bool) or not isinstance(kind, int) or kind < 0 for kind in kinds
@@ -577,7 +577,7 @@ def add_virtual_nodes(graph: dgl.DGLGraph, k: int) -> dgl.DGLGraph:
     since the virtual nodes of every sample appear in order :math:`j = 0, \dots, k-1`.
     ``k=0`` gives ``graph``'s layout with the ``virtual`` and ``kind`` fields added.
     """
-    _check_homogeneous(graph, "add_virtual_nodes")
+    check_homogeneous(graph, "add_virtual_nodes")
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ValueError(f"k (virtual nodes per sample) must be a non-negative int; got {k!r}")
     device = graph.device

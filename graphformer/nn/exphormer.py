@@ -18,6 +18,7 @@ from graphformer.graphs import (
     VIRTUAL,
     EdgeKind,
     add_virtual_nodes,
+    check_homogeneous,
     derived,
     expander_graph,
     union_graphs,
@@ -83,13 +84,7 @@ def check_exphormer_settings(degree: int, virtual_nodes: int, seed: int) -> None
 
 def _check_batched(graph: dgl.DGLGraph) -> None:
     """Raise ValueError unless ``graph`` is homogeneous and its edges stay in its samples."""
-    if not isinstance(graph, dgl.DGLGraph) or not graph.is_homogeneous:
-        got = (
-            f"node types {graph.ntypes}, edge types {graph.canonical_etypes}"
-            if isinstance(graph, dgl.DGLGraph)
-            else type(graph).__name__
-        )
-        raise ValueError(f"ExphormerAttention needs a homogeneous DGLGraph; got {got}")
+    check_homogeneous(graph, "ExphormerAttention")
     nodes, edges = graph.batch_num_nodes(), graph.batch_num_edges()
     samples = torch.arange(len(nodes), device=nodes.device)
     sample_of_node = torch.repeat_interleave(samples, nodes)

@@ -133,6 +133,23 @@ def _attention(options: MixerOptions, edges: bool, engine: str) -> MultiHeadAtte
     )
 
 
+def attention_builder(cls: type[nn.Module]) -> Callable[[MixerOptions], nn.Module]:
+    """The builder of an attention mixer ``cls(dim, num_heads, attn_dropout=...,
+    check_finite=..., engine=..., **global_kwargs)``."""
+
+    def build(o: MixerOptions) -> nn.Module:
+        return cls(
+            o.dim,
+            o.num_heads,
+            attn_dropout=o.attn_dropout,
+            check_finite=False,
+            engine=o.engine,
+            **o.global_kwargs,
+        )
+
+    return build
+
+
 REGISTRY: dict[str, Mixer] = {
     "gcn": Mixer(
         lambda o: NodeConv(
@@ -153,29 +170,9 @@ REGISTRY: dict[str, Mixer] = {
     "full": Mixer(lambda o: FullAttention(_attention(o, False, o.engine)), "global"),
     "performer": Mixer(lambda o: PerformerMixer(o.dim, o.num_heads, check_finite=False), "global"),
     "exphormer": Mixer(
-        lambda o: ExphormerAttention(
-            o.dim,
-            o.num_heads,
-            attn_dropout=o.attn_dropout,
-            check_finite=False,
-            engine=o.engine,
-            **o.global_kwargs,
-        ),
-        "global",
-        settings=("degree", "virtual_nodes", "seed"),
+        attention_builder(ExphormerAttention), "global", ("degree", "virtual_nodes", "seed")
     ),
-    "graphormer": Mixer(
-        lambda o: GraphormerAttention(
-            o.dim,
-            o.num_heads,
-            attn_dropout=o.attn_dropout,
-            check_finite=False,
-            engine=o.engine,
-            **o.global_kwargs,
-        ),
-        "global",
-        settings=("max_distance",),
-    ),
+    "graphormer": Mixer(attention_builder(GraphormerAttention), "global", ("max_distance",)),
 }
 
 
