@@ -437,11 +437,11 @@ def khop_graph(graph: dgl.DGLGraph, k: int, self_loops: bool = True) -> dgl.DGLG
     keys = torch.arange(num_nodes, device=graph.device) * (num_nodes + 1)
     hops = torch.zeros(num_nodes, dtype=torch.int64, device=graph.device)
     frontier = keys
+    order = torch.argsort(src)  # edges by source, to find each node's out-edges
+    edge_src, edge_dst = src[order], dst[order]
     for step in range(1, k + 1):
         # Extend every frontier path j ⇝ u by an edge u → i: pairs (i, j).
         f_dst, f_src = frontier // num_nodes, frontier % num_nodes
-        order = torch.argsort(src)
-        edge_src, edge_dst = src[order], dst[order]
         first = torch.searchsorted(edge_src, f_dst)
         count = torch.searchsorted(edge_src, f_dst, right=True) - first
         path = torch.repeat_interleave(torch.arange(len(frontier), device=graph.device), count)

@@ -96,7 +96,8 @@ def _grouped_cells(sorted_sizes: torch.Tensor, groups: int) -> tuple[int, list[t
 
 def size_groups(sizes: torch.Tensor, max_groups: int | None = None) -> tuple[int, list]:
     """Split samples into at most ``max_groups`` groups of similar size, each padded to its
-    own longest sample: the fewest groups whose padded cells are within 10 % of the best.
+    own longest sample: the fewest groups whose padded cells are within
+    :data:`GROUP_TOLERANCE` of the best.
     Returns the cells and, per group, its samples in batch order (CPU tensors)."""
     sizes = sizes.cpu()
     max_groups = MAX_SIZE_GROUPS if max_groups is None else max_groups
@@ -121,11 +122,10 @@ class SizeGroups:
     """
 
     def __init__(self, sizes: torch.Tensor, device: torch.device) -> None:
-        self.cells, chunks = size_groups(sizes)
+        _, chunks = size_groups(sizes)
         sizes = sizes.cpu()
         sample, self.position, _ = padding_index(sizes)
-        #: Per group (CPU): its samples in batch order, their sizes, its longest sample.
-        self.samples = chunks
+        #: Per group (CPU): its samples' sizes, and (samples, longest sample).
         self.counts = [sizes[chunk] for chunk in chunks]
         self.shapes = [(len(chunk), int(sizes[chunk].max())) for chunk in chunks]
         #: Per sample (CPU): its group's longest sample, its first row in the flat node
@@ -156,8 +156,7 @@ class SizeGroups:
 
     def pad(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(N, ...) rows → per group (B_g, L_g, ...), zeros at padding."""
-        total = sum(batch * longest for batch, longest in self.shapes)
-        buffer = x.new_empty(total, *x.shape[1:])
+        buffer = x.new_empty(self.num_rows, *x.shape[1:])
         buffer[self.flat] = x
         buffer[self.padding_rows] = 0.0  # finite: padded keys meet -inf in the mask
         blocks = buffer.split([batch * longest for batch, longest in self.shapes])
@@ -220,9 +219,10 @@ def dense_pays_off(graph: dgl.DGLGraph) -> bool:
 
 def _dense_pays_off(graph: dgl.DGLGraph) -> bool:
     sizes = graph.batch_num_nodes()
-    if len(sizes) == 0 or graph.num_edges() == 0 or int(sizes.max()) > DENSE_MAX_SAMPLE:
+    longest = int(sizes.max()) if len(sizes) else 0
+    if longest == 0 or graph.num_edges() == 0 or longest > DENSE_MAX_SAMPLE:
         return False
-    per_edge = min(DENSE_CELLS_PER_EDGE, int(sizes.max()) / 8)
+    per_edge = min(DENSE_CELLS_PER_EDGE, longest / 8)
     return size_groups(sizes)[0] <= per_edge * graph.num_edges()
 
 
