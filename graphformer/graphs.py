@@ -25,6 +25,8 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from graphformer.fields import EDGE_KIND, HOPS, VIRTUAL
+
 import dgl
 import torch
 
@@ -286,11 +288,6 @@ def to_device(graph: dgl.DGLGraph, device: torch.device | str) -> dgl.DGLGraph:
 
 # --- Exphormer's attention graph: input edges ∪ a random expander ∪ virtual nodes --------
 
-#: ``edata`` field of :func:`union_graphs` and :func:`add_virtual_nodes`: each edge's kind.
-EDGE_KIND = "kind"
-#: ``ndata`` field of :func:`add_virtual_nodes`: True at the virtual nodes.
-VIRTUAL = "virtual"
-
 
 class EdgeKind(enum.IntEnum):
     """The edge kinds of Exphormer's attention graph, as ``edata['kind']`` (int64) stores them.
@@ -405,10 +402,6 @@ def expander_graph(
     graph.set_batch_num_nodes(counts)
     graph.set_batch_num_edges(counts * degree)
     return graph
-
-
-#: ``edata`` field of :func:`khop_graph`: the hops from source to destination.
-HOPS = "hops"
 
 
 def khop_graph(graph: dgl.DGLGraph, k: int, self_loops: bool = True) -> dgl.DGLGraph:

@@ -27,12 +27,11 @@ from typing import Any
 
 from graphformer.data.cache import DATASET, CacheError, dataset_digest, load_or_compute_tensors
 from graphformer.data.progress import progress
+from graphformer.fields import SPD
 
 import dgl
 import torch
 
-#: ``ndata`` field holding each node's row of shortest-path distances.
-SPD = "spd"
 #: The distance stored for a node that cannot be reached (and for padding).
 UNREACHABLE = -1
 NUM_NODES = "num_nodes"

@@ -7,14 +7,12 @@ here only embed them.
 
 from __future__ import annotations
 
+from graphformer.fields import LAP_PE, RWSE
 from graphformer.nn.checks import check_node_features, check_positive
 
 import dgl
 import torch
 from torch import nn
-
-LAP_PE = "lap_pe"
-RWSE = "rwse"
 
 
 def pe_transform(lap_k: int = 0, rwse_k: int = 0) -> dgl.transforms.Compose:

@@ -24,17 +24,14 @@ sample. The centrality encoding enters ``GraphTransformer`` (``centrality_max_de
 
 from __future__ import annotations
 
-from graphformer.graphs import VIRTUAL, complete_graph_of
+from graphformer.fields import SPD, VIRTUAL
+from graphformer.graphs import complete_graph_of
 from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.checks import check_positive
 
 import dgl
 import torch
 from torch import nn
-
-#: ``ndata`` field of the shortest-path distances (``graphformer.data.spd.SPD``; ``nn``
-#: does not import ``data``, a test checks that the two agree).
-SPD = "spd"
 
 
 def _init_embedding(embedding: nn.Embedding) -> None:
