@@ -29,7 +29,7 @@ from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.cli.build import read_checkpoint, stored_config
-from graphformer.data.sbm import cluster_graph
+from graphformer.data.datasets.sbm import cluster_graph
 from graphformer.nn import GraphTransformer, pe_transform
 
 import hydra

@@ -184,7 +184,7 @@ def complete_cases(
 
 def cluster_batch(batch_size: int, seed: int = 0) -> dgl.DGLGraph:
     """A batch of generated CLUSTER graphs (dense SBM samples, ~37 in-edges per node)."""
-    from graphformer.data.sbm import cluster_graph
+    from graphformer.data.datasets.sbm import cluster_graph
 
     import numpy as np
 

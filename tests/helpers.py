@@ -131,7 +131,7 @@ def permute_nodes(
 def with_distances(graph: dgl.DGLGraph) -> dgl.DGLGraph:
     """A copy of the batched ``graph`` carrying each sample's shortest-path distances as
     ``ndata['spd']`` (recomputed: call it after permuting nodes)."""
-    from graphformer.data.spd import SPD, WithDistances, compute_distances
+    from graphformer.data.features.distances import SPD, WithDistances, compute_distances
 
     samples = dgl.unbatch(graph)
     dataset = WithDistances(samples, compute_distances(samples))

@@ -29,11 +29,11 @@ from graphformer.data import (
     compute_encodings,
     encodings_path,
     load_or_compute_encodings,
-    sbm,
 )
 from graphformer.data import cache as cache_module
-from graphformer.data import encodings as encodings_module
 from graphformer.data.cache import CacheWriteError, atomic_write
+from graphformer.data.datasets import sbm
+from graphformer.data.features import encodings as encodings_module
 from graphformer.data.validation import DataError, DataWarning, check_dataset
 from graphformer.nn import GraphTransformer, LapPEEncoder
 from graphformer.tasks import GraphRegression, NodeClassification

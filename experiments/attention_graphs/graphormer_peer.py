@@ -17,7 +17,7 @@ import argparse
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.data import SBMDataset
-from graphformer.data.spd import WithDistances, compute_distances
+from graphformer.data.features.distances import WithDistances, compute_distances
 from graphformer.nn import GraphTransformer
 from graphformer.tasks.metrics import BenchmarkAccuracy
 

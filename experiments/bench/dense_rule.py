@@ -4,7 +4,7 @@ For batches of random graphs with ``n`` nodes per sample and in-degree ``d`` (pl
 self-loops), about 4,000 nodes per batch, this times ``MultiHeadAttention`` (width 64, 4
 heads, forward + backward) on the ``dgl`` and the ``dense`` engine, both in this process,
 and prints the time ratio against the padded score cells per edge, B·L²/E ≈ n / (d + 1).
-The ``auto`` threshold ``graphformer.nn.dense.DENSE_CELLS_PER_EDGE`` is read off where
+The ``auto`` threshold ``graphformer.nn.core.dense.DENSE_CELLS_PER_EDGE`` is read off where
 the ratio crosses 1.
 
     python experiments/bench/dense_rule.py --threads 2

@@ -1,7 +1,7 @@
 """One CLUSTER epoch of the default model: this commit, an older commit and PyG, side by side.
 
-The driver generates the data once (``graphformer.data.sbm.generate``, 1,000 CLUSTER
-training graphs, LapPE k = 8 from ``graphformer.data.encodings.compute_encodings``) and
+The driver generates the data once (``graphformer.data.datasets.sbm.generate``, 1,000 CLUSTER
+training graphs, LapPE k = 8 from ``graphformer.data.features.encodings.compute_encodings``) and
 saves it; every model then trains on exactly those graphs, in the same batches (32
 graphs, one fixed shuffled order), in its own subprocess, one epoch per run:
 
@@ -42,8 +42,8 @@ MODELS = ("head", "head-dgl", "base", "pyg")
 
 def make_data(path: Path, graphs: int) -> None:
     import graphformer  # noqa: F401  (before DGL)
-    from graphformer.data.encodings import compute_encodings
-    from graphformer.data.sbm import generate
+    from graphformer.data.datasets.sbm import generate
+    from graphformer.data.features.encodings import compute_encodings
 
     import dgl
 

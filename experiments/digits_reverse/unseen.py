@@ -10,7 +10,7 @@ import sys
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.cli import build
-from graphformer.data.sequences import PAD
+from graphformer.data.datasets.sequences import PAD
 
 import dgl
 import torch

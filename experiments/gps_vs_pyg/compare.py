@@ -42,7 +42,7 @@ from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.data import SBMDataset
-from graphformer.data.encodings import encodings_path, load_or_compute_encodings
+from graphformer.data.features.encodings import encodings_path, load_or_compute_encodings
 from graphformer.nn import GraphTransformer
 from graphformer.tasks.metrics import BenchmarkAccuracy
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from graphformer.cli import checkpoint, console, tracking, typecheck
-from graphformer.data.spd import SPD
+from graphformer.data.features.distances import SPD
 from graphformer.tasks import GraphTask
 from graphformer.tasks.base import CONFIG_KEY
 
@@ -125,7 +125,7 @@ def provide_distances(model: torch.nn.Module, data: L.LightningDataModule) -> No
         raise ValueError(
             f"the model reads shortest-path distances (ndata[{SPD!r}]) but the data module "
             f"{type(data).__name__} has no distances flag; use graphformer.data.GraphDataModule "
-            "or attach them with graphformer.data.spd.WithDistances"
+            "or attach them with graphformer.data.features.distances.WithDistances"
         )
     if data.distances is False:
         raise ValueError(

@@ -12,16 +12,10 @@ compatibility hook before DGL loads.
 """
 
 from graphformer.data.cache import CacheError, CacheWarning
-from graphformer.data.citation import CitationDataset
 from graphformer.data.datamodule import GraphDataModule, collate, seed_worker
-from graphformer.data.encodings import (
-    WithEncodings,
-    compute_encodings,
-    encodings_path,
-    load_or_compute_encodings,
-)
-from graphformer.data.molhiv import MolHIVDataset
-from graphformer.data.sbm import (
+from graphformer.data.datasets.citation import CitationDataset
+from graphformer.data.datasets.molhiv import MolHIVDataset
+from graphformer.data.datasets.sbm import (
     BENCHMARK_SIZES,
     SBMDataset,
     cluster_graph,
@@ -29,11 +23,22 @@ from graphformer.data.sbm import (
     pattern_graph,
     random_pattern,
 )
-from graphformer.data.sbm_official import OfficialSBMDataset
-from graphformer.data.sequences import DigitSequenceDataset
-from graphformer.data.skeleton import H36MDataset, SkeletonDataset, generate_poses, load_h36m
+from graphformer.data.datasets.sbm_official import OfficialSBMDataset
+from graphformer.data.datasets.sequences import DigitSequenceDataset
+from graphformer.data.datasets.skeleton import (
+    H36MDataset,
+    SkeletonDataset,
+    generate_poses,
+    load_h36m,
+)
+from graphformer.data.datasets.zinc import ZINC12kDataset
+from graphformer.data.features.encodings import (
+    WithEncodings,
+    compute_encodings,
+    encodings_path,
+    load_or_compute_encodings,
+)
 from graphformer.data.validation import DataError, DataWarning
-from graphformer.data.zinc import ZINC12kDataset
 
 __all__ = [
     "BENCHMARK_SIZES",

@@ -22,14 +22,19 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from graphformer.data.encodings import (
+from graphformer.data.datasets.sbm import SPLITS
+from graphformer.data.features.distances import (
+    SPD,
+    WithDistances,
+    distances_path,
+    load_or_compute_distances,
+)
+from graphformer.data.features.encodings import (
     WithEncodings,
     encodings_path,
     load_or_compute_encodings,
     sample_graph,
 )
-from graphformer.data.sbm import SPLITS
-from graphformer.data.spd import SPD, WithDistances, distances_path, load_or_compute_distances
 from graphformer.data.validation import check_dataset, check_int
 
 import dgl
@@ -79,8 +84,8 @@ def collate(samples: list[Any]) -> tuple[dgl.DGLGraph, torch.Tensor]:
 def _same_distance_width(graphs: list[dgl.DGLGraph]) -> list[dgl.DGLGraph]:
     """``graphs`` whose ``ndata['spd']`` rows are padded (with -1, unreachable) to the widest
     of the batch, so ``dgl.batch`` can stack samples of datasets padded to other widths
-    (:class:`~graphformer.data.spd.WithDistances` pads to its own dataset's largest graph,
-    so within one split nothing is copied)."""
+    (:class:`~graphformer.data.features.distances.WithDistances` pads to its own dataset's
+    largest graph, so within one split nothing is copied)."""
     if SPD not in graphs[0].ndata:
         return graphs
     widths = [graph.ndata[SPD].shape[1] for graph in graphs]
@@ -123,8 +128,8 @@ class GraphDataModule(L.LightningDataModule):
         (:func:`graphformer.nn.pe_transform`); 0 disables. Computed once per split and
         cached at ``<dataset cache stem>.pe-lap<k>-rw<k>.bin``.
     distances : attach each graph's shortest-path distances as ``ndata['spd']``
-        (:mod:`graphformer.data.spd`, for Graphormer's spatial bias): computed once per
-        split with ``dgl.shortest_dist`` and cached at ``<dataset cache stem>.spd.bin``.
+        (:mod:`graphformer.data.features.distances`, for Graphormer's spatial bias): computed
+        once per split with ``dgl.shortest_dist`` and cached at ``<dataset cache stem>.spd.bin``.
         ``None`` (the default) means off here; ``graphformer-train`` turns it on when the
         model reads distances (``model.needs``, see ``graphformer.cli.build``), and refuses
         ``False`` with such a model.

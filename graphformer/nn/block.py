@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from graphformer.graphs import add_self_loops_with_features
-from graphformer.nn.checks import check_batch_norm, check_node_features, check_positive
-from graphformer.nn.message_passing import check_engine
+from graphformer.nn.core.checks import check_batch_norm, check_node_features, check_positive
+from graphformer.nn.core.message_passing import check_engine
 from graphformer.nn.mixers import MixerOptions, build_mixer, names
 
 import dgl
@@ -103,7 +103,7 @@ class GraphTransformerBlock(nn.Module):
         (built once per graph object and reused). ``GraphTransformer`` passes the looped
         graph itself, so edge state keeps one layout across blocks.
     check_finite : raise on NaN/inf input features.
-    engine : ``graphformer.nn.message_passing``; a block's ``dense`` runs its global
+    engine : ``graphformer.nn.core.message_passing``; a block's ``dense`` runs its global
         attention as padded SDPA and its local mixers on ``auto``.
     local, global_mixer : mixer modules to use instead of the named ones (either or both).
     """

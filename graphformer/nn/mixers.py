@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphformer.graphs import complete_graph_of
-from graphformer.nn.attention import MultiHeadAttention
-from graphformer.nn.conv import GCNConv, SAGEConv
-from graphformer.nn.exphormer import ExphormerAttention
-from graphformer.nn.gatedgcn import GatedGCN
-from graphformer.nn.gine import GINE
-from graphformer.nn.graphormer import GraphormerAttention
-from graphformer.nn.message_passing import local_engine
-from graphformer.nn.performer import PerformerMixer
+from graphformer.nn.core.message_passing import local_engine
+from graphformer.nn.layers.attention import MultiHeadAttention
+from graphformer.nn.layers.conv import GCNConv, SAGEConv
+from graphformer.nn.layers.exphormer import ExphormerAttention
+from graphformer.nn.layers.gatedgcn import GatedGCN
+from graphformer.nn.layers.gine import GINE
+from graphformer.nn.layers.graphormer import GraphormerAttention
+from graphformer.nn.layers.performer import PerformerMixer
 
 import dgl
 import torch

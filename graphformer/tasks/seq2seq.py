@@ -1,7 +1,7 @@
 r"""Sequence to sequence: token cross-entropy, token and sequence accuracy, greedy decoding.
 
 A batch is ``(graph, targets)``: the source sequences as a batched graph (one node per
-token, ``ndata['feat']`` the ids, :mod:`graphformer.data.sequences`) and the targets
+token, ``ndata['feat']`` the ids, :mod:`graphformer.data.datasets.sequences`) and the targets
 (B, L), each ending with ``eos`` and right-padded with ``pad``. With :math:`y_{b,t}` the
 target tokens and :math:`T_b` their number (``eos`` included),
 
@@ -19,7 +19,7 @@ in both; ``token_acc`` under teacher forcing is per-token given a correct prefix
 
 from __future__ import annotations
 
-from graphformer.data.sequences import BOS, PAD
+from graphformer.data.datasets.sequences import BOS, PAD
 from graphformer.tasks.base import GraphTask
 
 import dgl

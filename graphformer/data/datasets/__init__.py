@@ -1,0 +1,1 @@
+"""Datasets, one family per file; each declares its DatasetInfo once."""

@@ -1,0 +1,2 @@
+"""What the data computes per graph before training: positional encodings, shortest-path
+distances."""

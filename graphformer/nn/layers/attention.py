@@ -1,0 +1,268 @@
+"""Multi-head attention as message passing: the graph decides which attention it is."""
+
+from __future__ import annotations
+
+import math
+
+from graphformer.graphs import is_complete
+from graphformer.nn.core.checks import (
+    check_divisible,
+    check_edge_tensor,
+    check_node_features,
+    check_positive,
+)
+from graphformer.nn.core.dense import (
+    AttentionLayout,
+    attention_layout,
+    dense_attention,
+    dense_pays_off,
+)
+from graphformer.nn.core.message_passing import MessagePassing, check_engine
+
+import dgl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MultiHeadAttention(nn.Module):
+    r"""Multi-head scaled dot-product attention over the in-edges of each node.
+
+    For an edge :math:`j \to i` (source :math:`j` is a key/value, destination :math:`i`
+    the query) and head :math:`h` of width :math:`d`:
+
+    .. math::
+        s_{ij} = \frac{q_i \cdot (k_j + a^K_{ij})}{\sqrt{d}} + b_{ij}, \qquad
+        \alpha_{ij} = \operatorname{softmax}_{j \in N(i)} s_{ij}, \qquad
+        o_i = W_O \big\Vert_h \sum_{j \in N(i)} \alpha_{ij} (v_j + a^V_{ij})
+
+    with :math:`q = W_Q x_{dst}`, :math:`k = W_K x_{src}`, :math:`v = W_V x_{src}`.
+    The optional :math:`a^K_{ij} = W_{EK} e_{ij}` and :math:`a^V_{ij} = W_{EV} e_{ij}` are
+    Shaw et al. (2018) relative-position terms from edge features; :math:`b_{ij}` is an
+    optional additive per-head bias (Graphormer style). φ = ``u_dot_v`` then
+    ``edge_softmax``, then ``u_mul_e``; □ = ``sum`` (``graphformer.nn.core.message_passing``).
+
+    On ``graphformer.graphs.complete_graph`` this is exactly Transformer self-attention;
+    on ``complete_bipartite`` it is cross-attention; on the input graph plus self-loops it
+    is GAT-style neighbourhood attention. A node with no in-edges outputs
+    ``out_proj.bias`` (zeros before the projection), never NaN.
+
+    Parameters
+    ----------
+    embed_dim : width of queries and of the output; split over ``num_heads``.
+    num_heads : number of heads; must divide ``embed_dim``.
+    dropout : dropout on the attention weights :math:`\alpha`, as in
+        ``torch.nn.MultiheadAttention``.
+    bias : biases on the four projections.
+    src_dim : width of the source (key/value) features for cross-attention; defaults
+        to ``embed_dim``.
+    edge_dim : width of edge features; enables the Shaw terms ``edge_key`` and
+        ``edge_value``.
+    edge_value : with ``edge_dim``, also the value term :math:`a^V_{ij}` (default); False
+        keeps only the key term, so edge features only reweigh the edges (Exphormer's
+        edge-kind embeddings do this), and the dense engine can run the call.
+    check_finite : raise on NaN/inf input features.
+    engine : see ``graphformer.nn.core.message_passing``. ``dense`` runs the call as padded SDPA
+        per sample (``graphformer.nn.core.dense``): on a graph from
+        ``graphformer.graphs.complete_graph`` with a key-padding mask only, on any other
+        graph whose edges stay within samples with the adjacency (and the bias and Shaw key
+        terms) as the mask; it raises on calls it cannot run (cross-attention, Shaw value
+        terms, returned weights, edges between samples). ``auto`` runs a complete graph
+        dense, another graph dense where ``graphformer.nn.core.dense.dense_pays_off`` (small,
+        dense samples), everything else as message passing: DGL's, or the torch engine's
+        where DGL could not place the graph on the features' device.
+
+    The projections ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` map one-to-one
+    onto ``torch.nn.MultiheadAttention``'s ``in_proj_weight`` chunks and ``out_proj``.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        src_dim: int | None = None,
+        edge_dim: int | None = None,
+        edge_value: bool = True,
+        check_finite: bool = True,
+        engine: str = "auto",
+    ) -> None:
+        super().__init__()
+        check_divisible(embed_dim, num_heads)
+        self.engine = check_engine(engine)
+        src_dim = embed_dim if src_dim is None else src_dim
+        check_positive(src_dim=src_dim)
+        if edge_dim is not None:
+            check_positive(edge_dim=edge_dim)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
+        self.embed_dim, self.num_heads, self.src_dim = embed_dim, num_heads, src_dim
+        self.head_dim = embed_dim // num_heads
+        self.edge_dim, self.check_finite = edge_dim, check_finite
+        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.k_proj = nn.Linear(src_dim, embed_dim, bias=bias)
+        self.v_proj = nn.Linear(src_dim, embed_dim, bias=bias)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        if edge_dim is not None:
+            self.edge_key = nn.Linear(edge_dim, embed_dim, bias=False)
+            self.edge_value = nn.Linear(edge_dim, embed_dim, bias=False) if edge_value else None
+        self.attn_dropout = nn.Dropout(dropout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r"""Initialise as ``torch.nn.MultiheadAttention._reset_parameters`` does.
+
+        Self-attention: the three projections are chunks of one (3·E, E) in-projection drawn
+        Xavier-uniform as a whole (bound :math:`\sqrt{6 / 4E}`, not :math:`\sqrt{6 / 2E}`
+        per chunk); cross-attention: each drawn Xavier-uniform on its own. ``out_proj``
+        keeps ``nn.Linear``'s default (bound :math:`1/\sqrt{E}`); all biases are zero.
+        Deep post-norm GPS stacks stay at chance with per-chunk Xavier projections
+        (√2 larger, so scores twice as large) and a Xavier ``out_proj`` (√3 larger).
+        """
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        with torch.no_grad():
+            if self.src_dim == self.embed_dim:
+                in_proj = torch.empty(3 * self.embed_dim, self.embed_dim)
+                nn.init.xavier_uniform_(in_proj)
+                for linear, chunk in zip(projections, in_proj.chunk(3), strict=True):
+                    linear.weight.copy_(chunk)
+            else:
+                for linear in projections:
+                    nn.init.xavier_uniform_(linear.weight)
+            self.out_proj.reset_parameters()
+            for linear in (*projections, self.out_proj):
+                if linear.bias is not None:
+                    nn.init.zeros_(linear.bias)
+        if self.edge_dim is not None:
+            nn.init.xavier_uniform_(self.edge_key.weight)
+            if self.edge_value is not None:
+                nn.init.xavier_uniform_(self.edge_value.weight)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(-1, self.num_heads, self.head_dim)
+
+    def packed_projections(self, x: torch.Tensor) -> torch.Tensor:
+        """Queries, keys and values of self-attention in one matmul: (N, 3, H, D), unscaled."""
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        weight = torch.cat([linear.weight for linear in projections])
+        bias = None if self.q_proj.bias is None else torch.cat([p.bias for p in projections])
+        return F.linear(x, weight, bias).view(-1, 3, self.num_heads, self.head_dim)
+
+    def _dropout(self) -> float:
+        return self.attn_dropout.p if self.training else 0.0
+
+    def full_attention(self, x: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+        """Self-attention among the nodes of each sample (the dense engine, no graph).
+
+        ``x``: (N, embed_dim), nodes ordered sample by sample; ``sizes``: (B,) per-sample
+        node counts (``graph.batch_num_nodes()``). Equals ``forward`` on
+        ``complete_graph(sizes)``.
+        """
+        out = dense_attention(self.packed_projections(x), sizes, self._dropout())
+        return self.out_proj(out.reshape(-1, self.embed_dim))
+
+    def _dense_layout(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, cross: bool, value_terms: bool, weights: bool
+    ) -> AttentionLayout | None:
+        """The layout to run this call on the dense engine (``graphformer.nn.core.dense``), or
+        None for message passing. ``auto`` takes it where it pays off
+        (:func:`~graphformer.nn.core.dense.dense_pays_off`); ``dense`` raises where it cannot."""
+        if self.engine in ("dgl", "torch"):
+            return None
+        blockers = [
+            name
+            for name, used in (
+                ("cross-attention", cross),
+                ("Shaw value terms (edge_value)", value_terms),
+                ("return_attention", weights),
+            )
+            if used
+        ]
+        pinned = self.engine == "dense"
+        layout = None
+        if not blockers and (pinned or dense_pays_off(graph)):
+            layout = attention_layout(graph, x.device)
+            if not layout.within_samples:
+                blockers.append("an edge between two samples")
+                layout = None
+        if pinned and layout is None:
+            raise ValueError(
+                "engine='dense' runs self-attention whose edges stay within samples, without "
+                f"Shaw value terms or returned weights; got {', '.join(blockers)}. Use "
+                "engine='auto' to fall back to message passing where the dense engine cannot run."
+            )
+        return layout
+
+    def forward(
+        self,
+        graph: dgl.DGLGraph,
+        x: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+        edge_feat: torch.Tensor | None = None,
+        edge_bias: torch.Tensor | None = None,
+        return_attention: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Attend over in-edges.
+
+        ``x`` is (N, embed_dim) for self-attention, or ``(x_src, x_dst)`` of shapes
+        (N_src, src_dim) and (N_dst, embed_dim) on a bipartite graph. ``edge_feat`` is
+        (E, edge_dim); ``edge_bias`` is (E, num_heads). Returns (N_dst, embed_dim), and
+        with ``return_attention`` also the (E, num_heads) weights :math:`\\alpha` before
+        dropout.
+        """
+        x_src, x_dst = x if isinstance(x, tuple) else (x, x)
+        name_src, name_dst = ("x_src", "x_dst") if isinstance(x, tuple) else ("x", "x")
+        dtype = self.q_proj.weight.dtype
+        check_node_features(
+            name_dst, x_dst, graph.num_dst_nodes(), self.embed_dim, self.check_finite, dtype
+        )
+        if x_src is not x_dst:
+            check_node_features(
+                name_src, x_src, graph.num_src_nodes(), self.src_dim, self.check_finite, dtype
+            )
+        num_edges = graph.num_edges()
+        if edge_feat is not None:
+            if self.edge_dim is None:
+                raise ValueError(
+                    "edge_feat was given but the layer was built without edge_dim; pass "
+                    "edge_dim=<edge feature width> to MultiHeadAttention"
+                )
+            shape = (num_edges, self.edge_dim)
+            check_edge_tensor("edge_feat", edge_feat, shape, self.check_finite, dtype=dtype)
+        if edge_bias is not None:
+            shape = (num_edges, self.num_heads)
+            check_edge_tensor("edge_bias", edge_bias, shape, self.check_finite, dtype=dtype)
+
+        edge_terms = edge_feat is not None or edge_bias is not None
+        cross = isinstance(x, tuple)
+        plain = not (edge_terms or cross or return_attention)
+        if self.engine in ("auto", "dense") and plain and is_complete(graph):
+            return self.full_attention(x_dst, graph.batch_num_nodes())
+        value_terms = edge_feat is not None and self.edge_value is not None
+        layout = self._dense_layout(graph, x_dst, cross, value_terms, return_attention)
+        if layout is not None:
+            qkv = self.packed_projections(x_dst)
+            terms = edge_bias
+            if edge_feat is not None:  # q_i · a^K_ij / √d, (E, H)
+                q = qkv[:, 0].index_select(0, layout.dst) / math.sqrt(self.head_dim)
+                key_terms = (q * self._heads(self.edge_key(edge_feat))).sum(-1)
+                terms = key_terms if terms is None else terms + key_terms
+            out = layout.attend(qkv, terms, self._dropout())
+            return self.out_proj(out.reshape(-1, self.embed_dim))
+        q = self._heads(self.q_proj(x_dst)) / math.sqrt(self.head_dim)
+        k, v = self._heads(self.k_proj(x_src)), self._heads(self.v_proj(x_src))
+        ek = self._heads(self.edge_key(edge_feat)) if edge_feat is not None else None
+        ev = self._heads(self.edge_value(edge_feat)) if value_terms else None
+        mp = MessagePassing(graph, self.engine, x_dst)
+        score = mp.u_dot_v(k, q)  # (E, H, 1)
+        if ek is not None:
+            score = score + mp.e_dot_v(ek, q)
+        if edge_bias is not None:
+            score = score + edge_bias.unsqueeze(-1)
+        attention = mp.edge_softmax(score)
+        weights = self.attn_dropout(attention)
+        out = mp.u_mul_e_reduce(v, weights, "sum")
+        if ev is not None:
+            out = out + mp.copy_e_reduce(ev * weights, "sum")
+        out = self.out_proj(out.reshape(-1, self.embed_dim))
+        return (out, attention.squeeze(-1)) if return_attention else out

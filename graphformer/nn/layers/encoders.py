@@ -1,0 +1,117 @@
+"""Input encoders: node/edge features and positional/structural encodings → hidden width.
+
+The encodings themselves are computed once per graph by DGL's transforms
+(:func:`pe_transform`, wrapping ``dgl.lap_pe`` and ``dgl.random_walk_pe``); the encoders
+here only embed them.
+"""
+
+from __future__ import annotations
+
+from graphformer.fields import LAP_PE, RWSE
+from graphformer.nn.core.checks import check_node_features, check_positive
+
+import dgl
+import torch
+from torch import nn
+
+
+def pe_transform(lap_k: int = 0, rwse_k: int = 0) -> dgl.transforms.Compose:
+    """A DGL transform storing ``ndata['lap_pe']`` (k eigenvectors) and ``ndata['rwse']``.
+
+    Laplacian eigenvectors come from ``dgl.transforms.LapPE`` with ``padding=True``: a graph
+    with fewer than ``k + 1`` nodes gets zero columns for the missing eigenvectors.
+    Random-walk landing probabilities for 1..k steps come from ``dgl.transforms.RandomWalkPE``.
+    """
+    steps = []
+    if lap_k:
+        check_positive(lap_k=lap_k)
+        steps.append(dgl.transforms.LapPE(lap_k, feat_name=LAP_PE, padding=True))
+    if rwse_k:
+        check_positive(rwse_k=rwse_k)
+        steps.append(dgl.transforms.RandomWalkPE(rwse_k, feat_name=RWSE))
+    return dgl.transforms.Compose(steps)
+
+
+class CategoricalEncoder(nn.Module):
+    r"""Sum of embeddings of integer categories: :math:`h_i = \sum_c E[x_{ic}]`.
+
+    Input (N,) or (N, C) integer codes in ``[0, num_categories)``; all columns share one
+    vocabulary. Output (N, dim).
+    """
+
+    def __init__(self, num_categories: int, dim: int) -> None:
+        super().__init__()
+        check_positive(num_categories=num_categories, dim=dim)
+        self.num_categories, self.dim = num_categories, dim
+        self.embedding = nn.Embedding(num_categories, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_floating_point() or x.dtype == torch.bool:
+            raise ValueError(
+                f"CategoricalEncoder needs integer category codes; got dtype {x.dtype}. "
+                "Use LinearEncoder (in_dim=...) for continuous features."
+            )
+        if x.numel() and (x.min() < 0 or x.max() >= self.num_categories):
+            raise ValueError(
+                f"category codes must lie in [0, {self.num_categories}); got values in "
+                f"[{int(x.min())}, {int(x.max())}]. Raise num_categories to cover them."
+            )
+        h = self.embedding(x)
+        return h.sum(dim=1) if x.dim() == 2 else h
+
+
+class LinearEncoder(nn.Module):
+    r"""Affine map of continuous features, :math:`h = W x + b`, with input checks."""
+
+    def __init__(self, in_dim: int, dim: int, check_finite: bool = True) -> None:
+        super().__init__()
+        check_positive(in_dim=in_dim, dim=dim)
+        self.in_dim, self.check_finite = in_dim, check_finite
+        self.linear = nn.Linear(in_dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 1 and self.in_dim == 1 and x.is_floating_point():
+            x = x.unsqueeze(1)
+        dtype = self.linear.weight.dtype
+        check_node_features("features", x, x.shape[0], self.in_dim, self.check_finite, dtype)
+        return self.linear(x)
+
+
+class LapPEEncoder(nn.Module):
+    r"""Laplacian eigenvector PE (Dwivedi & Bresson, 2020): :math:`h = W (s \odot U_{:k})`.
+
+    Eigenvectors are defined up to sign, so in training each graph draws a random sign
+    :math:`s \in \{\pm 1\}^k` per eigenvector. Input (N, k) from :func:`pe_transform`.
+    """
+
+    def __init__(self, k: int, dim: int, check_finite: bool = True) -> None:
+        super().__init__()
+        check_positive(k=k, dim=dim)
+        self.k, self.check_finite = k, check_finite
+        self.linear = nn.Linear(k, dim)
+
+    def forward(self, graph: dgl.DGLGraph, pe: torch.Tensor) -> torch.Tensor:
+        dtype = self.linear.weight.dtype
+        check_node_features(LAP_PE, pe, graph.num_nodes(), self.k, self.check_finite, dtype)
+        if self.training:
+            sizes = graph.batch_num_nodes().to(pe.device)
+            signs = torch.randint(0, 2, (len(sizes), self.k), device=pe.device) * 2 - 1
+            pe = pe * signs.to(pe.dtype).repeat_interleave(sizes, dim=0, output_size=len(pe))
+        return self.linear(pe)
+
+
+class RWSEEncoder(nn.Module):
+    r"""Random-walk structural encoding (Dwivedi et al., 2022): :math:`h = W p_i`, with
+    :math:`p_i = (RW_{ii}, RW^2_{ii}, \dots, RW^k_{ii})`. Input (N, k) from :func:`pe_transform`.
+    """
+
+    def __init__(self, k: int, dim: int, check_finite: bool = True) -> None:
+        super().__init__()
+        check_positive(k=k, dim=dim)
+        self.k, self.check_finite = k, check_finite
+        self.linear = nn.Linear(k, dim)
+
+    def forward(self, graph: dgl.DGLGraph, rwse: torch.Tensor) -> torch.Tensor:
+        dtype = self.linear.weight.dtype
+        check_node_features(RWSE, rwse, graph.num_nodes(), self.k, self.check_finite, dtype)
+        return self.linear(rwse)

@@ -1,0 +1,92 @@
+"""GatedGCN (Bresson & Laurent, 2017) as benchmarking-gnns and GraphGPS use it."""
+
+from __future__ import annotations
+
+from graphformer.nn.core.checks import check_edge_tensor, check_node_features, check_positive
+from graphformer.nn.core.message_passing import MessagePassing, check_engine
+
+import dgl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GatedGCN(nn.Module):
+    r"""Residual gated graph convolution that updates node and edge features.
+
+    For an edge :math:`j \to i` with node states :math:`h` and edge state :math:`e`:
+
+    .. math::
+        \hat e_{ij} = A h_i + B h_j + C e_{ij}, \qquad
+        \eta_{ij} = \frac{\sigma(\hat e_{ij})}{\sum_{k \in N(i)} \sigma(\hat e_{ik}) + \varepsilon}
+
+        h_i' = h_i + \mathrm{drop}\Big(\mathrm{ReLU}\big(\mathrm{BN}\big(U h_i +
+            \textstyle\sum_{j \in N(i)} \eta_{ij} \odot V h_j\big)\big)\Big), \qquad
+        e_{ij}' = e_{ij} + \mathrm{drop}\big(\mathrm{ReLU}(\mathrm{BN}(\hat e_{ij}))\big)
+
+    with :math:`\sigma` the sigmoid, gates per channel, :math:`\varepsilon = 10^{-6}`.
+    φ = ``u_add_v`` (:math:`A h_i + B h_j`) plus :math:`C e_{ij}`, then σ; □ = ``sum``
+    twice (``u_mul_e`` for :math:`\sigma \odot V h_j`, ``copy_e`` for :math:`\sigma`).
+    Without edge state (``edge_state=None``) :math:`e = 0`: the layer then creates the
+    edge state the next layer reads. A node without in-edges aggregates zeros.
+
+    As a mixer (``graphformer.nn.mixers``) it owns its dropout and residuals, as in
+    GraphGPS: a block only norms its output.
+
+    Parameters
+    ----------
+    dim : node and edge state width.
+    dropout : on the node and edge updates, before the residuals.
+    batch_norm : BatchNorm on the node and edge updates (else none).
+    residual : the residuals on nodes and edges.
+    check_finite : raise on NaN/inf input features.
+    engine : see ``graphformer.nn.core.message_passing``.
+    """
+
+    reads_edges = True
+
+    def __init__(
+        self,
+        dim: int,
+        dropout: float = 0.0,
+        batch_norm: bool = True,
+        residual: bool = True,
+        check_finite: bool = True,
+        engine: str = "auto",
+    ) -> None:
+        super().__init__()
+        check_positive(dim=dim)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
+        self.dim, self.residual, self.check_finite = dim, residual, check_finite
+        self.engine = check_engine(engine)
+        self.gate_dst, self.gate_src, self.gate_edge = (nn.Linear(dim, dim) for _ in range(3))
+        self.root, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        norm = nn.BatchNorm1d if batch_norm else lambda width: nn.Identity()
+        self.norm_node, self.norm_edge = norm(dim), norm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.eps = 1e-6
+
+    @property
+    def owns_residual(self) -> bool:
+        """True: a block around it adds no residual of its own (see ``nn.mixers``)."""
+        return self.residual
+
+    def forward(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x``: (N, dim); ``edge_state``: (E, dim) or None. Returns both updated."""
+        check_node_features("x", x, graph.num_nodes(), self.dim, self.check_finite)
+        if edge_state is None:
+            edge_state = x.new_zeros(graph.num_edges(), self.dim)
+        check_edge_tensor("edge_state", edge_state, (graph.num_edges(), self.dim))
+        mp = MessagePassing(graph, self.engine, x)
+        gates = mp.u_add_v(self.gate_src(x), self.gate_dst(x)) + self.gate_edge(edge_state)
+        sigma = torch.sigmoid(gates)
+        weighted = mp.u_mul_e_reduce(self.value(x), sigma, "sum")
+        h = self.root(x) + weighted / (mp.copy_e_reduce(sigma, "sum") + self.eps)
+        h = self.dropout(F.relu(self.norm_node(h)))
+        e = self.dropout(F.relu(self.norm_edge(gates)))
+        if self.residual:
+            h, e = x + h, edge_state + e
+        return h, e

@@ -1,0 +1,63 @@
+"""GINE (Hu et al., 2020): the graph isomorphism network with edge features."""
+
+from __future__ import annotations
+
+from graphformer.nn.core.checks import check_edge_tensor, check_node_features, check_positive
+from graphformer.nn.core.message_passing import MessagePassing, check_engine
+
+import dgl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GINE(nn.Module):
+    r"""GIN aggregation with edge features, then an MLP:
+
+    .. math::
+        x_i' = \mathrm{MLP}\Big((1 + \epsilon)\, x_i
+            + \sum_{j \in N(i)} \mathrm{ReLU}(x_j + e_{ij})\Big),
+        \qquad \mathrm{MLP}(h) = W_2\, \mathrm{ReLU}(W_1 h + b_1) + b_2
+
+    φ = ReLU(``copy_u`` + e), □ = ``sum``; without edge state (``edge_state=None``)
+    :math:`e = 0` and φ, □ fuse into one ``copy_u`` sum. :math:`\epsilon` is learned
+    (``learn_eps``, initially 0). Edge state passes through unchanged. A node without
+    in-edges aggregates zeros. As GraphGPS's GINE mixer, it runs on the input graph
+    (no self-loops: the :math:`(1 + \epsilon) x_i` term is the node's own share).
+
+    Parameters
+    ----------
+    dim : node and edge feature width.
+    learn_eps : learn :math:`\epsilon` (else fixed at 0).
+    check_finite : raise on NaN/inf input features.
+    engine : see ``graphformer.nn.core.message_passing``.
+    """
+
+    reads_edges = True
+
+    def __init__(
+        self, dim: int, learn_eps: bool = True, check_finite: bool = True, engine: str = "auto"
+    ) -> None:
+        super().__init__()
+        check_positive(dim=dim)
+        self.dim, self.check_finite = dim, check_finite
+        self.engine = check_engine(engine)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+        eps = torch.zeros(1)
+        if learn_eps:
+            self.eps = nn.Parameter(eps)
+        else:
+            self.register_buffer("eps", eps)
+
+    def forward(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x``: (N, dim); ``edge_state``: (E, dim) or None. Returns (N, dim), edge state."""
+        check_node_features("x", x, graph.num_nodes(), self.dim, self.check_finite)
+        mp = MessagePassing(graph, self.engine, x)
+        if edge_state is None:
+            neighbours = mp.copy_u_reduce(F.relu(x), "sum")
+        else:
+            check_edge_tensor("edge_state", edge_state, (graph.num_edges(), self.dim))
+            neighbours = mp.copy_e_reduce(F.relu(mp.copy_u(x) + edge_state), "sum")
+        return self.mlp((1 + self.eps) * x + neighbours), edge_state

@@ -1,0 +1,1 @@
+"""Whole models built from blocks: GraphTransformer, GNN, the encoder–decoder."""

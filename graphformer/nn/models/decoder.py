@@ -1,0 +1,217 @@
+"""A Transformer decoder as message passing: causal self-attention on the causal graph,
+cross-attention on the complete bipartite graph from the encoder memory, then the FFN."""
+
+from __future__ import annotations
+
+from graphformer.graphs import Counts, causal_graph, complete_bipartite, sample_sizes
+from graphformer.nn.block import NORMS, choose, feed_forward
+from graphformer.nn.core.checks import check_node_features, check_positive
+from graphformer.nn.core.dense_decoder import causal_attention, cross_attention
+from graphformer.nn.core.message_passing import ENGINES
+from graphformer.nn.layers.attention import MultiHeadAttention
+
+import dgl
+import torch
+from torch import nn
+
+MESSAGE_PASSING = ("dgl", "torch")
+
+
+def check_sizes(name: str, sizes: Counts, num_rows: int) -> torch.Tensor:
+    """Per-sample row counts (:func:`graphformer.graphs.sample_sizes`) that sum to ``num_rows``."""
+    counts = sample_sizes(sizes, name)
+    if int(counts.sum()) != num_rows:
+        raise ValueError(
+            f"{name} must count the rows sample by sample and sum to {num_rows}; got "
+            f"{counts.tolist()} (sum {int(counts.sum())})"
+        )
+    return counts
+
+
+class DecoderBlock(nn.Module):
+    r"""One Transformer decoder layer: three mixers, each inside γ (residual + norm).
+
+    Pre-norm (default), with :math:`m` the encoder memory:
+
+    .. math::
+        y \leftarrow y + \mathrm{drop}(\mathrm{Attn}_{\mathrm{causal}}(\mathrm{norm}_1 y)),
+        \quad y \leftarrow y + \mathrm{drop}(\mathrm{Attn}_{m \to y}(\mathrm{norm}_2 y, m)),
+        \quad y \leftarrow y + \mathrm{drop}(\mathrm{FFN}(\mathrm{norm}_3 y))
+
+    Post-norm: :math:`y \leftarrow \mathrm{norm}_1(y + \mathrm{drop}(\mathrm{Attn}(y)))`,
+    and so on. :math:`\mathrm{Attn}_{\mathrm{causal}}` is :class:`MultiHeadAttention` on
+    :func:`~graphformer.graphs.causal_graph` (j → i for j ≤ i within a sample);
+    :math:`\mathrm{Attn}_{m \to y}` is it on
+    :func:`~graphformer.graphs.complete_bipartite` from the memory rows to the decoder
+    rows of the same sample. With layer norm this is ``torch.nn.TransformerDecoderLayer``
+    (``norm_first=prenorm``) with a causal target mask and key-padding masks.
+
+    Parameters
+    ----------
+    dim : decoder feature width.
+    num_heads : heads of both attentions.
+    memory_dim : width of the encoder memory; defaults to ``dim``.
+    ffn_ratio, activation, norm, prenorm, dropout, attn_dropout, check_finite : as in
+        :class:`~graphformer.nn.GraphTransformerBlock`.
+    engine : ``auto`` (default) and ``dense``: padded SDPA per sample (``is_causal``, and a
+        key-padding mask for the memory), no graph built; ``auto`` passes messages instead
+        on graphs handed to :meth:`forward`. ``dgl``: DGL builtins on the causal and
+        bipartite graphs (built when not given). ``torch``: the torch fallback on them.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 4,
+        memory_dim: int | None = None,
+        ffn_ratio: float = 2.0,
+        activation: str = "gelu",
+        norm: str = "layer",
+        prenorm: bool = True,
+        dropout: float = 0.0,
+        attn_dropout: float = 0.0,
+        check_finite: bool = True,
+        engine: str = "auto",
+    ) -> None:
+        super().__init__()
+        check_positive(dim=dim)
+        choose("norm", norm, NORMS)
+        self.engine = choose("engine", engine, ENGINES)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
+        self.dim, self.prenorm, self.check_finite = dim, prenorm, check_finite
+        self.memory_dim = dim if memory_dim is None else memory_dim
+        sparse = engine if engine in MESSAGE_PASSING else "auto"
+        self.self_attn = MultiHeadAttention(
+            dim, num_heads, attn_dropout, check_finite=False, engine=sparse
+        )
+        self.cross_attn = MultiHeadAttention(
+            dim, num_heads, attn_dropout, src_dim=memory_dim, check_finite=False, engine=sparse
+        )
+        self.norm1, self.norm2, self.norm3 = (NORMS[norm](dim) for _ in range(3))
+        self.ffn = feed_forward(dim, ffn_ratio, activation, dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def passes_messages(self, graphs_given: bool) -> bool:
+        """Whether attention runs on graphs (else as padded SDPA)."""
+        if self.engine == "dense" and graphs_given:
+            raise ValueError(
+                "engine='dense' computes causal and cross-attention from the sizes and cannot "
+                "honour a given self_graph/cross_graph; drop them, or use engine='auto' or "
+                "'dgl' to pass messages on them"
+            )
+        return self.engine in MESSAGE_PASSING or graphs_given
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        sizes: Counts,
+        memory: torch.Tensor,
+        memory_sizes: Counts,
+        self_graph: dgl.DGLGraph | None = None,
+        cross_graph: dgl.DGLGraph | None = None,
+    ) -> torch.Tensor:
+        """``x``: (N, dim) decoder rows, sample after sample, ``sizes`` (B,) per sample;
+        ``memory``: (N_src, memory_dim) encoder rows, ``memory_sizes`` (B,). Returns (N, dim).
+
+        ``self_graph`` / ``cross_graph``: the graphs to pass messages on (default
+        ``causal_graph(sizes)`` and ``complete_bipartite(memory_sizes, sizes)``); pass them
+        to share one pair across blocks, or to attend on other graphs (e.g. a window).
+        """
+        check_node_features("x", x, len(x), self.dim, self.check_finite)
+        check_node_features("memory", memory, len(memory), self.memory_dim, self.check_finite)
+        sizes = check_sizes("sizes", sizes, len(x))
+        memory_sizes = check_sizes("memory_sizes", memory_sizes, len(memory))
+        if len(sizes) != len(memory_sizes):
+            raise ValueError(
+                f"sizes and memory_sizes must describe the same samples; got {len(sizes)} and "
+                f"{len(memory_sizes)} samples"
+            )
+        given = self_graph is not None or cross_graph is not None
+        if self.passes_messages(given):
+            self_graph = causal_graph(sizes) if self_graph is None else self_graph
+            cross_graph = (
+                complete_bipartite(memory_sizes, sizes) if cross_graph is None else cross_graph
+            )
+
+            def attend_self(y):
+                return self.self_attn(self_graph, y)
+
+            def attend_memory(y):
+                return self.cross_attn(cross_graph, (memory, y))
+        else:
+
+            def attend_self(y):
+                return causal_attention(self.self_attn, y, sizes)
+
+            def attend_memory(y):
+                return cross_attention(self.cross_attn, memory, memory_sizes, y, sizes)
+
+        sublayers = ((attend_self, self.norm1), (attend_memory, self.norm2), (self.ffn, self.norm3))
+        for mixer, norm in sublayers:
+            if self.prenorm:
+                x = x + self.dropout(mixer(norm(x)))
+            else:
+                x = norm(x + self.dropout(mixer(x)))
+        return x
+
+
+class TransformerDecoder(nn.Module):
+    """``num_layers`` :class:`DecoderBlock` s and a final norm, as
+    ``torch.nn.TransformerDecoder(..., norm=LayerNorm)``. The causal and bipartite graphs
+    are built once per forward (message-passing engines) and shared by the blocks.
+
+    Parameters: ``num_layers`` (≥ 1), ``final_norm`` (default True, as ``nn.Transformer``),
+    the rest as :class:`DecoderBlock`.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_layers: int = 2,
+        num_heads: int = 4,
+        memory_dim: int | None = None,
+        ffn_ratio: float = 2.0,
+        activation: str = "gelu",
+        norm: str = "layer",
+        prenorm: bool = True,
+        dropout: float = 0.0,
+        attn_dropout: float = 0.0,
+        final_norm: bool = True,
+        check_finite: bool = True,
+        engine: str = "auto",
+    ) -> None:
+        super().__init__()
+        check_positive(num_layers=num_layers)
+        self.blocks = nn.ModuleList(
+            DecoderBlock(
+                dim,
+                num_heads,
+                memory_dim,
+                ffn_ratio,
+                activation,
+                norm,
+                prenorm,
+                dropout,
+                attn_dropout,
+                check_finite=check_finite if index == 0 else False,
+                engine=engine,
+            )
+            for index in range(num_layers)
+        )
+        self.norm = NORMS[norm](dim) if final_norm else nn.Identity()
+
+    def forward(
+        self, x: torch.Tensor, sizes: Counts, memory: torch.Tensor, memory_sizes: Counts
+    ) -> torch.Tensor:
+        """(N, dim) decoder rows and (N_src, memory_dim) memory rows → (N, dim)."""
+        self_graph = cross_graph = None
+        if self.blocks[0].passes_messages(False):
+            sizes = check_sizes("sizes", sizes, len(x))
+            self_graph = causal_graph(sizes)
+            cross_graph = complete_bipartite(
+                check_sizes("memory_sizes", memory_sizes, len(memory)), sizes
+            )
+        for block in self.blocks:
+            x = block(x, sizes, memory, memory_sizes, self_graph, cross_graph)
+        return self.norm(x)
