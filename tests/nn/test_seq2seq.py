@@ -22,7 +22,7 @@ from graphformer.nn import (
     TransformerEncoder,
 )
 from graphformer.nn.core.dense_decoder import causal_attention
-from graphformer.nn.models.graph_transformer import decoder as decoder_module
+from graphformer.nn.models import decoder as decoder_module
 
 import pytest
 import torch
