@@ -85,23 +85,30 @@ class RunResults:
         return values
 
 
-def collect(trainer: L.Trainer, validation: dict[str, float], test: dict[str, float]):
-    """The run's :class:`RunResults`; ``validation`` holds the trainer's metrics after fit."""
-    best = best_checkpoint(trainer)
+def collect(
+    trainer: L.Trainer,
+    validation: dict[str, float],
+    test: dict[str, float],
+    best: str | None,
+    last: str | None,
+) -> RunResults:
+    """The run's :class:`RunResults`. ``validation``: the trainer's metrics after fit;
+    ``best`` / ``last``: the checkpoint paths, read before testing (``trainer.test`` with a
+    ``ckpt_path`` restores the callbacks' state of that checkpoint)."""
     results = RunResults(
         last=_validation(validation),
         last_epoch=max(trainer.current_epoch - 1, 0) if validation else None,
         test={k: v for k, v in test.items() if k.startswith("test/")},
         best_checkpoint=best,
-        last_checkpoint=last_checkpoint(trainer),
+        last_checkpoint=last,
     )
     if best:
         saved = checkpoints.load(best)
         results.best = dict(saved.get(VAL_METRICS_KEY) or {})
         results.best_epoch = saved.get("epoch")
         callback = checkpoint_callback(trainer)
-        if not results.best and callback.best_model_score is not None:  # saved by other code
-            results.best = {callback.monitor: float(callback.best_model_score)}
+        if not results.best and callback and callback.best_model_score is not None:
+            results.best = {callback.monitor: float(callback.best_model_score)}  # older files
     return results
 
 

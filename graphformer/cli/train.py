@@ -54,12 +54,12 @@ def train(cfg: DictConfig) -> float | None:
                 trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
             validation = results.metrics(trainer)
             # Before testing: trainer.test(ckpt_path=...) restores the callbacks' state too.
-            best = results.best_checkpoint(trainer)
+            best, last = results.best_checkpoint(trainer), results.last_checkpoint(trainer)
             tested = {}
             if cfg.get("test", True):
                 trainer.test(task, datamodule=datamodule, ckpt_path=_tested(cfg, trainer, best))
                 tested = results.metrics(trainer)
-            outcome = results.collect(trainer, validation, tested)
+            outcome = results.collect(trainer, validation, tested, best, last)
         summary.update(outcome.summary())
         tracking.summarize(loggers, summary, step=trainer.global_step)
         if cfg.get("train", True):

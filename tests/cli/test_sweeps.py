@@ -414,3 +414,62 @@ def test_eval_prints_no_warnings_about_training_callbacks(finished_run, tmp_path
         evaluate(cfg)
     messages = [str(w.message) for w in caught]
     assert not [m for m in messages if re.search("following callbacks|dirpath has changed", m)]
+
+
+def test_progress_bar_shows_only_the_named_metrics_and_no_version(monkeypatch):
+    """The bar wrapped mid-metric (every val metric shown) and showed `v_num: 0.000`."""
+    from graphformer.tasks.progress import ProgressBar
+
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    shown = {"v_num": 0, "train/loss": 1.0, "val/acc": 0.5, "val/f1": 0.2, "val/loss": 1.1}
+    monkeypatch.setattr(RichProgressBar, "get_metrics", lambda self, t, m: dict(shown))
+    bar = ProgressBar(metrics=["train/loss", "val/loss", "val/acc"])
+    assert bar.get_metrics(None, None) == {"train/loss": 1.0, "val/loss": 1.1, "val/acc": 0.5}
+    assert "v_num" not in ProgressBar().get_metrics(None, None)
+
+
+# --- the README's sweep, cluster and tracking commands, as written ---------------------------
+
+
+def _readme_commands(*sections: str) -> list[str]:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    commands = []
+    for section in sections:
+        body = text.split(f"### {section}", 1)[1].split("\n### ", 1)[0]
+        for block in re.findall(r"```bash\n(.*?)```", body, flags=re.S):
+            joined = block.replace("\\\n", " ")
+            commands += [line.split("  #", 1)[0].strip() for line in joined.splitlines()]
+    return [c for c in commands if c]
+
+
+def test_readme_sweep_and_cluster_commands_compose(tmp_path, data_dir):
+    commands = [
+        c
+        for c in _readme_commands("Sweeps", "Multi-GPU and clusters")
+        if c.startswith("graphformer-train")
+    ]
+    assert len(commands) >= 6
+    for command in commands:
+        words = [w for w in command.split()[1:] if w != "-m"]
+        # One job of the sweep: the first value of each comma list; a placeholder folder.
+        overrides = [w.split(",")[0].replace("<id>", "earlier") for w in words]
+        cfg = compose_config(overrides, tmp_path, data_dir)
+        checks.check_overrides(cfg, overrides)
+        checks.check_settings(cfg)
+        if any(o.startswith("hydra/launcher=") for o in overrides):
+            OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+
+
+def test_readme_plot_commands_run_as_written(tmp_path, monkeypatch):
+    multirun = _multirun_logs(tmp_path / "logs" / "train" / "multiruns" / "sweep", [["seed=1"]])
+    run = tmp_path / "logs" / "train" / "runs" / "run"
+    run.mkdir(parents=True)
+    (run / "csv").symlink_to(multirun / "0" / "csv")
+    monkeypatch.chdir(tmp_path)
+    commands = [c for c in _readme_commands("Tracking") if c.startswith("graphformer-plot")]
+    assert len(commands) == 2
+    for command in commands:
+        words = command.replace("<run>", "run").replace("<id>", "sweep").split()[1:]
+        plot.main(words)
+    assert (run / "curves.png").is_file() and (tmp_path / "curves.png").is_file()
