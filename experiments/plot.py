@@ -41,6 +41,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.collections import LineCollection
+from matplotlib.ticker import MaxNLocator
 
 #: The validation metric drawn when none is named: the first one a log has.
 METRICS = ("val/acc", "val/mpjpe", "val/mae", "val/bench_acc")
@@ -158,6 +159,8 @@ def curves(folder: Path, metric: str | None = None) -> Path:
         if metric in run:
             epochs = sorted(run[metric])
             metric_axis.plot(epochs, [run[metric][e] for e in epochs], color=color, label=name)
+    for axis in (loss_axis, metric_axis):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
     loss_axis.set(xlabel="epoch", ylabel="loss", title="loss (dashed: train)")
     metric_axis.set(xlabel="epoch", ylabel=metric, title=metric)
     metric_axis.legend(fontsize=8)

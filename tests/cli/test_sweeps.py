@@ -473,3 +473,17 @@ def test_readme_plot_commands_run_as_written(tmp_path, monkeypatch):
         words = command.replace("<run>", "run").replace("<id>", "sweep").split()[1:]
         plot.main(words)
     assert (run / "curves.png").is_file() and (tmp_path / "curves.png").is_file()
+
+
+def test_curves_have_whole_epoch_ticks(tmp_path, monkeypatch):
+    """The curve plots had fractional epoch ticks (0.0, 0.5, 1.0 ...)."""
+    import matplotlib.pyplot as plt
+
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda figure: figures.append(figure))
+    plot.curves(_multirun_logs(tmp_path / "multirun", [["seed=1"]]))
+    for axis in figures[0].axes:
+        ticks = [t for t in axis.get_xticks() if axis.get_xlim()[0] <= t <= axis.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    close(figures[0])
