@@ -132,7 +132,8 @@ def aggregate(jobs: list[dict[str, Any]], metric: str | None, tests: list[str]) 
     common = set.intersection(*(set(k) for k in grouped)) if grouped else set()
     rows = []
     for key, members in grouped.items():
-        row: dict[str, Any] = {"overrides": " ".join(o for o in key if o not in common)}
+        varying = " ".join(o for o in key if o not in common)
+        row: dict[str, Any] = {"overrides": varying or "(one setting)"}
         row["n"] = len(members)
         for name, values in [(f"best {metric}", [_value(j) for j in members])] + [
             (test, [j.get("test", {}).get(test) for j in members]) for test in tests
@@ -220,10 +221,10 @@ def summarize(sweep_dir: Path) -> str:
             f"\nOptuna's best trial: job {best['job']}, run folder {best.get('run_dir')}, "
             f"best checkpoint {best.get('best_checkpoint')} (also in optimization_results.yaml)\n"
         )
-    logs = sorted((sweep_dir / ".submitit").glob("*/*_log.out"))
+    logs = sorted((sweep_dir / ".submitit").rglob("*_log.out"))
     if logs:
-        where = f"{sweep_dir / '.submitit'}/<job id>/<job id>_0_log.out"
-        text += f"\nEach job's console output (submitit): {where}\n"
+        text += "\nEach job's console output (submitit):\n"
+        text += "".join(f"  {log}\n" for log in logs)
     (sweep_dir / f"{TABLE}.md").write_text(text)
     (sweep_dir / f"{TABLE}.csv").write_text(_csv(rows))
     return text + f"\n(written to {sweep_dir / TABLE}.md and .csv)"

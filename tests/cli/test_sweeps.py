@@ -185,7 +185,8 @@ def _cli(tmp_path: Path, data_dir: Path, *args: str) -> subprocess.CompletedProc
 
 @pytest.mark.slow
 def test_local_launcher_says_where_each_jobs_output_is(tmp_path, data_dir):
-    """It printed nothing; the results sat in .submitit/<id>/<id>_0_log.out."""
+    """It printed nothing, left a literal .submitit/%j/ folder, and the results sat in
+    .submitit/<id>/<id>_0_log.out."""
     result = _cli(
         tmp_path,
         data_dir,
@@ -199,6 +200,9 @@ def test_local_launcher_says_where_each_jobs_output_is(tmp_path, data_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
     assert "Each job's console output (submitit)" in result.stdout
+    (log,) = (sweep_dir / ".submitit").glob("*_0_log.out")
+    assert f"  {log}\n" in result.stdout
+    assert not (sweep_dir / ".submitit" / "%j").exists()  # it left a literal %j folder
     (row,) = _rows(sweep_dir / "sweep_summary.csv")
     assert row["status"] == "ok" and Path(row["run folder"]) == sweep_dir / "0"
     assert (sweep_dir / "0" / "summary.json").is_file()
