@@ -103,7 +103,7 @@ def table(jobs: list[dict[str, Any]], sweep_dir: Path) -> tuple[str, list[dict[s
             "wall s": job.get("wall_s"),
             "run folder": job.get("run_dir"),
             "best checkpoint": job.get("best_checkpoint"),
-            "status": "failed" if job.get("failed") else "ok",
+            "status": "no summary.json (failed?)" if job.get("failed") else "ok",
         }
         rows.append(row)
     lines = [

@@ -70,7 +70,8 @@ def train(cfg: DictConfig) -> float | None:
         else:
             checkpoints = {"tested checkpoint": cfg.get("ckpt_path")}
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-        results.write_summary(cfg, outcome, overrides, started)
+        if trainer.is_global_zero:  # under DDP every rank runs this; one writes
+            results.write_summary(cfg, outcome, overrides, started)
         steps = _next_steps(report, outcome.best_checkpoint, outcome.last_checkpoint)
         report.report(loggers, outcome, checkpoints, steps, run_dir=cfg.paths.output_dir)
     finally:
