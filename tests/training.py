@@ -74,15 +74,28 @@ class SpoilLastValidation(L.Callback):
                     parameter.mul_(100.0)
 
 
-def wandb_summary(run_dir: Path) -> dict:
+def wandb_summary(run_dir: Path, timeout: float = 30.0) -> dict:
     """The summary of an offline wandb run, read from its ``.wandb`` file (LevelDB log
-    records of wandb's protobuf ``Record``; wandb ships no reader)."""
+    records of wandb's protobuf ``Record``; wandb ships no reader). wandb's service may
+    still be writing the file after ``wandb.finish()`` returns: waits for its exit record."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        summary, finished = _read_wandb_summary(run_dir)
+        if finished or time.monotonic() > deadline:
+            return summary
+        time.sleep(0.2)
+
+
+def _read_wandb_summary(run_dir: Path) -> tuple[dict, bool]:
     import json
 
     from wandb.proto import wandb_internal_pb2
 
     (path,) = run_dir.glob("*.wandb")
     data, block, position, chunks, summary = path.read_bytes(), 32768, 7, [], {}
+    finished = False
     while position + 7 <= len(data):
         if block - position % block < 7:  # a block's tail too short for a header: padding
             position += block - position % block
@@ -93,10 +106,15 @@ def wandb_summary(run_dir: Path) -> dict:
         position += 7 + length
         if kind in (1, 4) and chunks:  # FULL, or LAST of a record split across blocks
             record = wandb_internal_pb2.Record()
-            record.ParseFromString(b"".join(chunks))
+            try:
+                record.ParseFromString(b"".join(chunks))
+            except Exception:  # the record being written: read again later
+                return summary, False
             chunks = []
-            if record.WhichOneof("record_type") == "summary":
+            kind_of_record = record.WhichOneof("record_type")
+            finished = finished or kind_of_record == "exit"
+            if kind_of_record == "summary":
                 for item in record.summary.update:
                     key = item.key or "/".join(item.nested_key)
                     summary[key] = json.loads(item.value_json)
-    return summary
+    return summary, finished
