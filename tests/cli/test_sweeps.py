@@ -307,7 +307,7 @@ def test_optuna_results_name_the_best_trials_job(tmp_path):
 def _load_experiments_plot():
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "plot.py"
+    path = Path(__file__).resolve().parents[2] / "experiments" / "plot.py"
     spec = importlib.util.spec_from_file_location("experiments_plot", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -437,7 +437,7 @@ def test_progress_bar_shows_only_the_named_metrics_and_no_version(monkeypatch):
 
 
 def _readme_commands(*sections: str) -> list[str]:
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     commands = []
     for section in sections:
         body = text.split(f"### {section}", 1)[1].split("\n### ", 1)[0]
