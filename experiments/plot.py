@@ -2,7 +2,9 @@
 
     python experiments/plot.py collect logs/train/multiruns/<date_time> experiments/cora_gcn
         copies each job's metrics.csv to experiments/cora_gcn/logs/seed<seed>.csv and
-        prints every test metric per seed and as mean ± std (population std over seeds).
+        prints every test metric per seed and as mean ± std (population std over seeds),
+        per setting (overrides other than seed: different settings are never pooled, and
+        land in logs/<setting>/); an existing file is never overwritten.
 
     python experiments/plot.py curves experiments/cora_gcn
         reads experiments/cora_gcn/logs/*.csv (Lightning CSVLogger ``metrics.csv`` files,
@@ -28,7 +30,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.cli.build import read_checkpoint, stored_config
+from graphformer.cli.resume import read_checkpoint, stored_config
 from graphformer.data.datasets.sbm import cluster_graph
 from graphformer.nn import GraphTransformer, pe_transform
 
@@ -39,6 +41,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.collections import LineCollection
+from matplotlib.ticker import MaxNLocator
 
 #: The validation metric drawn when none is named: the first one a log has.
 METRICS = ("val/acc", "val/mpjpe", "val/mae", "val/bench_acc")
@@ -57,25 +60,78 @@ def read_epochs(path: Path) -> dict[str, dict[int, float]]:
     return series
 
 
-def collect(multirun: Path, folder: Path) -> dict[str, list[float]]:
-    """Copy every job's log of a Hydra multirun into ``folder/logs`` as ``seed<seed>.csv``;
-    returns each test metric's values in seed order."""
+def collect_groups(multirun: Path, folder: Path) -> dict[tuple[str, ...], dict[str, list[float]]]:
+    """Copy every job's log of a Hydra multirun into ``folder/logs`` and return each test
+    metric's values in seed order, per setting (the job's overrides other than ``seed``,
+    as the sweep summary groups them; overrides common to all jobs are left out).
+
+    With one setting the logs are ``logs/seed<seed>.csv``; with several,
+    ``logs/<setting>/seed<seed>.csv``. An existing file is never overwritten.
+    """
+    from graphformer.cli.sweep import settings
+
     jobs = sorted(path for path in multirun.iterdir() if (path / ".hydra").is_dir())
     if not jobs:
         raise FileNotFoundError(f"{multirun} holds no Hydra jobs (folders with .hydra/)")
-    results: dict[str, list[float]] = defaultdict(list)
-    (folder / "logs").mkdir(parents=True, exist_ok=True)
+    found = []
     for job in jobs:
-        overrides = (job / ".hydra" / "overrides.yaml").read_text().splitlines()
-        seeds = [line.split("=", 1)[1] for line in overrides if line.startswith("- seed=")]
+        overrides = [
+            line[2:].strip()
+            for line in (job / ".hydra" / "overrides.yaml").read_text().splitlines()
+            if line.startswith("- ")
+        ]
+        seeds = [o.split("=", 1)[1] for o in overrides if o.startswith("seed=")]
         logs = sorted(job.glob("csv/version_*/metrics.csv"))
         if not seeds or not logs:
             raise FileNotFoundError(f"{job}: needs a seed=... override and logger=csv")
-        shutil.copyfile(logs[-1], folder / "logs" / f"seed{seeds[0]}.csv")
-        for key, values in read_epochs(logs[-1]).items():
-            if key.startswith("test/"):
-                results[key].append(values[max(values)])
-    return dict(results)
+        found.append((settings(overrides), seeds[0], logs[-1]))
+    common = set.intersection(*(set(setting) for setting, _, _ in found))
+    results: dict[tuple[str, ...], dict[str, list[float]]] = {}
+    targets = []
+    for setting, seed, log in found:
+        key = tuple(o for o in setting if o not in common)
+        subfolder = "_".join(key).replace("/", "-") if len({s for s, _, _ in found}) > 1 else ""
+        target = folder / "logs" / subfolder / f"seed{seed}.csv"
+        if target.exists() or target in targets:
+            raise FileExistsError(
+                f"{target} exists (or two jobs have the same setting and seed): collect would "
+                "overwrite it; collect into a new folder, or remove it first"
+            )
+        targets.append(target)
+        results.setdefault(key, {})
+        for name, values in read_epochs(log).items():
+            if name.startswith("test/"):
+                results[key].setdefault(name, []).append(values[max(values)])
+    for (_, _, log), target in zip(found, targets, strict=True):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, target)
+    return results
+
+
+def collect(multirun: Path, folder: Path) -> dict[str, list[float]]:
+    """:func:`collect_groups` of a multirun whose jobs differ only in ``seed``: each test
+    metric's values in seed order. Jobs of different settings are refused, never pooled."""
+    groups = collect_groups(multirun, folder) if _one_setting(multirun) else None
+    if groups is None:
+        raise ValueError(
+            f"the jobs of {multirun} have different settings (overrides other than seed): "
+            "their test metrics are not repeats of one run; use collect_groups (the command "
+            "line prints one line per setting)"
+        )
+    (results,) = groups.values()
+    return results
+
+
+def _one_setting(multirun: Path) -> bool:
+    from graphformer.cli.sweep import settings
+
+    found = set()
+    for job in multirun.iterdir():
+        overrides = job / ".hydra" / "overrides.yaml"
+        if overrides.is_file():
+            lines = [line[2:].strip() for line in overrides.read_text().splitlines()]
+            found.add(settings(lines))
+    return len(found) <= 1
 
 
 def curves(folder: Path, metric: str | None = None) -> Path:
@@ -103,6 +159,8 @@ def curves(folder: Path, metric: str | None = None) -> Path:
         if metric in run:
             epochs = sorted(run[metric])
             metric_axis.plot(epochs, [run[metric][e] for e in epochs], color=color, label=name)
+    for axis in (loss_axis, metric_axis):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
     loss_axis.set(xlabel="epoch", ylabel="loss", title="loss (dashed: train)")
     metric_axis.set(xlabel="epoch", ylabel=metric, title=metric)
     metric_axis.legend(fontsize=8)
@@ -212,10 +270,13 @@ def main(argv: list[str] | None = None) -> None:
     gather.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
     if args.command == "collect":
-        for key, values in collect(args.multirun, args.folder).items():
-            each = ", ".join(f"{v:.4f}" for v in values)
-            mean, std = statistics.mean(values), statistics.pstdev(values)
-            print(f"{key}: {mean:.4f} ± {std:.4f} over {len(values)} runs ({each})")
+        for setting, metrics in collect_groups(args.multirun, args.folder).items():
+            if setting:
+                print(" ".join(setting) + ":")
+            for key, values in metrics.items():
+                each = ", ".join(f"{v:.4f}" for v in values)
+                mean, std = statistics.mean(values), statistics.pstdev(values)
+                print(f"  {key}: {mean:.4f} ± {std:.4f} over {len(values)} runs ({each})")
     elif args.command == "curves":
         print(curves(args.folder, args.metric))
     else:

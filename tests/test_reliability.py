@@ -580,7 +580,7 @@ def test_a_full_disk_names_the_checkpoint_and_what_to_do(tmp_path, monkeypatch):
 )
 def test_printed_checkpoint_overrides_parse_back_to_the_path(path):
     """A path with a space was printed as is: Hydra cannot parse it back."""
-    from graphformer.cli.build import cli_override
+    from graphformer.cli.report import cli_override
 
     words = shlex.split(cli_override("ckpt_path", path))
     assert len(words) == 1

@@ -8,6 +8,7 @@ import graphformer  # noqa: F401  (before DGL)
 
 import dgl
 import lightning as L
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -60,3 +61,60 @@ class ShardRecorder(L.Callback):
             for sample in dgl.unbatch(graph):
                 features = sample.ndata["feat"].tolist()
                 file.write(f"{sample.num_nodes()}:{sample.num_edges()}:{hash(tuple(features))}\n")
+
+
+class SpoilLastValidation(L.Callback):
+    """Scales every weight by 100 before the last epoch's validation, so that epoch is the
+    worst and the best checkpoint is an earlier one."""
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == trainer.max_epochs - 1 and not trainer.sanity_checking:
+            with torch.no_grad():
+                for parameter in pl_module.parameters():
+                    parameter.mul_(100.0)
+
+
+def wandb_summary(run_dir: Path, timeout: float = 30.0) -> dict:
+    """The summary of an offline wandb run, read from its ``.wandb`` file (LevelDB log
+    records of wandb's protobuf ``Record``; wandb ships no reader). wandb's service may
+    still be writing the file after ``wandb.finish()`` returns: waits for its exit record."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        summary, finished = _read_wandb_summary(run_dir)
+        if finished or time.monotonic() > deadline:
+            return summary
+        time.sleep(0.2)
+
+
+def _read_wandb_summary(run_dir: Path) -> tuple[dict, bool]:
+    import json
+
+    from wandb.proto import wandb_internal_pb2
+
+    (path,) = run_dir.glob("*.wandb")
+    data, block, position, chunks, summary = path.read_bytes(), 32768, 7, [], {}
+    finished = False
+    while position + 7 <= len(data):
+        if block - position % block < 7:  # a block's tail too short for a header: padding
+            position += block - position % block
+            continue
+        length = int.from_bytes(data[position + 4 : position + 6], "little")
+        kind = data[position + 6]
+        chunks.append(data[position + 7 : position + 7 + length])
+        position += 7 + length
+        if kind in (1, 4) and chunks:  # FULL, or LAST of a record split across blocks
+            record = wandb_internal_pb2.Record()
+            try:
+                record.ParseFromString(b"".join(chunks))
+            except Exception:  # the record being written: read again later
+                return summary, False
+            chunks = []
+            kind_of_record = record.WhichOneof("record_type")
+            finished = finished or kind_of_record == "exit"
+            if kind_of_record == "summary":
+                for item in record.summary.update:
+                    key = item.key or "/".join(item.nested_key)
+                    summary[key] = json.loads(item.value_json)
+    return summary, finished

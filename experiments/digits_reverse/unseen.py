@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.cli import build
+from graphformer.cli import build, resume
 from graphformer.data.datasets.sequences import PAD
 
 import dgl
@@ -17,8 +17,8 @@ import torch
 
 
 def main(checkpoint: str) -> None:
-    saved = build.read_checkpoint(checkpoint)
-    cfg = build.stored_config(saved, checkpoint)
+    saved = resume.read_checkpoint(checkpoint)
+    cfg = resume.stored_config(saved, checkpoint)
     data = build.datamodule(cfg)
     task = build.task(cfg, data)
     task.load_state_dict(saved["state_dict"])

@@ -22,6 +22,9 @@ KNOWN_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)",
 )
 
+#: Warnings of ``graphformer-eval`` only: testing needs no callback state of the training run.
+EVAL_WARNINGS = (r"(?s).*callbacks used to create the checkpoint need to be provided",)
+
 LIBRARY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 
 
@@ -30,15 +33,16 @@ class _DropNoise(logging.Filter):
         return not str(record.msg).startswith(NOISE)
 
 
-def setup() -> None:
-    """Hide known noise; under Hydra, send Lightning's messages through Hydra's handlers.
+def setup(evaluation: bool = False) -> None:
+    """Hide known noise (with ``evaluation``, also :data:`EVAL_WARNINGS`); under Hydra, send
+    Lightning's messages through Hydra's handlers.
 
     Lightning gives its loggers a console handler of their own (and stops propagation) when
     it is imported before logging is configured, so its messages never reached the run's log
     file. When the root logger has handlers (Hydra's console and file), Lightning's loggers
     and Python's warnings go through them instead.
     """
-    for message in KNOWN_WARNINGS:
+    for message in KNOWN_WARNINGS + (EVAL_WARNINGS if evaluation else ()):
         warnings.filterwarnings("ignore", message=message)
     root = logging.getLogger()
     if root.handlers:

@@ -1,11 +1,13 @@
-"""``graphformer-eval ckpt_path=...``: test a checkpoint with the config it was trained with."""
+"""``graphformer-eval ckpt_path=...``: test a checkpoint with the config it was trained with.
+
+Importing this module is cheap (Hydra and OmegaConf only); :func:`evaluate` imports the rest.
+"""
 
 from __future__ import annotations
 
-from graphformer.cli import build, console, tracking, typecheck
+from graphformer.cli import checks, resolvers, typecheck  # noqa: F401  (registers resolvers)
 
 import hydra
-import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -15,24 +17,33 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     ``+data.KEY=VALUE`` overrides one of the checkpoint's data settings (e.g. the size of
     the test split); a key the checkpoint's data config does not have is refused.
     """
+    checks.check_overrides(cfg)
     typecheck.check(cfg, "trainer", "logger")
-    run = build.stored_config(build.read_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
+    from graphformer.cli import build, console, report, results, resume, seeding, signals, tracking
+
+    run = resume.stored_config(resume.read_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
     run.data = override_data(run.data, cfg.get("data"))
     typecheck.check(run, "data")
-    console.setup()
-    build.seed_everything(cfg.get("seed"))
+    console.setup(evaluation=True)
+    seeding.seed_everything(cfg.get("seed"))
     datamodule = build.datamodule(run)
     task = build.task(run, datamodule)
     loggers = build.instantiate_group(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
+    # No checkpointing: nothing is trained (and Lightning's default ModelCheckpoint would warn
+    # that its folder differs from the training run's).
+    trainer = hydra.utils.instantiate(
+        cfg.trainer, logger=loggers or False, enable_checkpointing=False
+    )
     try:
-        with build.exit_on_sigterm(trainer, "evaluation", resumable=False):
+        with signals.exit_on_sigterm(trainer, "evaluation", resumable=False):
             trainer.test(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-        results = build.metrics(trainer)
-        build.report(loggers, results, {"evaluated checkpoint": cfg.ckpt_path})
+        tested = results.metrics(trainer)
+        test = {key: value for key, value in tested.items() if key.startswith("test/")}
+        outcome = results.RunResults(test=test)
+        report.report(loggers, outcome, {"evaluated checkpoint": cfg.ckpt_path})
     finally:
         tracking.finish()
-    return results
+    return tested
 
 
 def override_data(stored: DictConfig, overrides: DictConfig | None) -> DictConfig:

@@ -37,11 +37,26 @@ def resolve_mode(mode: str = "auto") -> str:
     return "online" if has_wandb_credentials() else "offline"
 
 
-def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogger:
+def wandb_logger(
+    mode: str = "auto",
+    save_dir: str = ".",
+    group: str | None = None,
+    name: str | None = None,
+    tags: list[str] | None = None,
+    **kwargs,
+) -> WandbLogger:
     """A Lightning ``WandbLogger`` in the resolved mode (see :func:`resolve_mode`).
 
     The mode is exported as ``WANDB_MODE`` so that wandb itself, and DDP children, agree.
+    Under Hydra, left at null, ``group`` is the sweep's id (its folder's name; null for a
+    single run) and ``name`` the job's overrides (see :func:`run_identity`); ``tags`` gain
+    ``experiment:``, ``model:`` and ``data:`` tags naming the chosen configs.
     """
+    default_group, default_name, choice_tags = run_identity()
+    group = default_group if group is None else group
+    name = default_name if name is None else name
+    tags = [*(tags or []), *(t for t in choice_tags if t not in (tags or []))]
+    kwargs.update(group=group, name=name, tags=tags)
     mode = resolve_mode(mode)
     os.environ["WANDB_MODE"] = mode
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -54,6 +69,25 @@ def wandb_logger(mode: str = "auto", save_dir: str = ".", **kwargs) -> WandbLogg
     return logger
 
 
+def run_identity() -> tuple[str | None, str | None, list[str]]:
+    """``(group, name, tags)`` of this Hydra job: the sweep folder's name in a multirun
+    (else None), the job's command-line overrides joined by spaces (else None), and
+    ``experiment:<name>``, ``model:<name>``, ``data:<name>`` tags for the chosen configs."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None, None, []
+    hydra_cfg = HydraConfig.get()
+    group = None
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        group = Path(hydra_cfg.sweep.dir).name
+    name = " ".join(hydra_cfg.overrides.task) or None
+    choices = hydra_cfg.runtime.choices
+    tags = [f"{key}:{choices[key]}" for key in ("experiment", "model", "data") if choices.get(key)]
+    return group, name, tags
+
+
 def wandb_run_dir(loggers: list[Logger]) -> str | None:
     """Where the wandb run of this job writes (for `wandb sync`), if there is one."""
     for logger in loggers:
@@ -62,11 +96,18 @@ def wandb_run_dir(loggers: list[Logger]) -> str | None:
     return None
 
 
-def summarize(loggers: list[Logger], values: dict[str, float]) -> None:
-    """Write ``values`` (best metrics, parameter count) into each wandb run's summary."""
+def summarize(loggers: list[Logger], values: dict[str, float], step: int = 0) -> None:
+    """Write ``values`` (the best checkpoint's metrics, the parameter count ...) into each
+    wandb run's summary, and log those not logged before (``best/*``, ``last/*``,
+    ``params/*``) once, at ``step``, to every other logger (a row of CSV's metrics.csv,
+    TensorBoard scalars)."""
+    new = {k: v for k, v in values.items() if k.startswith(("best/", "last/", "params/"))}
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             logger.experiment.summary.update(values)
+        elif new:
+            logger.log_metrics(new, step=step)
+            logger.save()
 
 
 def finish() -> None:

@@ -1,13 +1,18 @@
-"""``graphformer-train``: fit a model, test its best checkpoint, return the swept metric."""
+"""``graphformer-train``: fit a model, test its best checkpoint, return the swept metric.
+
+Importing this module is cheap (Hydra and OmegaConf only): ``--help`` and config errors
+answer without loading torch, DGL or Lightning, which :func:`train` imports when it runs.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 
-from graphformer.cli import build, console, tracking
+from graphformer.cli import checks, resolvers  # noqa: F401  (resolvers: registers them)
 
 import hydra
-import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
@@ -17,20 +22,25 @@ def train(cfg: DictConfig) -> float | None:
     """The recipe: check → seed → data → model → task → callbacks, loggers → trainer → fit → test.
 
     With ``train=false``, tests ``ckpt_path`` (or, without one, the untrained weights).
-    Returns ``cfg.optimized_metric`` (what sweeps optimise), taken from validation.
-    Exits with status 143 when SIGTERM stops training (see :func:`build.exit_on_sigterm`).
+    Returns ``cfg.optimized_metric`` (what sweeps optimise) at the best checkpoint, the one
+    that is tested and reported. Writes ``summary.json`` in the run folder (read by the
+    sweep summary). Exits with status 143 when SIGTERM stops training
+    (see :func:`graphformer.cli.signals.exit_on_sigterm`).
     """
-    build.check_settings(cfg)
+    started = time.time()
+    checks.check_overrides(cfg)
+    checks.check_settings(cfg)
+    from graphformer.cli import build, console, report, results, resume, seeding, signals, tracking
+
+    checks.check_task_fits_data(cfg)
     console.setup()
-    build.seed_everything(cfg.get("seed"))
-    build.check_resumable(cfg)
+    seeding.seed_everything(cfg.get("seed"))
+    resume.check_resumable(cfg)
     datamodule = build.datamodule(cfg)
     task = build.task(cfg, datamodule)
     loggers = build.instantiate_group(cfg.get("logger"))
     callbacks = build.callbacks(cfg, loggers)
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False
-    )
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     # Without the `hydra` node, which is present only when composed with the compose API.
     run_keys = [key for key in cfg if key != "hydra"]
     task.run_config = OmegaConf.to_container(OmegaConf.masked_copy(cfg, run_keys), resolve=True)
@@ -38,29 +48,38 @@ def train(cfg: DictConfig) -> float | None:
     for logger in loggers:
         logger.log_hyperparams({**task.run_config, **summary})
     try:
-        full_disk = build.name_full_disk(cfg.paths.output_dir)
-        with build.exit_on_sigterm(trainer, "training", resumable=True), full_disk:
+        full_disk = signals.name_full_disk(cfg.paths.output_dir)
+        with signals.exit_on_sigterm(trainer, "training", resumable=True), full_disk:
             if cfg.get("train", True):
                 trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-            validation = build.metrics(trainer)
+            validation = results.metrics(trainer)
             # Before testing: trainer.test(ckpt_path=...) restores the callbacks' state too.
-            best, last = build.best_checkpoint(trainer), build.last_checkpoint(trainer)
+            best, last = results.best_checkpoint(trainer), results.last_checkpoint(trainer)
+            tested = {}
             if cfg.get("test", True):
                 trainer.test(task, datamodule=datamodule, ckpt_path=_tested(cfg, trainer, best))
-        results = {**validation, **build.metrics(trainer)}
-        summary.update({f"best/{key}": value for key, value in results.items()})
-        tracking.summarize(loggers, summary)
+                tested = results.metrics(trainer)
+            outcome = results.collect(trainer, validation, tested, best, last)
+        summary.update(outcome.summary())
+        tracking.summarize(loggers, summary, step=trainer.global_step)
         if cfg.get("train", True):
-            checkpoints = {"best checkpoint": best, "last checkpoint": last}
+            checkpoints = {
+                "best checkpoint": outcome.best_checkpoint,
+                "last checkpoint": outcome.last_checkpoint,
+            }
         else:
             checkpoints = {"tested checkpoint": cfg.get("ckpt_path")}
-        build.report(loggers, results, checkpoints, _next_steps(best, last))
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        if trainer.is_global_zero:  # under DDP every rank runs this; one writes
+            results.write_summary(cfg, outcome, overrides, started)
+        steps = _next_steps(report, outcome.best_checkpoint, outcome.last_checkpoint)
+        report.report(loggers, outcome, checkpoints, steps, run_dir=cfg.paths.output_dir)
     finally:
         tracking.finish()
-    return build.optimized_metric(cfg, trainer, validation)
+    return results.optimized_metric(cfg, outcome)
 
 
-def _tested(cfg: DictConfig, trainer: L.Trainer, best: str | None) -> str | None:
+def _tested(cfg: DictConfig, trainer, best: str | None) -> str | None:
     """The checkpoint to test: the best one of this fit, or ``ckpt_path`` with ``train=false``."""
     if not cfg.get("train", True):
         if not cfg.get("ckpt_path"):
@@ -71,13 +90,14 @@ def _tested(cfg: DictConfig, trainer: L.Trainer, best: str | None) -> str | None
     return best
 
 
-def _next_steps(best: str | None, last: str | None) -> list[tuple[str, str]]:
+def _next_steps(report, best: str | None, last: str | None) -> list[tuple[str, str]]:
     """The commands that test the best checkpoint and resume from the last one."""
     steps = []
     if best:
-        steps.append(("test it", f"graphformer-eval {build.cli_override('ckpt_path', best)}"))
+        test = f"{report.program('graphformer-eval')} {report.cli_override('ckpt_path', best)}"
+        steps.append(("test it", test))
     if last:
-        resume = build.command("graphformer-train", build.cli_override("ckpt_path", last))
+        resume = report.command("graphformer-train", report.cli_override("ckpt_path", last))
         steps.append(("resume", f"{resume}  (raise trainer.max_epochs to train longer)"))
     return steps
 

@@ -14,6 +14,9 @@ from torchmetrics import MetricCollection
 
 STAGES = ("train", "val", "test")
 CONFIG_KEY = "graphformer_config"
+#: Where a checkpoint keeps the validation metrics of the epoch it was saved at, so that the
+#: best checkpoint's numbers can be reported with it (``graphformer.cli.results``).
+VAL_METRICS_KEY = "graphformer_val_metrics"
 Batch = tuple[dgl.DGLGraph, torch.Tensor]
 
 
@@ -165,8 +168,16 @@ class GraphTask(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": config}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Store the run config (:data:`CONFIG_KEY`) and this epoch's validation metrics
+        (:data:`VAL_METRICS_KEY`, plain floats) in the checkpoint."""
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
+        if self._trainer is not None:
+            checkpoint[VAL_METRICS_KEY] = {
+                key: float(value)
+                for key, value in self.trainer.callback_metrics.items()
+                if key.startswith("val/")
+            }
 
     @property
     def num_parameters(self) -> int:

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.cli.build import check_settings
+from graphformer.cli.checks import check_settings
 from graphformer.cli.eval import evaluate
 from graphformer.cli.eval import main as eval_main
 from graphformer.cli.train import main as train_main
@@ -276,22 +276,59 @@ def test_multirun_sweep_runs_four_jobs_into_one_directory(tmp_path, data_dir):
     assert len(sweeps) == 1
     jobs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir() and p.name.isdigit())
     assert jobs == ["0", "1", "2", "3"]
+    # It ended with no summary: the best job was found with grep in the jobs' train.log.
+    rows = _summary_rows(sweeps[0])
+    assert len(rows) == 4 and "| job | overrides | best val/acc |" in result.stdout
+    values = [float(row["best val/acc"]) for row in rows]
+    assert values == sorted(values, reverse=True)  # best first
+    best = rows[0]
+    assert Path(best["run folder"]) == sweeps[0] / best["job"]
+    assert Path(best["best checkpoint"]).parent == sweeps[0] / best["job"] / "checkpoints"
+    assert Path(best["best checkpoint"]).is_file()
+    # Seeds of one setting are aggregated; the two settings never are.
+    summary = (sweeps[0] / "sweep_summary.md").read_text()
+    aggregated = [line for line in summary.splitlines() if "(n=2)" in line]
+    assert len(aggregated) == 2
+    assert {line.split("|")[1].strip() for line in aggregated} == {
+        "model.num_layers=1",
+        "model.num_layers=2",
+    }
+
+
+def _summary_rows(sweep: Path) -> list[dict[str, str]]:
+    with open(sweep / "sweep_summary.csv", newline="") as file:
+        return list(csv.DictReader(file))
 
 
 @pytest.mark.slow
-def test_optuna_search_runs_two_seeded_trials(tmp_path, data_dir):
-    result = _cli(
-        tmp_path,
-        data_dir,
-        "-m",
-        "hparams_search=optuna",
-        "hydra.sweeper.n_trials=2",
-        "trainer.max_epochs=1",
-        "logger=none",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / "logs" / "optuna.db").is_file()
-    assert "Best parameters" in result.stdout + result.stderr
+def test_optuna_searches_in_one_log_dir_stay_separate_and_name_their_best_job(tmp_path, data_dir):
+    """Every search shared <log_dir>/optuna.db under one study name: a second search joined
+    the first, reported the first's best value and replayed its trials."""
+
+    def search(*overrides: str):
+        result = _cli(tmp_path, data_dir, "-m", "hparams_search=optuna", "logger=none", *overrides)
+        assert result.returncode == 0, result.stderr[-3000:]
+        output = result.stdout + result.stderr
+        assert "Best parameters" in output
+        assert "existing study" not in output and "alembic" not in output
+        (sweep,) = set((tmp_path / "logs" / "train" / "multiruns").iterdir()) - seen
+        seen.add(sweep)
+        assert (sweep / "optuna.db").is_file()  # the study lives in the sweep's own folder
+        return sweep, output
+
+    seen: set[Path] = set()
+    first, output = search("hydra.sweeper.n_trials=3", "trainer.max_epochs=1")
+    assert "| job | overrides | best val/acc |" in output
+    second, _ = search("model=gcn", "hydra.sweeper.n_trials=2", "trainer.max_epochs=1")
+    for sweep, trials in ((first, 3), (second, 2)):
+        rows = _summary_rows(sweep)
+        assert len(rows) == trials
+        results = OmegaConf.load(sweep / "optimization_results.yaml")
+        # Its best value is one of its own trials' (the best), and it names that job.
+        assert results.best_value == pytest.approx(float(rows[0]["best val/acc"]))
+        assert results.best_run_dir == rows[0]["run folder"]
+        assert results.best_checkpoint == rows[0]["best checkpoint"]
+        assert Path(results.best_checkpoint).is_file()
 
 
 @pytest.mark.slow
