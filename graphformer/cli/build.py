@@ -129,7 +129,7 @@ def provide_distances(model: torch.nn.Module, data: L.LightningDataModule) -> No
         )
     if data.distances is False:
         raise ValueError(
-            f"the model reads shortest-path distances (ndata[{SPD!r}], e.g. model.mixer="
+            f"the model reads shortest-path distances (ndata[{SPD!r}], e.g. model.block.mixer="
             "graphormer) but data.distances=false; set data.distances=true (or null: on when "
             "the model needs them)"
         )
@@ -336,7 +336,7 @@ def check_resumable(cfg: DictConfig) -> None:
     """Fail before training when ``ckpt_path`` cannot be loaded or continued: damaged, trained
     with another model or task, or already at ``trainer.max_epochs`` / ``max_steps``.
 
-    Lists every differing key, e.g. ``model.hidden_dim: 64 in the checkpoint, 32 now``.
+    Lists every differing key, e.g. ``model.block.dim: 64 in the checkpoint, 32 now``.
     Optimizer, trainer and data sizes may change on resume; the architecture may not.
     """
     check_schedule(cfg)

@@ -26,6 +26,7 @@ from graphformer.graphs import (
 from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.checks import check_node_features
 from graphformer.nn.message_passing import segment_readout
+from graphformer.nn.mixers import Mixer, register
 
 import dgl
 import torch
@@ -144,7 +145,8 @@ def exphormer_graph(
     return derived(graph, key, lambda g: build_exphormer_graph(g, degree, virtual_nodes, seed))
 
 
-class ExphormerAttention(nn.Module):
+@register("exphormer")
+class ExphormerAttention(Mixer):
     r"""Exphormer's global mixer: multi-head attention on input ∪ expander ∪ virtual nodes.
 
     For each sample, the attention graph :math:`G^*` has the input edges :math:`E`
@@ -219,7 +221,9 @@ class ExphormerAttention(nn.Module):
         ``auto``; ``dense`` only where its dense engine accepts this graph and edge terms).
     """
 
+    scope = "global"
     permutation_equivariant = False  # see "The expander" above
+    settings = ("degree", "virtual_nodes", "seed")
 
     def __init__(
         self,
@@ -239,7 +243,7 @@ class ExphormerAttention(nn.Module):
         self.attention = MultiHeadAttention(
             dim,
             num_heads,
-            dropout=attn_dropout,
+            attn_dropout=attn_dropout,
             edge_dim=dim,
             edge_value=False,
             check_finite=False,
@@ -249,6 +253,24 @@ class ExphormerAttention(nn.Module):
         self.kind = nn.Embedding(len(EdgeKind), dim)
         self.virtual = nn.Embedding(virtual_nodes, dim) if virtual_nodes else None
         self.reset_parameters()
+
+    @classmethod
+    def build(cls, config, *, edge_dim=None, in_dim=None, out_dim=None, **settings) -> Mixer:
+        """``exphormer``; ``settings`` (``config.global_kwargs``): degree, virtual_nodes, seed."""
+        return cls(
+            config.dim,
+            config.num_heads,
+            attn_dropout=config.attn_dropout,
+            check_finite=False,
+            engine=config.engine,
+            **settings,
+        )
+
+    def mix(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward` (edge state passes through)."""
+        return self(graph, x, edge_state)
 
     def reset_parameters(self) -> None:
         """The attention as :meth:`MultiHeadAttention.reset_parameters`; the kind and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from graphformer.nn.checks import check_edge_tensor, check_node_features, check_positive
 from graphformer.nn.message_passing import MessagePassing, check_engine
+from graphformer.nn.mixers import Mixer, register
 
 import dgl
 import torch
@@ -11,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class GINE(nn.Module):
+@register("gine")
+class GINE(Mixer):
     r"""GIN aggregation with edge features, then an MLP:
 
     .. math::
@@ -48,6 +50,16 @@ class GINE(nn.Module):
             self.eps = nn.Parameter(eps)
         else:
             self.register_buffer("eps", eps)
+
+    @classmethod
+    def build(cls, config, *, edge_dim=None, in_dim=None, out_dim=None) -> Mixer:
+        return cls(config.dim, check_finite=False, engine=config.engine)
+
+    def mix(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward`, which reads the edge state and passes it on."""
+        return self(graph, x, edge_state)
 
     def forward(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None

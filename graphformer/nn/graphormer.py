@@ -28,6 +28,7 @@ from graphformer.fields import SPD, VIRTUAL
 from graphformer.graphs import complete_graph_of
 from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.checks import check_positive
+from graphformer.nn.mixers import Mixer, register
 
 import dgl
 import torch
@@ -168,7 +169,8 @@ class CentralityEncoding(nn.Module):
         return self.in_degree(in_degree) + self.out_degree(out_degree)
 
 
-class GraphormerAttention(nn.Module):
+@register("graphormer")
+class GraphormerAttention(Mixer):
     r"""Graphormer's self-attention (Ying et al., 2021): full attention within each sample,
     its scores biased by the spatial encoding.
 
@@ -204,8 +206,10 @@ class GraphormerAttention(nn.Module):
         where :class:`MultiHeadAttention`'s dense engine supports an ``edge_bias``.
     """
 
+    scope = "global"
     #: ``ndata`` fields the mixer reads (GraphTransformer and the tests check this).
     needs = (SPD,)
+    settings = ("max_distance",)
 
     def __init__(
         self,
@@ -218,9 +222,27 @@ class GraphormerAttention(nn.Module):
     ) -> None:
         super().__init__()
         self.attention = MultiHeadAttention(
-            dim, num_heads, dropout=attn_dropout, check_finite=check_finite, engine=engine
+            dim, num_heads, attn_dropout=attn_dropout, check_finite=check_finite, engine=engine
         )
         self.spatial = SpatialBias(num_heads, max_distance)
+
+    @classmethod
+    def build(cls, config, *, edge_dim=None, in_dim=None, out_dim=None, **settings) -> Mixer:
+        """``graphormer``; ``settings`` (``config.global_kwargs``): max_distance."""
+        return cls(
+            config.dim,
+            config.num_heads,
+            attn_dropout=config.attn_dropout,
+            check_finite=False,
+            engine=config.engine,
+            **settings,
+        )
+
+    def mix(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward` (edge state passes through)."""
+        return self(graph, x, edge_state)
 
     def forward(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
