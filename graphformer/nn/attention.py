@@ -83,6 +83,16 @@ class MultiHeadAttention(Mixer):
 
     The projections ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` map one-to-one
     onto ``torch.nn.MultiheadAttention``'s ``in_proj_weight`` chunks and ``out_proj``.
+
+    >>> import dgl, torch
+    >>> from graphformer.graphs import complete_graph
+    >>> from graphformer.nn import MultiHeadAttention
+    >>> attention = MultiHeadAttention(8, num_heads=2)
+    >>> x = torch.randn(5, 8)  # two samples: 2 and 3 nodes
+    >>> attention(complete_graph([2, 3]), x).shape  # Transformer self-attention per sample
+    torch.Size([5, 8])
+    >>> attention.mix(dgl.graph(([0, 1], [1, 2]), num_nodes=5), x)[0].shape  # on a sparse graph
+    torch.Size([5, 8])
     """
 
     self_loops = True
@@ -329,7 +339,15 @@ class MultiHeadAttention(Mixer):
 class FullAttention(MultiHeadAttention):
     """:class:`MultiHeadAttention` as the global mixer ``full``: attention among all nodes of
     each sample (a plain Transformer), :meth:`~MultiHeadAttention.sample_attention`. The
-    same layer and weights; only the scope and :meth:`mix` differ."""
+    same layer and weights; only the scope and :meth:`mix` differ.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import FullAttention
+    >>> graph = dgl.batch([dgl.graph(([0], [1])), dgl.graph(([0, 1], [1, 2]))])
+    >>> out, _ = FullAttention(8, 2).mix(graph, torch.randn(5, 8))  # the edges are unused
+    >>> out.shape
+    torch.Size([5, 8])
+    """
 
     scope = "global"
     self_loops = False
@@ -355,7 +373,14 @@ class ProjectedAttention(MultiHeadAttention):
     r""":class:`MultiHeadAttention` after a linear map ``in_dim → out_dim``:
     :math:`\mathrm{Attn}(W x + b)`, the ``attention`` convolution of a
     :class:`~graphformer.nn.GNN` (its layers change width; attention keeps it). As GAT's
-    :math:`W`, the map is part of the layer; ``project`` holds it."""
+    :math:`W`, the map is part of the layer; ``project`` holds it.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import ProjectedAttention
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> ProjectedAttention(4, 8, num_heads=2)(graph, torch.randn(3, 4)).shape
+    torch.Size([3, 8])
+    """
 
     def __init__(
         self,

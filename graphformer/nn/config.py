@@ -71,6 +71,17 @@ class BlockConfig:
         global attention as padded SDPA and its local mixers on ``auto``.
 
     Every field is checked on construction; :meth:`replace` returns a changed copy.
+
+    >>> from graphformer.nn import BlockConfig
+    >>> block = BlockConfig(dim=32, mixer="gps", local_mixer="gatedgcn", global_mixer="exphormer")
+    >>> block.split()
+    ('gatedgcn', 'exphormer')
+    >>> block.replace(num_heads=8).num_heads
+    8
+    >>> BlockConfig(norm="rms")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown norm 'rms'; choose one of ['batch', 'layer', 'none']
     """
 
     dim: int = 64

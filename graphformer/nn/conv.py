@@ -34,6 +34,12 @@ class GCNConv(Mixer):
         ``self_loops`` trait, ``graphformer.nn.mixers``).
     check_finite : raise on NaN/inf input features.
     engine : see ``graphformer.nn.message_passing``.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import GCNConv
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> GCNConv(4, 8)(graph, torch.randn(3, 4)).shape
+    torch.Size([3, 8])
     """
 
     self_loops = True
@@ -116,6 +122,12 @@ class SAGEConv(Mixer):
     bias : add a learned bias :math:`b`.
     check_finite : raise on NaN/inf input features.
     engine : see ``graphformer.nn.message_passing``.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import SAGEConv
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> SAGEConv(4, 8)(graph, torch.randn(3, 4)).shape
+    torch.Size([3, 8])
     """
 
     resizes = True

@@ -59,6 +59,13 @@ class DecoderBlock(nn.Module):
         key-padding mask for the memory), no graph built; ``auto`` passes messages instead
         on graphs handed to :meth:`forward`. ``dgl``: DGL builtins on the causal and
         bipartite graphs (built when not given). ``torch``: the torch fallback on them.
+
+    >>> import torch
+    >>> from graphformer.nn import BlockConfig, DecoderBlock
+    >>> block = DecoderBlock(BlockConfig(dim=8, num_heads=2), memory_dim=6)
+    >>> y, memory = torch.randn(5, 8), torch.randn(4, 6)  # rows of two samples each
+    >>> block(y, [3, 2], memory, [1, 3]).shape
+    torch.Size([5, 8])
     """
 
     def __init__(

@@ -219,6 +219,13 @@ class ExphormerAttention(Mixer):
     check_finite : raise on NaN/inf input features.
     engine : :class:`~graphformer.nn.MultiHeadAttention`'s ``engine`` (``dgl``, ``torch``, or
         ``auto``; ``dense`` only where its dense engine accepts this graph and edge terms).
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import ExphormerAttention
+    >>> graph = dgl.batch([dgl.graph(([0, 1], [1, 2])), dgl.graph(([0, 1, 2], [1, 2, 3]))])
+    >>> x, _ = ExphormerAttention(8, 2, degree=2)(graph, torch.randn(7, 8))
+    >>> x.shape  # the virtual nodes' rows are dropped
+    torch.Size([7, 8])
     """
 
     scope = "global"

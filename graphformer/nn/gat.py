@@ -40,6 +40,14 @@ class GATConv(Mixer):
     bias : add a learned bias :math:`b`.
     check_finite : raise on NaN/inf input features.
     engine : see ``graphformer.nn.message_passing``.
+
+    >>> import dgl, torch
+    >>> from graphformer.graphs import add_self_loops
+    >>> from graphformer.nn import GATConv
+    >>> graph = add_self_loops(dgl.graph(([0, 1, 2], [1, 2, 0])))
+    >>> out, weights = GATConv(4, 8, num_heads=2)(graph, torch.randn(3, 4), return_attention=True)
+    >>> out.shape, weights.shape  # 3 edges + 3 self-loops, 2 heads
+    (torch.Size([3, 8]), torch.Size([6, 2]))
     """
 
     self_loops = True

@@ -43,6 +43,13 @@ class GatedGCN(Mixer):
     residual : the residuals on nodes and edges.
     check_finite : raise on NaN/inf input features.
     engine : see ``graphformer.nn.message_passing``.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import GatedGCN
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> x, edge_state = GatedGCN(8)(graph, torch.randn(3, 8), torch.randn(3, 8))
+    >>> x.shape, edge_state.shape
+    (torch.Size([3, 8]), torch.Size([3, 8]))
     """
 
     reads_edges = True

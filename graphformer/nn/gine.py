@@ -33,6 +33,13 @@ class GINE(Mixer):
     learn_eps : learn :math:`\epsilon` (else fixed at 0).
     check_finite : raise on NaN/inf input features.
     engine : see ``graphformer.nn.message_passing``.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import GINE
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> x, edge_state = GINE(8)(graph, torch.randn(3, 8), torch.randn(3, 8))
+    >>> x.shape
+    torch.Size([3, 8])
     """
 
     reads_edges = True

@@ -60,6 +60,13 @@ class SpatialBias(nn.Module):
     Pass the result as ``edge_bias`` to :class:`graphformer.nn.MultiHeadAttention` on the
     same attention graph. Cost: one gather per edge, :math:`\sum_b n_b^2` on the complete
     graph.
+
+    >>> import dgl, torch
+    >>> from graphformer.graphs import complete_graph_of
+    >>> from graphformer.nn import SpatialBias
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> SpatialBias(num_heads=2)(complete_graph_of(graph), dgl.shortest_dist(graph)).shape
+    torch.Size([9, 2])
     """
 
     def __init__(self, num_heads: int, max_distance: int = 20) -> None:
@@ -142,6 +149,11 @@ class CentralityEncoding(nn.Module):
     Degrees above ``max_degree`` share its embedding. Add the output to the node
     embeddings: :math:`h_i = x_i + c_i`. On an undirected graph both degrees are equal and
     the two tables act as one.
+
+    >>> import dgl
+    >>> from graphformer.nn import CentralityEncoding
+    >>> CentralityEncoding(8, max_degree=4)(dgl.graph(([0, 1, 2], [1, 2, 0]))).shape
+    torch.Size([3, 8])
     """
 
     def __init__(self, dim: int, max_degree: int = 64) -> None:
@@ -204,6 +216,14 @@ class GraphormerAttention(Mixer):
     check_finite : raise on NaN/inf input features.
     engine : ``graphformer.nn.message_passing``; ``dense`` runs the biased attention only
         where :class:`MultiHeadAttention`'s dense engine supports an ``edge_bias``.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import GraphormerAttention
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> graph.ndata["spd"] = dgl.shortest_dist(graph)  # what graphformer.data.spd provides
+    >>> x, _ = GraphormerAttention(8, 2)(graph, torch.randn(3, 8))
+    >>> x.shape
+    torch.Size([3, 8])
     """
 
     scope = "global"

@@ -70,6 +70,19 @@ class Mixer(nn.Module):
 
     Subclass it, set the traits that differ from the defaults below, and give the class a
     ``build`` classmethod and a :func:`register` entry to make it selectable by name.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import BlockConfig
+    >>> from graphformer.nn.mixers import REGISTRY, build, names
+    >>> "gcn" in names("local") and "full" in names("global")
+    True
+    >>> conv = build("gcn", BlockConfig(dim=8))
+    >>> isinstance(conv, REGISTRY["gcn"]), conv.scope, conv.self_loops
+    (True, 'local', True)
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> x, edge_state = conv.mix(graph, torch.randn(3, 8), None)
+    >>> x.shape, edge_state
+    (torch.Size([3, 8]), None)
     """
 
     scope: ClassVar[str] = "local"

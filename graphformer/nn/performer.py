@@ -119,6 +119,12 @@ class PerformerAttention(Mixer):
         (the Performer authors redraw periodically); 0 (default) keeps them fixed. The
         features are a buffer, saved in ``state_dict``; :meth:`redraw_features` draws anew.
     check_finite : raise on NaN/inf input features.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import PerformerAttention
+    >>> graph = dgl.batch([dgl.graph(([0], [1])), dgl.graph(([0, 1], [1, 2]))])
+    >>> PerformerAttention(8, 2)(graph, torch.randn(5, 8)).shape
+    torch.Size([5, 8])
     """
 
     scope = "global"
