@@ -97,6 +97,8 @@ class MultiHeadAttention(Mixer):
 
     self_loops = True
     resizes = True
+    #: The class can read edge state (Shaw terms); an instance does when built with edge_dim.
+    reads_edges = True
     #: Set by ``GraphTransformer.attention_weights``: :meth:`mix` keeps ``weights``.
     record_attention = False
     weights: torch.Tensor | None = None
@@ -351,6 +353,7 @@ class FullAttention(MultiHeadAttention):
 
     scope = "global"
     self_loops = False
+    reads_edges = False
     resizes = False
 
     @classmethod

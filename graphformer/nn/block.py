@@ -5,7 +5,7 @@ from __future__ import annotations
 from graphformer.graphs import add_self_loops_with_features
 from graphformer.nn.checks import check_batch_norm, check_node_features
 from graphformer.nn.config import ACTIVATIONS, GPS, NORMS, BlockConfig, choose
-from graphformer.nn.mixers import Mixer, build, names
+from graphformer.nn.mixers import REGISTRY, Mixer, build, names
 
 import dgl
 import torch
@@ -18,6 +18,11 @@ def block_mixers() -> tuple[str, ...]:
     """The block's mixer names: every registered mixer (``graphformer.nn.mixers.names()``)
     and ``gps`` (a local and a global one)."""
     return (*names(), GPS)
+
+
+def edge_readers() -> tuple[str, ...]:
+    """The local mixers that can read edge state (class trait ``reads_edges``)."""
+    return tuple(name for name in names("local") if REGISTRY[name].reads_edges)
 
 
 def feed_forward(dim: int, ffn_ratio: float, activation: str, dropout: float) -> nn.Sequential:
@@ -138,7 +143,7 @@ class GraphTransformerBlock(nn.Module):
         if edge_dim is not None and not self.reads_edges:
             raise ValueError(
                 f"edge features (edge_dim={edge_dim}) need a local mixer that reads them "
-                f"(attention, gatedgcn, gine, ...); got mixer={block.mixer!r}"
+                f"({', '.join(edge_readers())}); got mixer={block.mixer!r}"
                 + (f", local_mixer={block.local_mixer!r}" if block.mixer == GPS else "")
             )
         self.local, self.global_mixer = local, global_mixer

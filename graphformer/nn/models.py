@@ -58,8 +58,8 @@ class GraphTransformer(nn.Module):
     num_layers : number of blocks.
     in_dim / num_categories : node inputs are ``in_dim`` continuous features, or integer
         codes below ``num_categories``. Exactly one is required.
-    edge_in_dim / edge_categories : the same for edge features (for mixers that read
-        them: ``attention``, ``gatedgcn``, ``gine``).
+    edge_in_dim / edge_categories : the same for edge features (for local mixers that read
+        edge state: ``graphformer.nn.block.edge_readers()``).
     lap_pe_k, rwse_k : widths of the LapPE / RWSE read from ``graph.ndata['lap_pe']`` /
         ``['rwse']`` (made by ``graphformer.nn.pe_transform``); 0 disables.
     centrality_max_degree : Graphormer's centrality encoding
