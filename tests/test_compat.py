@@ -15,10 +15,13 @@ from pathlib import Path
 
 import graphformer  # noqa: F401  (installs the DGL import hook before dgl)
 from graphformer.nn import GNN, BlockConfig, GraphTransformer, Seq2SeqTransformer
+from graphformer.nn.config import upgrade_model_config
 
 import dgl
 import pytest
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 FIXTURE = Path(__file__).parent / "data" / "compat" / "fixture.pt"
 ENGINES = ("auto", "dgl", "torch")
@@ -138,3 +141,44 @@ def test_seq2seq_state_dict_loads_and_computes_the_same(fixture, engine):
 def test_fixture_covers_every_model(fixture):
     assert set(fixture["models"]) == {*TRANSFORMERS, *GNNS, "seq2seq"}
     assert fixture["commit"] == "38f2c00"
+
+
+@pytest.mark.parametrize("name", [*TRANSFORMERS, *GNNS, "seq2seq"])
+def test_old_model_configs_are_upgraded_and_build_the_same_model(fixture, name):
+    """A checkpoint's stored config from before BlockConfig (flat ``hidden_dim``, ``mixer``,
+    ``conv``, ``global_attention`` ...) builds, through ``upgrade_model_config``, the model
+    whose state dict it holds: same outputs (``graphformer.cli.build.stored_config``)."""
+    entry, inputs = fixture["models"][name], fixture["inputs"]
+    kind = "GNN" if name in GNNS else "Seq2SeqTransformer" if name == "seq2seq" else None
+    target = f"graphformer.nn.{kind or 'GraphTransformer'}"
+    config = upgrade_model_config({"_target_": target, **entry["kwargs"]})
+    assert "block" in config and "hidden_dim" not in config
+    assert upgrade_model_config(config) == config, "today's layout is left as it is"
+    model = instantiate(OmegaConf.create(config))
+    graph = build_graph(inputs)
+    if name in GNNS:
+        run = lambda m: m(graph, inputs["feat"])  # noqa: E731
+    elif name == "seq2seq":
+        x = entry["inputs"]
+        run = lambda m: m(x["src"], x["src_sizes"], x["tgt"], x["tgt_sizes"])  # noqa: E731
+    else:
+        kwargs = entry["kwargs"]
+        edge = inputs["edge_feat"] if kwargs.get("edge_in_dim") else None
+        edge = inputs["edge_codes"] if kwargs.get("edge_categories") else edge
+        run = lambda m: m(graph, inputs["codes"], edge)  # noqa: E731
+    check(name, model, entry, "auto", run)
+
+
+def test_stored_config_of_an_old_checkpoint_has_todays_layout():
+    from graphformer.cli.build import stored_config
+    from graphformer.tasks.base import CONFIG_KEY
+
+    old = {"_target_": "graphformer.nn.GraphTransformer", "out_dim": 3, "hidden_dim": 32}
+    saved = {CONFIG_KEY: {"model": {**old, "mixer": "gps", "global_attention": "performer"}}}
+    model = stored_config(saved, "old.ckpt").model
+    assert (model.block.dim, model.block.mixer, model.block.global_mixer) == (
+        32,
+        "gps",
+        "performer",
+    )
+    assert "hidden_dim" not in model and model.out_dim == 3

@@ -17,6 +17,7 @@ from typing import Any
 
 from graphformer.cli import checkpoint, console, tracking, typecheck
 from graphformer.data.spd import SPD
+from graphformer.nn.config import upgrade_model_config
 from graphformer.tasks import GraphTask
 from graphformer.tasks.base import CONFIG_KEY
 
@@ -323,7 +324,10 @@ def stored_config(saved: dict[str, Any], ckpt_path: str) -> DictConfig:
             f"{ckpt_path} holds no graphformer configuration ({CONFIG_KEY!r}); only checkpoints "
             "written by graphformer-train can be evaluated this way"
         )
-    return OmegaConf.create(saved[CONFIG_KEY])
+    config = dict(saved[CONFIG_KEY])
+    if isinstance(config.get("model"), dict):  # written before BlockConfig: model.block
+        config["model"] = upgrade_model_config(config["model"])
+    return OmegaConf.create(config)
 
 
 def check_settings(cfg: DictConfig) -> None:

@@ -146,3 +146,37 @@ class BlockConfig:
                 f"{[f.name for f in dataclasses.fields(self)]}"
             )
         return dataclasses.replace(self, **changes)
+
+
+#: Model keys renamed when the block settings moved into BlockConfig (old → field).
+LEGACY_KEYS = {"hidden_dim": "dim", "conv": "mixer", "global_attention": "global_mixer"}
+#: Block settings whose defaults differed from BlockConfig's, per model class, before it.
+LEGACY_DEFAULTS = {
+    "GNN": {"dim": 16, "mixer": "gcn", "num_heads": 8, "dropout": 0.5, "activation": "relu"},
+    "Seq2SeqTransformer": {"activation": "relu"},
+}
+
+
+def upgrade_model_config(model: Mapping[str, Any]) -> dict[str, Any]:
+    """A model config (a ``_target_`` node as a dict) written before :class:`BlockConfig`,
+    with the block settings flat on the model (``hidden_dim``, ``mixer``, ``num_heads``,
+    ``global_attention``, ...), in today's layout: those settings under ``block``
+    (``hidden_dim`` → ``dim``, ``conv`` → ``mixer``, ``global_attention`` →
+    ``global_mixer``; the model's old defaults made explicit; a GNN's attention weights
+    drop at its ``dropout``, as they did). A config already in today's layout is returned
+    as it is. Checkpoints store their run's config; this reads the older ones.
+    """
+    model = dict(model)
+    fields = {f.name for f in dataclasses.fields(BlockConfig)}
+    flat = [key for key in model if LEGACY_KEYS.get(key, key) in fields]
+    if "block" in model or not flat:
+        return model
+    kind = str(model.get("_target_", "")).rsplit(".", 1)[-1]
+    block: dict[str, Any] = {"_target_": "graphformer.nn.BlockConfig"}
+    block.update(LEGACY_DEFAULTS.get(kind, {}))
+    for key in flat:
+        block[LEGACY_KEYS.get(key, key)] = model.pop(key)
+    if kind == "GNN":
+        block.setdefault("attn_dropout", block["dropout"])
+    model["block"] = block
+    return model
