@@ -115,6 +115,7 @@ def test_hydra_builds_a_block_node_and_the_config_pickles():
     assert isinstance(model.config, BlockConfig) and type(model.config.global_kwargs) is dict
     assert model.blocks[0].global_mixer.degree == 2
     assert pickle.loads(pickle.dumps(model.config)) == model.config
+    assert hash(model.config) == hash(model.config.replace())  # usable as a dict key
 
 
 def test_models_take_a_block_config_and_refuse_anything_else():

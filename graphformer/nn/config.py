@@ -128,6 +128,11 @@ class BlockConfig:
         if global_name is not None:
             check_settings(global_name, self.global_kwargs)
 
+    def __hash__(self) -> int:
+        """Hashable like any frozen dataclass, ``global_kwargs`` by its sorted items."""
+        values = [getattr(self, f.name) for f in dataclasses.fields(self)]
+        return hash(tuple(tuple(sorted(v.items())) if isinstance(v, dict) else v for v in values))
+
     def split(self) -> tuple[str | None, str | None]:
         """(local name, global name) of the mixers ``mixer`` selects (None: no such branch)."""
         from graphformer.nn.mixers import REGISTRY
