@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from graphformer.graphs import complete_graph_of, is_complete
 from graphformer.nn.checks import (
@@ -24,6 +25,9 @@ import dgl
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
 
 @register("attention")
@@ -144,7 +148,14 @@ class MultiHeadAttention(Mixer):
         return self.dim
 
     @classmethod
-    def build(cls, config, *, edge_dim=None, in_dim=None, out_dim=None) -> Mixer:
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
         """``attention`` in a block: on the local engine, Shaw terms when ``edge_dim``; as a
         GNN convolution ``in_dim → out_dim``: :class:`ProjectedAttention`, one head where
         ``num_heads`` does not divide ``out_dim``."""
@@ -357,7 +368,14 @@ class FullAttention(MultiHeadAttention):
     resizes = False
 
     @classmethod
-    def build(cls, config, *, edge_dim=None, in_dim=None, out_dim=None) -> Mixer:
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
         return cls(
             config.dim,
             config.num_heads,

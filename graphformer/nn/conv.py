@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from graphformer.graphs import add_self_loops_with_features
 from graphformer.nn.checks import check_edge_tensor, check_node_features, check_positive
 from graphformer.nn.message_passing import MessagePassing, check_engine, local_engine
@@ -10,6 +12,9 @@ from graphformer.nn.mixers import Mixer, register
 import dgl
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
 
 @register("gcn")
@@ -64,7 +69,14 @@ class GCNConv(Mixer):
         self.reset_parameters()
 
     @classmethod
-    def build(cls, config, *, edge_dim=None, in_dim=None, out_dim=None) -> Mixer:
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
         """``gcn``: the block (or GNN) adds the self-loops; a block's on the local engine."""
         if in_dim is None:
             dim, engine = config.dim, local_engine(config.engine)
@@ -148,7 +160,14 @@ class SAGEConv(Mixer):
         self.neigh = nn.Linear(in_dim, out_dim, bias=False)
 
     @classmethod
-    def build(cls, config, *, edge_dim=None, in_dim=None, out_dim=None) -> Mixer:
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
         """``sage``: in a block on the graph plus self-loops and the local engine; as a GNN
         convolution on the graph as given."""
         if in_dim is None:

@@ -12,6 +12,7 @@ its sample in :math:`O(\log n)` expander hops or two virtual-node hops.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from graphformer.graphs import (
     EDGE_KIND,
@@ -31,6 +32,9 @@ from graphformer.nn.mixers import Mixer, register
 import dgl
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
 
 @dataclass
@@ -262,7 +266,15 @@ class ExphormerAttention(Mixer):
         self.reset_parameters()
 
     @classmethod
-    def build(cls, config, *, edge_dim=None, in_dim=None, out_dim=None, **settings) -> Mixer:
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+        **settings: object,
+    ) -> Mixer:
         """``exphormer``; ``settings`` (``config.global_kwargs``): degree, virtual_nodes, seed."""
         return cls(
             config.dim,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from graphformer.nn.checks import check_node_features, check_positive
 from graphformer.nn.message_passing import MessagePassing, check_engine, local_engine
 from graphformer.nn.mixers import Mixer, register
@@ -10,6 +12,9 @@ import dgl
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
 
 @register("gat")
@@ -84,7 +89,14 @@ class GATConv(Mixer):
         self.reset_parameters()
 
     @classmethod
-    def build(cls, config, *, edge_dim=None, in_dim=None, out_dim=None) -> Mixer:
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
         """``gat``: heads concatenated; as a GNN convolution, one head where ``num_heads``
         does not divide ``out_dim`` (GAT's output layer on Cora)."""
         if in_dim is None:

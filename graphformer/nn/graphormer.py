@@ -24,6 +24,8 @@ sample. The centrality encoding enters ``GraphTransformer`` (``centrality_max_de
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from graphformer.fields import SPD, VIRTUAL
 from graphformer.graphs import complete_graph_of
 from graphformer.nn.attention import MultiHeadAttention
@@ -33,6 +35,9 @@ from graphformer.nn.mixers import Mixer, register
 import dgl
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
 
 def _init_embedding(embedding: nn.Embedding) -> None:
@@ -247,7 +252,15 @@ class GraphormerAttention(Mixer):
         self.spatial = SpatialBias(num_heads, max_distance)
 
     @classmethod
-    def build(cls, config, *, edge_dim=None, in_dim=None, out_dim=None, **settings) -> Mixer:
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+        **settings: object,
+    ) -> Mixer:
         """``graphormer``; ``settings`` (``config.global_kwargs``): max_distance."""
         return cls(
             config.dim,

@@ -31,6 +31,7 @@ nodes; a segment sum by ``index_add`` would materialise every node's
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from graphformer.nn.checks import check_divisible, check_node_features, check_positive
 from graphformer.nn.dense import padding_index
@@ -39,6 +40,9 @@ from graphformer.nn.mixers import Mixer, register
 import dgl
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
 
 def gaussian_features(
@@ -171,7 +175,14 @@ class PerformerAttention(Mixer):
         self.redraw_features()
 
     @classmethod
-    def build(cls, config, *, edge_dim=None, in_dim=None, out_dim=None) -> Mixer:
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
         return cls(config.dim, config.num_heads, check_finite=False)
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
