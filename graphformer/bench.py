@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.graphs import add_self_loops, complete_graph, to_device
-from graphformer.nn import GATConv, GCNConv, GraphTransformer, MultiHeadAttention
+from graphformer.nn import BlockConfig, GATConv, GCNConv, GraphTransformer, MultiHeadAttention
 
 import dgl
 import dgl.function as fn
@@ -143,11 +143,11 @@ def gcn_cases(args, device: str, graph_device: str) -> list[dict]:
     width = args.gcn_dim
     cases = [
         (DGL, "DGL GraphConv", GraphConv(width, width, allow_zero_in_degree=True)),
-        (OURS, "graphformer GCNConv", GCNConv(width, width, self_loops=False)),
+        (OURS, "graphformer GCNConv", GCNConv(width, width, add_self_loops=False)),
         (
             FALLBACK,
             "graphformer GCNConv, torch fallback",
-            GCNConv(width, width, self_loops=False, engine="torch"),
+            GCNConv(width, width, add_self_loops=False, engine="torch"),
         ),
     ]
     return [
@@ -226,7 +226,7 @@ def dgl_runs_on(device: str) -> bool:
 def training_throughput(args, device: str) -> dict:
     """Graphs per second of optimizer steps of the default model on CLUSTER-like batches."""
     batches = [to_device(cluster_batch(args.batch_size, seed), device) for seed in range(4)]
-    model = GraphTransformer(6, hidden_dim=64, num_layers=4, num_categories=7).to(device)
+    model = GraphTransformer(6, BlockConfig(dim=64), num_layers=4, num_categories=7).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     index = iter(range(10**9))
 

@@ -143,7 +143,7 @@ def with_distances(graph: dgl.DGLGraph) -> dgl.DGLGraph:
 def with_needs(graph: dgl.DGLGraph, module: nn.Module) -> dgl.DGLGraph:
     """``graph`` with the ``ndata`` fields that ``module`` (a mixer, block or model) lists
     in its ``needs``; the registry-driven tests call it for every mixer."""
-    needs = set(getattr(module, "needs", ()))
+    needs = set(module.needs)
     unknown = needs - {"spd"}
     assert not unknown, f"tests/helpers.py cannot provide ndata fields {sorted(unknown)}"
     return with_distances(graph) if "spd" in needs else graph

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.cli.train import train
-from graphformer.nn import GraphTransformer
+from graphformer.nn import BlockConfig, GraphTransformer
 
 import pytest
 import torch
@@ -106,9 +106,9 @@ def test_recipe_starts_and_takes_a_step(recipe, tmp_path, data_dir):
 def test_gt_recipes_use_the_papers_settings(tmp_path, data_dir):
     for recipe, batch in (("cluster_gt", 32), ("pattern_gt", 26)):
         cfg = compose_config([f"experiment={recipe}"], tmp_path, data_dir)
-        model = cfg.model
-        assert (model.num_layers, model.hidden_dim, model.num_heads) == (10, 80, 8)
-        assert (model.norm, cfg.data.lap_pe_k, cfg.data.batch_size) == ("batch", 10, batch)
+        model, block = cfg.model, cfg.model.block
+        assert (model.num_layers, block.dim, block.num_heads) == (10, 80, 8)
+        assert (block.norm, cfg.data.lap_pe_k, cfg.data.batch_size) == ("batch", 10, batch)
         assert cfg.task.optimizer._target_ == "torch.optim.Adam"
         assert cfg.task.optimizer.lr == 5e-4
         assert (cfg.task.scheduler.factor, cfg.task.scheduler.patience) == (0.5, 10)
@@ -123,15 +123,15 @@ def test_exphormer_recipes_use_the_papers_settings(tmp_path, data_dir):
     }
     for recipe, (shape, graph, batch, dropout, decay, epochs) in expected.items():
         cfg = compose_config([f"experiment={recipe}"], tmp_path, data_dir)
-        model = cfg.model
-        assert (model.num_layers, model.hidden_dim, model.num_heads) == shape
-        assert (model.mixer, model.local_mixer, model.global_attention) == (
+        model, block = cfg.model, cfg.model.block
+        assert (model.num_layers, block.dim, block.num_heads) == shape
+        assert (block.mixer, block.local_mixer, block.global_mixer) == (
             "gps",
             "gatedgcn",
             "exphormer",
         )
-        assert (model.global_kwargs.degree, model.global_kwargs.virtual_nodes) == graph
-        assert (model.norm, model.prenorm, model.dropout) == ("batch", False, dropout)
+        assert (block.global_kwargs.degree, block.global_kwargs.virtual_nodes) == graph
+        assert (block.norm, block.prenorm, block.dropout) == ("batch", False, dropout)
         assert (cfg.data.lap_pe_k, cfg.data.batch_size) == (10, batch)
         assert cfg.task.optimizer._target_ == "torch.optim.AdamW"
         assert (cfg.task.optimizer.lr, cfg.task.optimizer.weight_decay) == (2e-4, decay)
@@ -144,15 +144,15 @@ def test_graphormer_recipes_use_graphormer_slims_settings(tmp_path, data_dir):
     decay 0.01), gradient norm clipped at 5, warm-up then decay; distances from the data."""
     for recipe in ("cluster_graphormer", "pattern_graphormer"):
         cfg = compose_config([f"experiment={recipe}"], tmp_path, data_dir)
-        model = cfg.model
-        assert (model.mixer, model.num_layers, model.hidden_dim, model.num_heads) == (
+        model, block = cfg.model, cfg.model.block
+        assert (block.mixer, model.num_layers, block.dim, block.num_heads) == (
             "graphormer",
             12,
             80,
             8,
         )
-        assert (model.ffn_ratio, model.dropout, model.attn_dropout) == (1.0, 0.1, 0.1)
-        assert model.prenorm and model.centrality_max_degree == 128 and model.lap_pe_k == 0
+        assert (block.ffn_ratio, block.dropout, block.attn_dropout) == (1.0, 0.1, 0.1)
+        assert block.prenorm and model.centrality_max_degree == 128 and model.lap_pe_k == 0
         assert cfg.data.lap_pe_k == 0 and cfg.data.get("distances") is None  # on: see build
         assert cfg.task.optimizer._target_ == "torch.optim.AdamW"
         assert (cfg.task.optimizer.lr, cfg.task.optimizer.weight_decay) == (2e-4, 0.01)
@@ -220,16 +220,16 @@ def test_curves_draw_a_png(tmp_path):
 def test_attention_map_of_a_checkpoint(tmp_path):
     """A checkpoint as graphformer-train writes it: weights under model.*, the config."""
     plot = load_plot()
+    block = {"_target_": "graphformer.nn.BlockConfig", "dim": 16, "num_heads": 2}
     config = {
         "_target_": "graphformer.nn.GraphTransformer",
         "out_dim": 6,
         "num_categories": 7,
-        "hidden_dim": 16,
+        "block": block,
         "num_layers": 2,
-        "num_heads": 2,
         "lap_pe_k": 4,
     }
-    model = GraphTransformer(**{k: v for k, v in config.items() if k != "_target_"})
+    model = GraphTransformer(6, BlockConfig(dim=16, num_heads=2), 2, num_categories=7, lap_pe_k=4)
     state = {f"model.{key}": value for key, value in model.state_dict().items()}
     checkpoint = tmp_path / "last.ckpt"
     torch.save({"state_dict": state, "graphformer_config": {"model": config}}, checkpoint)

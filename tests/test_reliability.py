@@ -35,7 +35,7 @@ from graphformer.data.cache import CacheWriteError, atomic_write
 from graphformer.data.datasets import sbm
 from graphformer.data.features import encodings as encodings_module
 from graphformer.data.validation import DataError, DataWarning, check_dataset
-from graphformer.nn import GraphTransformer, LapPEEncoder
+from graphformer.nn import BlockConfig, GraphTransformer, LapPEEncoder
 from graphformer.tasks import GraphRegression, NodeClassification
 
 import dgl
@@ -51,7 +51,7 @@ QUICK = [
     "data.val_graphs=8",
     "data.test_graphs=8",
     "data.batch_size=4",
-    "model.hidden_dim=16",
+    "model.block.dim=16",
     "logger=none",
     "callbacks=none",
     "debug=fast_dev_run",
@@ -82,10 +82,13 @@ def test_unknown_group_option_lists_the_valid_ones(override, valid, tmp_path, da
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["model.hidden_dim=0"], r"hidden_dim must be a positive int; got 0"),
+        (["model.block.dim=0"], r"dim must be a positive int; got 0"),
         (["model.num_layers=-1"], r"num_layers must be a positive int; got -1"),
-        (["model.num_heads=5"], r"num_heads=5 must divide embed_dim=16; heads that do: \[1, 2"),
-        (["model.mixer=conv"], r"unknown mixer 'conv'; choose one of \['attention'"),
+        (
+            ["model.block.num_heads=5"],
+            r"num_heads=5 must divide embed_dim=16; heads that do: \[1, 2",
+        ),
+        (["model.block.mixer=conv"], r"unknown mixer 'conv'; choose one of \['attention'"),
         (["~model.out_dim"], r"missing 1 required positional argument: 'out_dim'"),
         (["data.val_graphs=0"], r"val_graphs must be a positive int or None; got 0"),
         (["data.batch_size=64"], r"batch_size=64 is larger than the train split .* ≤ 16"),
@@ -110,14 +113,14 @@ def test_positional_encoding_wider_than_small_graphs_is_padded(tmp_path, data_di
 
 def test_malformed_override_is_refused_by_the_cli(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "graphformer.train", "model.hidden_dim=="],
+        [sys.executable, "-m", "graphformer.train", "model.block.dim=="],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=tmp_path,
     )
     assert result.returncode != 0
-    assert "Error parsing override 'model.hidden_dim=='" in result.stderr
+    assert "Error parsing override 'model.block.dim=='" in result.stderr
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -382,7 +385,7 @@ def test_task_and_data_that_do_not_fit_name_the_config_choice(
 
 
 def task_of(kind, out_dim=3):
-    model = GraphTransformer(out_dim, hidden_dim=8, num_layers=1, num_heads=2, in_dim=2)
+    model = GraphTransformer(out_dim, BlockConfig(dim=8, num_heads=2), num_layers=1, in_dim=2)
     optimizer = functools.partial(torch.optim.SGD, lr=0.1)
     if kind == "classification":
         return NodeClassification(model, optimizer, num_classes=out_dim)
@@ -452,15 +455,21 @@ def no_data(monkeypatch):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.prenorm=no", r"model.prenorm='no': expected true or false \(an argument of "),
+        (
+            "model.block.prenorm=no",
+            r"model.block.prenorm='no': expected true or false \(an argument of ",
+        ),
         ("task.class_weighting=yes", r"task.class_weighting='yes': expected true or false"),
         ("trainer.max_epochs=true", r"trainer.max_epochs=true: expected an int or null"),
         ("train=no", r"train='no': expected true or false"),
-        ("model.hidden_dim=abc", r"model.hidden_dim='abc': expected an int"),
+        ("model.block.dim=abc", r"model.block.dim='abc': expected an int"),
         ("task.optimizer.lr=fast", r"task.optimizer.lr='fast': expected a number or Tensor"),
         ("task.optimizer.lr=null", r"task.optimizer.lr=null: expected a number or Tensor"),
         ("task.optimizer.lr=-0.1", r"Invalid learning rate: -0.1.*'lr': -0.1.*task.optimizer.lr"),
-        ("model.attn_dropout=1.5", r"model.attn_dropout=1.5: expected a probability in \[0, 1\]"),
+        (
+            "model.block.attn_dropout=1.5",
+            r"model.block.attn_dropout=1.5: expected a probability in \[0, 1\]",
+        ),
     ],
 )
 def test_wrong_types_and_ranges_are_named_before_the_data_is_built(

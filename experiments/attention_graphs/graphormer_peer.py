@@ -2,7 +2,7 @@
 
 The peer is DGL's ``GraphormerLayer`` stack with ``SpatialEncoder`` (shortest-path bias)
 and ``DegreeEncoder`` (in + out degree embeddings) on padded batches; ours is
-``GraphTransformer(mixer="graphormer", centrality_max_degree=...)``. Both take the
+``GraphTransformer(BlockConfig(mixer="graphormer"), centrality_max_degree=...)``. Both take the
 ``model=graphormer`` settings (width 80, 8 heads, FFN 80, dropout 0.1, attention dropout
 0.1, pre-norm, distances clipped at 20, degrees at 128), the same batches in the same
 order, AdamW at a constant learning rate, class-weighted cross-entropy, and report the
@@ -18,7 +18,7 @@ import argparse
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.data import SBMDataset
 from graphformer.data.features.distances import WithDistances, compute_distances
-from graphformer.nn import GraphTransformer
+from graphformer.nn import BlockConfig, GraphTransformer
 from graphformer.tasks.metrics import BenchmarkAccuracy
 
 import dgl
@@ -94,11 +94,13 @@ def main() -> None:
         batches = [graphs[i : i + args.batch_size] for i in range(0, len(graphs), args.batch_size)]
         splits[split] = [(dgl.batch(b), padded(b, [g.ndata["spd"] for g in b])) for b in batches]
     torch.manual_seed(0)
-    ours = GraphTransformer(
-        6, hidden_dim=80, num_layers=args.layers, mixer="graphormer", num_heads=8,
-        num_categories=7, ffn_ratio=1.0, dropout=0.1, attn_dropout=0.1,
-        centrality_max_degree=128, global_kwargs={"max_distance": 20},
+    block = BlockConfig(
+        dim=80, mixer="graphormer", num_heads=8, ffn_ratio=1.0, dropout=0.1, attn_dropout=0.1,
+        global_kwargs={"max_distance": 20},
     )  # fmt: skip
+    ours = GraphTransformer(
+        6, block, num_layers=args.layers, num_categories=7, centrality_max_degree=128
+    )
     torch.manual_seed(0)
     peer = DGLGraphormer(args.layers)
     models = {"graphformer": ours, "dgl": peer}

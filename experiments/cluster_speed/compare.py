@@ -55,10 +55,10 @@ def make_data(path: Path, graphs: int) -> None:
 
 
 def graphformer_model(engine: str):
-    from graphformer.nn import GraphTransformer
+    from graphformer.nn import BlockConfig, GraphTransformer
 
-    settings = {"hidden_dim": 64, "num_layers": 4, "num_categories": 7, "lap_pe_k": 8}
-    return GraphTransformer(6, engine=engine, **settings)
+    settings = {"num_layers": 4, "num_categories": 7, "lap_pe_k": 8}
+    return GraphTransformer(6, BlockConfig(dim=64, engine=engine), **settings)
 
 
 def pyg_model():

@@ -43,7 +43,7 @@ from pathlib import Path
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.data import SBMDataset
 from graphformer.data.features.encodings import encodings_path, load_or_compute_encodings
-from graphformer.nn import GraphTransformer
+from graphformer.nn import BlockConfig, GraphTransformer
 from graphformer.tasks.metrics import BenchmarkAccuracy
 
 import dgl
@@ -79,7 +79,7 @@ def recipe_settings(recipe: str, local: str | None, extra: tuple[str, ...] = ())
     from omegaconf import OmegaConf
 
     GlobalHydra.instance().clear()
-    overrides = [f"experiment={recipe}"] + ([f"model.local_mixer={local}"] if local else [])
+    overrides = [f"experiment={recipe}"] + ([f"model.block.local_mixer={local}"] if local else [])
     overrides += list(extra)
     with initialize_config_module("graphformer.conf", version_base="1.3"):
         cfg = compose("train", overrides=overrides)
@@ -162,12 +162,13 @@ class PeerGPS(nn.Module):
         super().__init__()
         GCNConv, GPSConv = require_pyg()
         model = settings["model"]
-        dim, k = model["hidden_dim"], settings["lap_pe_k"]
-        if model["local_mixer"] != "gcn":
-            raise SystemExit(f"the peer is built with GCN only; got --local {model['local_mixer']}")
-        if model["prenorm"] or model["norm"] != "batch":
+        block = model["block"]
+        dim, k = block["dim"], settings["lap_pe_k"]
+        if block["local_mixer"] != "gcn":
+            raise SystemExit(f"the peer is built with GCN only; got --local {block['local_mixer']}")
+        if block["prenorm"] or block["norm"] != "batch":
             raise SystemExit("the peer (PyG GPSConv) is post-norm; the recipe must be too")
-        if model["ffn_ratio"] != 2.0:
+        if block["ffn_ratio"] != 2.0:
             raise SystemExit("PyG GPSConv's MLP is 2 × wide; the recipe's ffn_ratio must be 2")
         self.k = k
         self.embedding = nn.Embedding(num_categories, dim)
@@ -176,16 +177,16 @@ class PeerGPS(nn.Module):
             GPSConv(
                 dim,
                 GCNConv(dim, dim),
-                heads=model["num_heads"],
-                dropout=model["dropout"],
-                act=model["activation"],
+                heads=block["num_heads"],
+                dropout=block["dropout"],
+                act=block["activation"],
                 norm="batch_norm",
                 attn_type="multihead",
-                attn_kwargs={"dropout": model["attn_dropout"]},
+                attn_kwargs={"dropout": block["attn_dropout"]},
             )
             for _ in range(model["num_layers"])
         )
-        self.head = mlp_head(dim, out_dim, model["head_layers"], model["activation"])
+        self.head = mlp_head(dim, out_dim, model["head_layers"], block["activation"])
 
     def forward(self, batch: dict) -> torch.Tensor:
         pe = batch["lap_pe"]
@@ -204,7 +205,9 @@ class GraphformerGPS(nn.Module):
     def __init__(self, settings: dict, num_categories: int, out_dim: int) -> None:
         super().__init__()
         kwargs = {key: v for key, v in settings["model"].items() if key != "_target_"}
+        block = {key: v for key, v in kwargs.pop("block").items() if key != "_target_"}
         kwargs.update(
+            block=BlockConfig(**block),
             out_dim=out_dim,
             num_categories=num_categories,
             in_dim=None,
@@ -228,15 +231,9 @@ def peer_to_graphformer(tensors: dict[str, torch.Tensor], targets) -> dict[str, 
     GPSConv's ``conv`` is graphformer's local mixer (PyG stores the GCN weight as
     (out, in), graphformer as (in, out)), ``attn`` its global one (the (3E, E)
     in-projection split into q, k, v), ``mlp`` its ``ffn`` and ``norm1/2/3`` its
-    ``norm_local/norm_full/norm_ffn``. ``targets``: graphformer's state-dict keys (the
-    mixers sit at ``local.`` / ``full.`` or, after the mixer protocol, ``local.conv.`` /
-    ``full.attention.``).
+    ``norm_local/norm_global/norm_ffn`` (the mixers sit at ``local.`` / ``global_mixer.``).
+    ``targets``: graphformer's state-dict keys (unused since the Mixer base class: one layout).
     """
-    targets = set(targets)
-
-    def pick(*names: str) -> str:
-        return next((name for name in names if name in targets), names[0])
-
     out = {}
     for name, value in tensors.items():
         parts = name.split(".")
@@ -248,9 +245,8 @@ def peer_to_graphformer(tensors: dict[str, torch.Tensor], targets) -> dict[str, 
             out["model." + name] = value
         elif parts[0] == "layers":
             block, rest = f"model.blocks.{parts[1]}.", parts[2:]
-            local = pick(block + "local.conv.weight", block + "local.weight")[: -len("weight")]
-            full = pick(block + "full.attention.q_proj.weight", block + "full.q_proj.weight")
-            full = full[: -len("q_proj.weight")]
+            local = block + "local."
+            full = block + "global_mixer."
             if rest == ["conv", "lin", "weight"]:
                 out[local + "weight"] = value.t()
             elif rest == ["conv", "bias"]:
@@ -264,7 +260,7 @@ def peer_to_graphformer(tensors: dict[str, torch.Tensor], targets) -> dict[str, 
             elif rest[0] == "mlp":
                 out[block + "ffn." + ".".join(rest[1:])] = value
             elif rest[0] in ("norm1", "norm2", "norm3"):
-                norm = {"norm1": "norm_local", "norm2": "norm_full", "norm3": "norm_ffn"}[rest[0]]
+                norm = {"norm1": "norm_local", "norm2": "norm_global", "norm3": "norm_ffn"}[rest[0]]
                 out[block + norm + "." + rest[-1]] = value
             else:
                 raise KeyError(f"no graphformer counterpart for the peer's {name}")
@@ -285,7 +281,9 @@ def same_function(settings: dict, batch: dict, categories: int, classes: int) ->
     the outputs in eval mode and, in train mode (batch statistics, the same LapPE sign
     draws), the outputs and every parameter's gradient of the weighted loss.
     """
-    settings = {**settings, "model": {**settings["model"], "dropout": 0.0, "attn_dropout": 0.0}}
+    model = settings["model"]
+    block = {**model["block"], "dropout": 0.0, "attn_dropout": 0.0}
+    settings = {**settings, "model": {**model, "block": block}}
     torch.manual_seed(0)
     peer = PeerGPS(settings, categories, classes)
     ours = GraphformerGPS(settings, categories, classes)

@@ -86,7 +86,7 @@ def provide_distances(model: torch.nn.Module, data: L.LightningDataModule) -> No
         )
     if data.distances is False:
         raise ValueError(
-            f"the model reads shortest-path distances (ndata[{SPD!r}], e.g. model.mixer="
+            f"the model reads shortest-path distances (ndata[{SPD!r}], e.g. model.block.mixer="
             "graphormer) but data.distances=false; set data.distances=true (or null: on when "
             "the model needs them)"
         )

@@ -7,6 +7,7 @@ from typing import Any
 
 from graphformer.cli import checkpoint
 from graphformer.cli.report import cli_override
+from graphformer.nn.config import upgrade_model_config
 from graphformer.tasks.base import CONFIG_KEY
 
 from omegaconf import DictConfig, OmegaConf
@@ -30,14 +31,17 @@ def stored_config(saved: dict[str, Any], ckpt_path: str) -> DictConfig:
             f"{ckpt_path} holds no graphformer configuration ({CONFIG_KEY!r}); only checkpoints "
             "written by graphformer-train can be evaluated this way"
         )
-    return OmegaConf.create(saved[CONFIG_KEY])
+    config = dict(saved[CONFIG_KEY])
+    if isinstance(config.get("model"), dict):  # written before BlockConfig: model.block
+        config["model"] = upgrade_model_config(config["model"])
+    return OmegaConf.create(config)
 
 
 def check_resumable(cfg: DictConfig) -> None:
     """Fail before training when ``ckpt_path`` cannot be loaded or continued: damaged, trained
     with another model or task, or already at ``trainer.max_epochs`` / ``max_steps``.
 
-    Lists every differing key, e.g. ``model.hidden_dim: 64 in the checkpoint, 32 now``.
+    Lists every differing key, e.g. ``model.block.dim: 64 in the checkpoint, 32 now``.
     Optimizer, trainer and data sizes may change on resume; the architecture may not.
     """
     check_schedule(cfg)

@@ -1,6 +1,6 @@
 """Config values checked against the constructors they are passed to, before anything is built.
 
-YAML and Hydra overrides give any value to any key: ``model.prenorm=no`` is the string
+YAML and Hydra overrides give any value to any key: ``model.block.prenorm=no`` is the string
 ``'no'``, which Python treats as true; ``trainer.max_epochs=true`` is ``True``, which is
 also the int 1. So every ``_target_`` node is checked against the annotations of its
 target's signature (``prenorm: bool``, ``max_epochs: int | None``, ``lr: float | Tensor``)
@@ -32,7 +32,7 @@ class ConfigTypeError(ValueError):
 
 def check(cfg: DictConfig, *keys: str) -> None:
     """Raise :class:`ConfigTypeError` listing every value under ``keys`` that its target's
-    annotations refuse, e.g. ``model.prenorm='no': expected true or false``."""
+    annotations refuse, e.g. ``model.block.prenorm='no': expected true or false``."""
     problems = [problem for key in keys for problem in _problems(cfg.get(key), key)]
     _raise(problems)
 

@@ -2,42 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from graphformer.graphs import add_self_loops_with_features
-from graphformer.nn.core.checks import check_batch_norm, check_node_features, check_positive
-from graphformer.nn.core.message_passing import check_engine
-from graphformer.nn.mixers import MixerOptions, build_mixer, names
+from graphformer.nn.config import ACTIVATIONS, GPS, NORMS, BlockConfig, choose
+from graphformer.nn.core.checks import check_batch_norm, check_node_features
+from graphformer.nn.mixers import REGISTRY, Mixer, build, names
 
 import dgl
 import torch
 from torch import nn
 
-LOCAL_MIXERS = names("local")
-GLOBAL_MIXERS = names("global")
-#: The block's mixer names: every registered mixer, and ``gps`` (local + full).
-MIXERS = (*LOCAL_MIXERS, *GLOBAL_MIXERS, "gps")
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
-NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d, "none": lambda dim: nn.Identity()}
+__all__ = ["ACTIVATIONS", "NORMS", "GraphTransformerBlock", "block_mixers", "choose"]
 
 
-def choose(kind: str, value: str, options) -> str:
-    """Return ``value`` if it is one of ``options``, else raise a ValueError listing them."""
-    if value not in options:
-        raise ValueError(f"unknown {kind} {value!r}; choose one of {sorted(options)}")
-    return value
+def block_mixers() -> tuple[str, ...]:
+    """The block's mixer names: every registered mixer (``graphformer.nn.mixers.names()``)
+    and ``gps`` (a local and a global one)."""
+    return (*names(), GPS)
 
 
-def split_mixer(
-    mixer: str, local_mixer: str, global_attention: str = "full"
-) -> tuple[str | None, str | None]:
-    """(local name, global name) that a block's ``mixer``, ``local_mixer`` and
-    ``global_attention`` select."""
-    choose("mixer", mixer, MIXERS)
-    if mixer == "gps":
-        local = choose("local_mixer", local_mixer, LOCAL_MIXERS)
-        return local, choose("global_attention", global_attention, GLOBAL_MIXERS)
-    return (mixer, None) if mixer in LOCAL_MIXERS else (None, mixer)
+def edge_readers() -> tuple[str, ...]:
+    """The local mixers that can read edge state (class trait ``reads_edges``)."""
+    return tuple(name for name in names("local") if REGISTRY[name].reads_edges)
 
 
 def feed_forward(dim: int, ffn_ratio: float, activation: str, dropout: float) -> nn.Sequential:
@@ -52,6 +37,35 @@ def feed_forward(dim: int, ffn_ratio: float, activation: str, dropout: float) ->
         nn.Dropout(dropout),
         nn.Linear(hidden, dim),
     )
+
+
+def _check_mixer(name: str, module: object, scope: str) -> None:
+    if module is not None and not isinstance(module, Mixer):
+        raise TypeError(
+            f"{name} must be a graphformer.nn.Mixer (a {scope} mixer: subclass "
+            f"graphformer.nn.mixers.Mixer, or build one with graphformer.nn.mixers.build); "
+            f"got {type(module).__name__}"
+        )
+
+
+def rename_legacy_keys(module: nn.Module, state_dict: dict, prefix: str, renames: dict) -> None:
+    """Map state-dict keys written before the Mixer refactor onto ``module``'s own keys, in
+    place: ``renames`` maps old attribute names to new ones (``full`` → ``global_mixer``),
+    then a key that ``module`` lacks but has without a removed adapter level
+    (``.attention.``, ``.conv.``) is moved there."""
+    own = set(module.state_dict(keep_vars=True))
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        rest = key[len(prefix) :]
+        head, _, tail = rest.partition(".")
+        new = f"{renames.get(head, head)}.{tail}" if tail else rest
+        if new not in own:
+            for level in (".attention.", ".conv."):
+                stripped = f".{new}".replace(level, ".", 1)[1:]
+                if level in f".{new}" and stripped in own:
+                    new = stripped
+                    break
+        if new != rest:
+            state_dict[prefix + new] = state_dict.pop(key)
 
 
 class GraphTransformerBlock(nn.Module):
@@ -70,103 +84,87 @@ class GraphTransformerBlock(nn.Module):
     both are the usual Transformer layer. :math:`\mathrm{FFN}(x) = W_2\,\sigma(W_1 x)`
     with hidden width ``ffn_ratio * dim``.
 
-    Mixers are modules called as ``mixer(graph, x, edge_state) -> (x, edge_state)``
-    (``graphformer.nn.mixers``), chosen by name from the registry or injected as modules,
+    Mixers are :class:`~graphformer.nn.mixers.Mixer` s, called as ``mixer.mix(graph, x,
+    edge_state) -> (x, edge_state)``, chosen by name (``block.mixer``: a name of
+    ``graphformer.nn.mixers.names()``, or ``gps`` for ``block.local_mixer`` plus
+    ``block.global_mixer``, each its own branch, as in GraphGPS) or injected as modules,
     like PyG's ``GPSConv(conv=...)``. The local mixer's edge state is returned with
-    ``return_edges=True``, so a stack can pass it on to the next block. Names:
-
-    - local (on the input graph): ``gcn``, ``sage``, ``attention`` (with self-loops:
-      GAT-style neighbourhood attention, edge features as Shaw terms), and every other
-      ``local`` entry of ``graphformer.nn.mixers.REGISTRY``;
-    - global: ``full``, attention among all nodes of each sample (a plain Transformer);
-      ``graphormer``, the same with Graphormer's shortest-path bias (reads ``ndata['spd']``);
-    - ``gps``: ``local_mixer`` and ``global_attention`` (default ``full``), each its own
-      branch, as in GraphGPS.
+    ``return_edges=True``, so a stack can pass it on to the next block.
 
     Parameters
     ----------
-    dim : node feature width (input and output).
-    mixer : a registered mixer name or ``gps``; ignored when modules are injected.
-    num_heads : attention heads (``attention``, ``full``, ``gps``).
-    local_mixer : the local half of ``gps``.
-    global_attention : the global half of ``gps``: a ``global`` registry name.
-    global_kwargs : settings of the global mixer (its registry entry lists them).
-    ffn_ratio : FFN hidden width / ``dim``.
-    activation : ``relu``, ``gelu``, ``silu`` or ``elu``.
-    norm : ``layer``, ``batch`` or ``none``.
-    prenorm : pre-norm (True) or post-norm (False).
-    dropout : dropout on the mixer and FFN outputs (and inside the FFN and the mixers
-        that own their residual).
-    attn_dropout : dropout on attention weights.
-    edge_dim : edge feature width, for mixers that read edge features.
+    block : the block's settings (:class:`~graphformer.nn.BlockConfig`); its ``mixer``
+        names are ignored when modules are injected.
+    edge_dim : edge state width, for a local mixer that reads edge state.
     self_loops : add self-loops to the input graph for local mixers that run on them
         (built once per graph object and reused). ``GraphTransformer`` passes the looped
         graph itself, so edge state keeps one layout across blocks.
     check_finite : raise on NaN/inf input features.
-    engine : ``graphformer.nn.core.message_passing``; a block's ``dense`` runs its global
-        attention as padded SDPA and its local mixers on ``auto``.
     local, global_mixer : mixer modules to use instead of the named ones (either or both).
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import BlockConfig, GraphTransformerBlock
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> block = GraphTransformerBlock(BlockConfig(dim=8, mixer="gps", num_heads=2))
+    >>> block(graph, torch.randn(3, 8)).shape
+    torch.Size([3, 8])
     """
 
     def __init__(
         self,
-        dim: int,
-        mixer: str = "attention",
-        num_heads: int = 4,
-        local_mixer: str = "gcn",
-        global_attention: str = "full",
-        global_kwargs: dict[str, Any] | None = None,
-        ffn_ratio: float = 2.0,
-        activation: str = "gelu",
-        norm: str = "layer",
-        prenorm: bool = True,
-        dropout: float = 0.0,
-        attn_dropout: float = 0.0,
+        block: BlockConfig | None = None,
+        *,
         edge_dim: int | None = None,
         self_loops: bool = True,
         check_finite: bool = True,
-        engine: str = "auto",
-        local: nn.Module | None = None,
-        global_mixer: nn.Module | None = None,
+        local: Mixer | None = None,
+        global_mixer: Mixer | None = None,
     ) -> None:
         super().__init__()
-        check_positive(dim=dim)
-        choose("activation", activation, ACTIVATIONS)
-        choose("norm", norm, NORMS)
-        check_engine(engine)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
-        self.dim, self.prenorm, self.self_loops = dim, prenorm, self_loops
+        block = BlockConfig() if block is None else block
+        if not isinstance(block, BlockConfig):
+            raise TypeError(
+                f"block must be a graphformer.nn.BlockConfig; got {type(block).__name__}. "
+                "Build one with BlockConfig(dim=..., mixer=..., ...)"
+            )
+        _check_mixer("local", local, "local")
+        _check_mixer("global_mixer", global_mixer, "global")
+        self.config = block
+        dim = block.dim
+        self.dim, self.prenorm, self.self_loops = dim, block.prenorm, self_loops
         self.check_finite = check_finite
         if local is None and global_mixer is None:
-            options = MixerOptions(
-                dim, num_heads, dropout, attn_dropout, edge_dim, engine, dict(global_kwargs or {})
-            )
-            local_name, global_name = split_mixer(mixer, local_mixer, global_attention)
-            local = build_mixer(local_name, options, "local") if local_name else None
+            local_name, global_name = block.split()
+            if local_name:
+                local = build(local_name, block, "local", edge_dim=edge_dim)
             if global_name:
-                global_mixer = build_mixer(global_name, options, "global")
-        self.reads_edges = getattr(local, "reads_edges", False)
+                global_mixer = build(global_name, block, "global")
+        self.reads_edges = local is not None and local.reads_edges
         if edge_dim is not None and not self.reads_edges:
             raise ValueError(
                 f"edge features (edge_dim={edge_dim}) need a local mixer that reads them "
-                f"(attention, gatedgcn, gine, ...); got mixer={mixer!r}"
-                + (f", local_mixer={local_mixer!r}" if mixer == "gps" else "")
+                f"({', '.join(edge_readers())}); got mixer={block.mixer!r}"
+                + (f", local_mixer={block.local_mixer!r}" if block.mixer == GPS else "")
             )
-        self.local, self.full = local, global_mixer
+        self.local, self.global_mixer = local, global_mixer
         #: ``graph.ndata`` fields its mixers read besides ``x`` (``graphformer.nn.mixers``).
-        self.needs = tuple(
-            sorted({key for m in (local, global_mixer) for key in getattr(m, "needs", ())})
-        )
-        self.norm_local = NORMS[norm](dim) if local is not None else None
-        self.norm_full = NORMS[norm](dim) if global_mixer is not None else None
-        self.norm_ffn = NORMS[norm](dim)
-        self.ffn = feed_forward(dim, ffn_ratio, activation, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.needs = tuple(sorted({key for m in (local, global_mixer) if m for key in m.needs}))
+        self.norm_local = NORMS[block.norm](dim) if local is not None else None
+        self.norm_global = NORMS[block.norm](dim) if global_mixer is not None else None
+        self.norm_ffn = NORMS[block.norm](dim)
+        self.ffn = feed_forward(dim, block.ffn_ratio, block.activation, block.dropout)
+        self.dropout = nn.Dropout(block.dropout)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Load state dicts written before the Mixer refactor too (``full.*``,
+        ``norm_full.*``, adapter levels ``local.attention.*`` / ``local.conv.*``)."""
+        renames = {"full": "global_mixer", "norm_full": "norm_global"}
+        rename_legacy_keys(self, state_dict, prefix, renames)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _branch(
         self,
-        mixer: nn.Module,
+        mixer: Mixer,
         norm: nn.Module,
         graph: dgl.DGLGraph,
         x: torch.Tensor,
@@ -174,22 +172,21 @@ class GraphTransformerBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One branch: pre-norm ``drop(m(norm(x)))``, post-norm ``norm(x + drop(m(x)))``
         (``norm(m(x))`` for a mixer that owns its residual)."""
-        owns_residual = getattr(mixer, "owns_residual", False)
         if self.prenorm:
             h = norm(x)
-            out, edge_state = mixer(graph, h, edge_state)
-            return (out - h if owns_residual else self.dropout(out)), edge_state
-        out, edge_state = mixer(graph, x, edge_state)
-        return norm(out if owns_residual else x + self.dropout(out)), edge_state
+            out, edge_state = mixer.mix(graph, h, edge_state)
+            return (out - h if mixer.owns_residual else self.dropout(out)), edge_state
+        out, edge_state = mixer.mix(graph, x, edge_state)
+        return norm(out if mixer.owns_residual else x + self.dropout(out)), edge_state
 
     def forward(
         self,
         graph: dgl.DGLGraph,
         x: torch.Tensor,
-        edge_feat: torch.Tensor | None = None,
+        edge_state: torch.Tensor | None = None,
         return_edges: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
-        """``x``: (N, dim). ``edge_feat``: (E, edge_dim), the edge state of ``graph``.
+        """``x``: (N, dim). ``edge_state``: (E, edge_dim), the edge state of ``graph``.
 
         Returns (N, dim), and with ``return_edges`` also the edge state after the local
         mixer, laid out on the edges of the graph it ran on (``graph`` plus self-loops
@@ -198,20 +195,21 @@ class GraphTransformerBlock(nn.Module):
         dtype = self.ffn[0].weight.dtype
         check_node_features("x", x, graph.num_nodes(), self.dim, self.check_finite, dtype)
         check_batch_norm(self.norm_ffn, x)
-        if edge_feat is not None and not self.reads_edges:
+        if edge_state is not None and not self.reads_edges:
             raise ValueError(
-                "edge_feat was given but the block was built without edge_dim; pass "
+                "edge_state was given but the block was built without edge_dim; pass "
                 "edge_dim=<edge feature width> (with a mixer that reads edge features)"
             )
-        edge_state, branches = edge_feat, []
+        branches = []
         if self.local is not None:
             local_graph = graph
-            if self.self_loops and getattr(self.local, "self_loops", False):
+            if self.self_loops and self.local.self_loops:
                 local_graph, edge_state = add_self_loops_with_features(graph, edge_state)
             out, edge_state = self._branch(self.local, self.norm_local, local_graph, x, edge_state)
             branches.append(out)
-        if self.full is not None:
-            branches.append(self._branch(self.full, self.norm_full, graph, x, None)[0])
+        if self.global_mixer is not None:
+            out = self._branch(self.global_mixer, self.norm_global, graph, x, None)[0]
+            branches.append(out)
         if self.prenorm:
             h = x + sum(branches)
             x = h + self.dropout(self.ffn(self.norm_ffn(h)))

@@ -1,202 +1,212 @@
-"""The mixer registry: the one place where config strings name token mixers.
+"""Token mixers: the :class:`Mixer` base class and the one registry of mixer names.
 
-A mixer is an ``nn.Module`` called as ``mixer(graph, x, edge_state) -> (x, edge_state)``:
-node features (N, dim) in and out; ``edge_state`` (E, ...) or None, returned updated by
-mixers that update edge features (GatedGCN) and unchanged by the others. Optional
-attributes tell :class:`~graphformer.nn.GraphTransformerBlock` how to call it:
+A mixer is a message-passing layer that a :class:`~graphformer.nn.GraphTransformerBlock`
+(or a :class:`~graphformer.nn.GNN`) can stack. What a block needs to know about it is
+declared once, as class attributes of :class:`Mixer` (an instance may set its own where a
+constructor argument changes one, e.g. ``MultiHeadAttention.reads_edges`` follows
+``edge_dim``):
 
-- ``reads_edges`` (default False): it takes edge state (others must get None);
-- ``self_loops`` (default False): it runs on the graph plus a self-loop at every node
-  (new loops get zero edge state);
-- ``owns_residual`` (default False): its output already includes dropout and the
-  residual (GatedGCN, as in GraphGPS); the block then only norms that branch;
-- ``permutation_equivariant`` (default True): False where relabelling a sample's nodes
-  changes more than the order of the output rows (exphormer's expander is drawn over
-  node positions); tests then check that property on the mixer's own terms.
-- ``needs`` (default ``()``): the ``graph.ndata`` fields it reads besides ``x`` (e.g.
-  ``("spd",)``: shortest-path distances); ``GraphTransformer`` checks them up front.
+- ``scope``: ``"local"`` (messages along the input graph's edges) or ``"global"``
+  (among all nodes of each sample);
+- ``reads_edges`` (False): it takes edge state; a mixer without it gets None;
+- ``self_loops`` (False): it runs on the graph plus a self-loop at every node (new loops
+  get zero edge state);
+- ``owns_residual`` (False): its output already includes dropout and the residual
+  (GatedGCN, as in GraphGPS); the block then only norms that branch;
+- ``needs`` (``()``): the ``graph.ndata`` fields it reads besides ``x``, names from
+  :mod:`graphformer.fields` (e.g. ``("spd",)``: shortest-path distances);
+- ``permutation_equivariant`` (True): False where relabelling a sample's nodes changes more
+  than the order of the output rows (exphormer's expander is drawn over node positions);
+- ``settings`` (``()``): the keyword arguments a global mixer takes from
+  ``BlockConfig.global_kwargs`` (e.g. exphormer's ``degree``);
+- ``resizes`` (False): its builder maps ``in_dim → out_dim`` (a GNN convolution), not
+  only ``dim → dim``.
 
-A ``local`` mixer passes messages on the input graph; a ``global`` one among all nodes
-of each sample. Add a mixer with its own file and one :data:`REGISTRY` entry; the engine
-and validation tests pick every entry up from here.
+**One mixing signature.** A block calls ``mixer.mix(graph, x, edge_state) -> (x,
+edge_state)``: node features (N, dim) in and out, edge state (E, ...) or None in and out.
+Design decision: the layers keep the call their users know from PyG and DGL — a GCN is
+``conv(graph, x) -> x`` — and the base class's :meth:`Mixer.mix` adapts that for the block
+(edge state passes through). Layers whose ``forward`` takes or updates edge state (GatedGCN,
+GINE, Exphormer, Graphormer, attention with Shaw terms) override ``mix``. Changing every
+layer's ``forward`` to return a tuple would make a standalone GCN awkward to use; wrapping
+each layer in an adapter module (as before) put a second call signature and a second name
+on every layer, and an extra level in its state-dict keys.
+
+**One registry.** :data:`REGISTRY` maps each config name to its class; a class joins it with
+the :func:`register` decorator in its own file, and builds itself from a
+:class:`~graphformer.nn.BlockConfig` with its ``build`` classmethod. Blocks, models and
+``GNN`` all build through :func:`build`; tests iterate :data:`REGISTRY`. The names, in
+registry order: :func:`names` (``names("local")``, ``names("global")``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
-from graphformer.graphs import complete_graph_of
-from graphformer.nn.core.message_passing import local_engine
-from graphformer.nn.layers.attention import MultiHeadAttention
-from graphformer.nn.layers.conv import GCNConv, SAGEConv
-from graphformer.nn.layers.exphormer import ExphormerAttention
-from graphformer.nn.layers.gatedgcn import GatedGCN
-from graphformer.nn.layers.gine import GINE
-from graphformer.nn.layers.graphormer import GraphormerAttention
-from graphformer.nn.layers.performer import PerformerMixer
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import dgl
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
-@dataclass(frozen=True)
-class MixerOptions:
-    """What a block knows when it builds its mixers (each takes what it needs)."""
-
-    dim: int
-    num_heads: int = 4
-    dropout: float = 0.0
-    attn_dropout: float = 0.0
-    edge_dim: int | None = None
-    engine: str = "auto"
-    #: Keyword arguments for a global mixer's own settings (e.g. exphormer's expander
-    #: degree); local mixers ignore them.
-    global_kwargs: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Mixer:
-    """A registry entry: how to build the mixer and where it mixes."""
-
-    build: Callable[[MixerOptions], nn.Module]
-    scope: str  # "local" or "global"
-    #: The ``global_kwargs`` keys a global mixer takes (its constructor's settings).
-    settings: tuple[str, ...] = ()
+SCOPES = ("local", "global")
+#: The traits a mixer declares (class attributes of :class:`Mixer`).
+TRAITS = (
+    "scope",
+    "reads_edges",
+    "self_loops",
+    "owns_residual",
+    "needs",
+    "permutation_equivariant",
+    "settings",
+    "resizes",
+)
 
 
-class NodeConv(nn.Module):
-    """A convolution ``conv(graph, x) -> x`` as a mixer (edge state passes through)."""
+class Mixer(nn.Module):
+    """Base class of every token mixer: its traits and the block's call, :meth:`mix`.
 
-    self_loops = True
+    Subclass it, set the traits that differ from the defaults below, and give the class a
+    ``build`` classmethod and a :func:`register` entry to make it selectable by name.
 
-    def __init__(self, conv: nn.Module) -> None:
-        super().__init__()
-        self.conv = conv
+    >>> import dgl, torch
+    >>> from graphformer.nn import BlockConfig
+    >>> from graphformer.nn.mixers import REGISTRY, build, names
+    >>> "gcn" in names("local") and "full" in names("global")
+    True
+    >>> conv = build("gcn", BlockConfig(dim=8))
+    >>> isinstance(conv, REGISTRY["gcn"]), conv.scope, conv.self_loops
+    (True, 'local', True)
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> x, edge_state = conv.mix(graph, torch.randn(3, 8), None)
+    >>> x.shape, edge_state
+    (torch.Size([3, 8]), None)
+    """
 
-    def forward(
+    scope: ClassVar[str] = "local"
+    reads_edges: bool = False
+    self_loops: bool = False
+    owns_residual: bool = False
+    needs: tuple[str, ...] = ()
+    permutation_equivariant: bool = True
+    settings: ClassVar[tuple[str, ...]] = ()
+    resizes: ClassVar[bool] = False
+
+    def mix(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self.conv(graph, x), edge_state
+        """The block's call: ``(x, edge_state) -> (x', edge_state')``. By default the
+        layer's own ``forward(graph, x)``, the edge state passing through unchanged."""
+        return self(graph, x), edge_state
+
+    def with_traits(self, **traits: object) -> Mixer:
+        """Set instance traits (``reads_edges``, ``self_loops``, ``owns_residual``, ``needs``,
+        ``permutation_equivariant``) and return ``self``; for a builder whose setting
+        changes one."""
+        fixed = {"scope", "settings", "resizes"}
+        unknown = sorted(set(traits) - (set(TRAITS) - fixed))
+        if unknown:
+            raise ValueError(
+                f"{unknown} are not instance traits of a mixer; choose from "
+                f"{sorted(set(TRAITS) - fixed)} (scope, settings and resizes are per class)"
+            )
+        for name, value in traits.items():
+            setattr(self, name, value)
+        return self
+
+    @classmethod
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+        **settings: object,
+    ) -> Mixer:
+        """This mixer for ``config`` (width ``config.dim``, or ``in_dim → out_dim`` for a
+        GNN convolution when :attr:`resizes`); ``settings``: ``config.global_kwargs``."""
+        raise NotImplementedError(f"{cls.__name__} has no registry builder")
 
 
-class LocalAttention(nn.Module):
-    """:class:`MultiHeadAttention` over each node's in-edges and itself, edge state as its
-    Shaw terms. With ``record_attention`` set it keeps its last weights in ``weights``
-    ((E, num_heads), before dropout)."""
+#: Config name → mixer class, in registration order (import order of ``graphformer.nn``).
+REGISTRY: dict[str, type[Mixer]] = {}
 
-    self_loops = True
-
-    def __init__(self, attention: MultiHeadAttention) -> None:
-        super().__init__()
-        self.attention = attention
-        self.reads_edges = attention.edge_dim is not None
-        self.record_attention = False
-        self.weights: torch.Tensor | None = None
-
-    def forward(
-        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if not self.record_attention:
-            return self.attention(graph, x, edge_feat=edge_state), edge_state
-        out, self.weights = self.attention(graph, x, edge_state, return_attention=True)
-        return out, edge_state
+M = TypeVar("M", bound=type[Mixer])
 
 
-class FullAttention(nn.Module):
-    """:class:`MultiHeadAttention` among all nodes of each sample (a plain Transformer):
-    padded SDPA on the ``auto``/``dense`` engines, else message passing on the complete
-    graph (built once per batch graph, ``graphformer.graphs.complete_graph_of``)."""
+def register(name: str) -> Callable[[M], M]:
+    """Class decorator: make the :class:`Mixer` subclass selectable as ``name``."""
 
-    def __init__(self, attention: MultiHeadAttention) -> None:
-        super().__init__()
-        self.attention = attention
+    def add(cls: M) -> M:
+        if not (isinstance(cls, type) and issubclass(cls, Mixer)):
+            raise TypeError(f"register({name!r}) takes a Mixer subclass; got {cls!r}")
+        if cls.scope not in SCOPES:
+            raise ValueError(f"{cls.__name__}.scope must be one of {SCOPES}; got {cls.scope!r}")
+        if name in REGISTRY and REGISTRY[name] is not cls:
+            raise ValueError(f"mixer name {name!r} is taken by {REGISTRY[name].__name__}")
+        REGISTRY[name] = cls
+        return cls
 
-    def forward(
-        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self.attention.engine in ("auto", "dense"):
-            return self.attention.full_attention(x, graph.batch_num_nodes()), edge_state
-        return self.attention(complete_graph_of(graph), x), edge_state
+    return add
 
 
-def _attention(options: MixerOptions, edges: bool, engine: str) -> MultiHeadAttention:
-    return MultiHeadAttention(
-        options.dim,
-        options.num_heads,
-        dropout=options.attn_dropout,
-        edge_dim=options.edge_dim if edges else None,
-        check_finite=False,
-        engine=engine,
+def names(scope: str | None = None, resizes: bool | None = None) -> tuple[str, ...]:
+    """Registered mixer names (of ``scope``, ``local`` or ``global``; with ``resizes``, only
+    those that can or cannot map ``in_dim → out_dim``), in registry order."""
+    if scope is not None and scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES} or None; got {scope!r}")
+    return tuple(
+        name
+        for name, cls in REGISTRY.items()
+        if (scope is None or cls.scope == scope) and (resizes is None or cls.resizes == resizes)
     )
 
 
-def attention_builder(cls: type[nn.Module]) -> Callable[[MixerOptions], nn.Module]:
-    """The builder of an attention mixer ``cls(dim, num_heads, attn_dropout=...,
-    check_finite=..., engine=..., **global_kwargs)``."""
+def check_name(name: str, scope: str | None = None, what: str | None = None) -> str:
+    """``name`` if it is a registered mixer (of ``scope``), else a ValueError listing them."""
+    choices = names(scope)
+    if name not in choices:
+        what = what or (f"{scope} mixer" if scope else "mixer")
+        raise ValueError(f"unknown {what} {name!r}; choose one of {sorted(choices)}")
+    return name
 
-    def build(o: MixerOptions) -> nn.Module:
-        return cls(
-            o.dim,
-            o.num_heads,
-            attn_dropout=o.attn_dropout,
-            check_finite=False,
-            engine=o.engine,
-            **o.global_kwargs,
+
+def check_settings(name: str, settings: dict) -> None:
+    """Refuse ``global_kwargs`` keys that the mixer ``name`` does not take, naming them."""
+    unknown = sorted(set(settings) - set(REGISTRY[name].settings))
+    if unknown:
+        raise ValueError(
+            f"global_kwargs {unknown} are not settings of {name!r}; it takes "
+            f"{sorted(REGISTRY[name].settings) or 'none'}"
         )
 
-    return build
 
+def build(
+    name: str,
+    config: BlockConfig,
+    scope: str | None = None,
+    *,
+    edge_dim: int | None = None,
+    in_dim: int | None = None,
+    out_dim: int | None = None,
+) -> Mixer:
+    """The mixer registered as ``name`` (of ``scope`` if given), built for ``config``.
 
-REGISTRY: dict[str, Mixer] = {
-    "gcn": Mixer(
-        lambda o: NodeConv(
-            GCNConv(o.dim, o.dim, self_loops=False, check_finite=False, engine=o.engine)
-        ),
-        "local",
-    ),
-    "sage": Mixer(
-        lambda o: NodeConv(SAGEConv(o.dim, o.dim, check_finite=False, engine=o.engine)), "local"
-    ),
-    "attention": Mixer(
-        lambda o: LocalAttention(_attention(o, True, local_engine(o.engine))), "local"
-    ),
-    "gatedgcn": Mixer(
-        lambda o: GatedGCN(o.dim, dropout=o.dropout, check_finite=False, engine=o.engine), "local"
-    ),
-    "gine": Mixer(lambda o: GINE(o.dim, check_finite=False, engine=o.engine), "local"),
-    "full": Mixer(lambda o: FullAttention(_attention(o, False, o.engine)), "global"),
-    "performer": Mixer(lambda o: PerformerMixer(o.dim, o.num_heads, check_finite=False), "global"),
-    "exphormer": Mixer(
-        attention_builder(ExphormerAttention), "global", ("degree", "virtual_nodes", "seed")
-    ),
-    "graphormer": Mixer(attention_builder(GraphormerAttention), "global", ("max_distance",)),
-}
-
-
-def names(scope: str) -> tuple[str, ...]:
-    """Registered mixer names of ``scope`` (``local`` or ``global``), in registry order."""
-    return tuple(name for name, mixer in REGISTRY.items() if mixer.scope == scope)
-
-
-def build_mixer(name: str, options: MixerOptions, scope: str | None = None) -> nn.Module:
-    """The mixer registered as ``name`` (of ``scope`` if given), built for ``options``.
-
-    A global mixer that takes no settings refuses ``options.global_kwargs``, and one that
-    takes settings refuses keys it does not know, naming them.
+    A global mixer gets ``config.global_kwargs`` (keys it does not take are refused, named).
+    With ``in_dim``/``out_dim`` it is a GNN convolution ``in_dim → out_dim``, which only
+    mixers with ``resizes`` can be.
     """
-    choices = names(scope) if scope else tuple(REGISTRY)
-    if name not in choices:
-        what = f"{scope} mixer" if scope else "mixer"
-        raise ValueError(f"unknown {what} {name!r}; choose one of {sorted(choices)}")
-    entry = REGISTRY[name]
-    if entry.scope == "global":
-        unknown = sorted(set(options.global_kwargs) - set(entry.settings))
-        if unknown:
-            raise ValueError(
-                f"global_kwargs {unknown} are not settings of {name!r}; it takes "
-                f"{sorted(entry.settings) or 'none'}"
-            )
-    return entry.build(options)
+    cls = REGISTRY[check_name(name, scope)]
+    settings: dict = {}
+    if cls.scope == "global":
+        settings = dict(config.global_kwargs)
+        check_settings(name, settings)
+    if in_dim is not None and not cls.resizes:
+        raise ValueError(
+            f"mixer {name!r} keeps its width (dim → dim) and cannot be a convolution "
+            f"{in_dim} → {out_dim}; choose one of {sorted(names(resizes=True))}"
+        )
+    return cls.build(config, edge_dim=edge_dim, in_dim=in_dim, out_dim=out_dim, **settings)

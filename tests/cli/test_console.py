@@ -17,7 +17,7 @@ SMALL = [
     "data.val_graphs=16",
     "data.test_graphs=16",
     "data.batch_size=4",
-    "model.hidden_dim=16",
+    "model.block.dim=16",
     "model.num_layers=1",
     "trainer.max_epochs=1",
 ]

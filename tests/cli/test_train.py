@@ -37,7 +37,7 @@ SMALL_DATA = [
 ]
 SMALL = [
     *SMALL_DATA,
-    "model.hidden_dim=16",
+    "model.block.dim=16",
     "model.num_layers=2",
     "callbacks.rich_progress_bar=null",
     "callbacks.model_summary=null",
@@ -351,9 +351,9 @@ def test_resume_from_a_different_model_names_the_differing_keys(tmp_path, data_d
     cfg, _ = run(tmp_path, data_dir, "trainer.max_epochs=1", "logger=none", name="first")
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     with pytest.raises(
-        ValueError, match=r"(?s)different model.*model.hidden_dim: 16 in the checkpoint, 32 now"
+        ValueError, match=r"(?s)different model.*model.block.dim: 16 in the checkpoint, 32 now"
     ):
-        run(tmp_path, data_dir, f"ckpt_path={last}", "model.hidden_dim=32", name="second")
+        run(tmp_path, data_dir, f"ckpt_path={last}", "model.block.dim=32", name="second")
 
 
 def test_eval_of_a_missing_checkpoint_says_what_to_pass(tmp_path, data_dir):

@@ -19,7 +19,7 @@ from graphformer.data import (
     ZINC12kDataset,
 )
 from graphformer.data.datasets import citation, molhiv, sbm_official, zinc
-from graphformer.nn import GraphTransformer
+from graphformer.nn import BlockConfig, GraphTransformer
 
 import dgl
 import hydra
@@ -159,7 +159,7 @@ def test_zinc_batches_through_the_datamodule_into_the_model(data_root):
     assert graph.batch_size == 3 and targets.shape == (3, 1) and targets.dtype == torch.float32
     assert graph.ndata["lap_pe"].shape == (graph.num_nodes(), 4)
     model = GraphTransformer(
-        out_dim=1, hidden_dim=8, num_layers=1, num_heads=2, num_categories=28,
+        out_dim=1, block=BlockConfig(dim=8, num_heads=2), num_layers=1, num_categories=28,
         edge_categories=4, lap_pe_k=4, level="graph",
     )  # fmt: skip
     assert model(graph, graph.ndata["feat"], graph.edata["feat"]).shape == (3, 1)
@@ -361,9 +361,9 @@ def test_zinc_config_runs_fast_dev_run_on_the_fixture(data_root, tmp_path):
         "debug=fast_dev_run",
         "data.batch_size=2",
         "data.lap_pe_k=2",
-        "model.hidden_dim=8",
+        "model.block.dim=8",
         "model.num_layers=1",
-        "model.num_heads=2",
+        "model.block.num_heads=2",
         "callbacks.rich_progress_bar=null",
         "callbacks.model_summary=null",
     ]

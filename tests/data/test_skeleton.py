@@ -23,6 +23,7 @@ from graphformer.data.datasets.skeleton import (
     skeleton_graph,
 )
 from graphformer.nn import GNN
+from graphformer.nn.models.gnn import GNN_BLOCK
 from graphformer.tasks import MPJPE, PoseLifting
 
 import dgl
@@ -170,7 +171,7 @@ def test_mpjpe_equals_a_hand_computed_value():
 
 
 def test_pose_lifting_scales_outputs_and_uses_mpjpe(tmp_path):
-    model = GNN(3, 2, hidden_dim=8, head_layers=1, dropout=0.0)
+    model = GNN(3, 2, GNN_BLOCK.replace(dim=8, dropout=0.0, attn_dropout=0.0), head_layers=1)
     task = PoseLifting(model, functools.partial(torch.optim.Adam), output_scale=1000.0)
     assert task.hparams.loss == "mpjpe" and set(task.metrics()) == {"mpjpe", "mae"}
     graph = dgl.batch(skeleton_module.pose_graphs(np.zeros((2, 17, 2)), np.ones((2, 17, 3))))
@@ -186,13 +187,15 @@ def test_pose_lifting_scales_outputs_and_uses_mpjpe(tmp_path):
 def test_gnn_head_layers_adds_an_mlp_head_at_node_level():
     graph = skeleton_graph()
     x = torch.randn(17, 2)
-    plain = GNN(3, 2, hidden_dim=8, num_layers=2)
+    plain = GNN(3, 2, GNN_BLOCK.replace(dim=8), num_layers=2)
     assert plain.head is None and plain.convs[-1].out_dim == 3
-    headed = GNN(3, 2, hidden_dim=8, num_layers=2, head_layers=2, dropout=0.0)
+    headed = GNN(
+        3, 2, GNN_BLOCK.replace(dim=8, dropout=0.0, attn_dropout=0.0), num_layers=2, head_layers=2
+    )
     assert headed.convs[-1].out_dim == 8
     assert sum(isinstance(m, torch.nn.Linear) for m in headed.head) == 2
     assert headed(graph, x).shape == (17, 3)
-    graph_level = GNN(3, 2, hidden_dim=8, level="graph")
+    graph_level = GNN(3, 2, GNN_BLOCK.replace(dim=8), level="graph")
     assert isinstance(graph_level.head, torch.nn.Linear)  # unchanged default
     with pytest.raises(ValueError, match="head_layers"):
         GNN(3, 2, head_layers=-1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.graphs import complete_graph, is_complete
 from graphformer.nn import (
-    MIXERS,
+    BlockConfig,
     CategoricalEncoder,
     GCNConv,
     GraphTransformer,
@@ -18,6 +18,7 @@ from graphformer.nn import (
     SAGEConv,
     pe_transform,
 )
+from graphformer.nn.block import block_mixers
 from graphformer.nn.core.message_passing import segment_readout
 from graphformer.nn.layers.gat import GATConv
 
@@ -29,6 +30,15 @@ from helpers import random_graph, with_distances
 # With shortest-path distances, which the graphormer mixer reads (the others ignore them).
 GRAPH = with_distances(random_graph([4, 3], p=0.5, seed=0))
 N, E = GRAPH.num_nodes(), GRAPH.num_edges()
+#: The blocks of the small models below: width 8, two heads.
+SMALL = BlockConfig(dim=8, num_heads=2)
+
+
+def block(dim: int = 8, mixer: str = "attention", num_heads: int = 4, **kwargs):
+    """A GraphTransformerBlock; ``kwargs`` are BlockConfig fields, or ``edge_dim``."""
+    edge_dim = kwargs.pop("edge_dim", None)
+    config = BlockConfig(dim=dim, mixer=mixer, num_heads=num_heads, **kwargs)
+    return GraphTransformerBlock(config, edge_dim=edge_dim)
 
 
 def attention(**kwargs) -> MultiHeadAttention:
@@ -40,7 +50,7 @@ LAYERS = {
     "gcn": lambda: GCNConv(8, 4),
     "sage": lambda: SAGEConv(8, 4),
     # a block with every registered mixer (graphformer.nn.mixers.REGISTRY)
-    **{f"block-{name}": lambda name=name: GraphTransformerBlock(8, name, 2) for name in MIXERS},
+    **{f"block-{name}": lambda name=name: block(8, name, 2) for name in block_mixers()},
 }
 
 
@@ -90,12 +100,12 @@ def test_non_finite_features(name, bad):
 
 
 def test_non_finite_model_input():
-    net = GraphTransformer(2, hidden_dim=8, num_layers=1, num_heads=2, in_dim=3)
+    net = GraphTransformer(2, SMALL, 1, in_dim=3)
     x = torch.randn(N, 3)
     x[0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"contains NaN or inf.*check_finite=False"):
         net(GRAPH, x)
-    net = GraphTransformer(2, hidden_dim=8, num_layers=1, num_heads=2, in_dim=3, check_finite=False)
+    net = GraphTransformer(2, SMALL, 1, in_dim=3, check_finite=False)
     net(GRAPH, x)
 
 
@@ -129,23 +139,23 @@ def test_edge_weight_wrong_shape():
 def test_edge_feat_without_edge_dim():
     with pytest.raises(ValueError, match=r"edge_feat was given.*without edge_dim.*pass edge_dim="):
         attention()(GRAPH, torch.randn(N, 8), edge_feat=torch.randn(E, 3))
-    with pytest.raises(ValueError, match=r"edge_feat was given.*without edge_dim"):
-        GraphTransformerBlock(8, "attention", 2)(GRAPH, torch.randn(N, 8), torch.randn(E, 3))
-    net = GraphTransformer(2, hidden_dim=8, num_layers=1, num_heads=2, in_dim=3)
+    with pytest.raises(ValueError, match=r"edge_state was given.*without edge_dim"):
+        block(8, "attention", 2)(GRAPH, torch.randn(N, 8), torch.randn(E, 3))
+    net = GraphTransformer(2, SMALL, 1, in_dim=3)
     with pytest.raises(ValueError, match=r"edge_feat was given.*without edge_in_dim"):
         net(GRAPH, torch.randn(N, 3), torch.randn(E, 3))
 
 
 def test_edge_dim_with_a_mixer_that_ignores_edges():
     with pytest.raises(ValueError, match=r"edge features \(edge_dim=3\).*got mixer='gcn'"):
-        GraphTransformerBlock(8, "gcn", 2, edge_dim=3)
+        block(8, "gcn", 2, edge_dim=3)
 
 
 @pytest.mark.parametrize(
     ("build", "pattern"),
     [
         (lambda: MultiHeadAttention(8, 3), r"num_heads=3 must divide embed_dim=8; heads that do"),
-        (lambda: GraphTransformerBlock(10, "full", 4), r"num_heads=4 must divide embed_dim=10"),
+        (lambda: block(10, "full", 4), r"num_heads=4 must divide embed_dim=10"),
     ],
 )
 def test_heads_must_divide_width(build, pattern):
@@ -156,13 +166,13 @@ def test_heads_must_divide_width(build, pattern):
 @pytest.mark.parametrize(
     ("build", "pattern"),
     [
-        (lambda: GraphTransformerBlock(8, "mlp"), r"unknown mixer 'mlp'; choose one of \["),
+        (lambda: block(8, "mlp"), r"unknown mixer 'mlp'; choose one of \["),
         (
-            lambda: GraphTransformerBlock(8, "gps", local_mixer="full"),
+            lambda: block(8, "gps", local_mixer="full"),
             r"unknown local_mixer 'full'",
         ),
-        (lambda: GraphTransformerBlock(8, norm="rms"), r"unknown norm 'rms'; choose one of"),
-        (lambda: GraphTransformerBlock(8, activation="tanh"), r"unknown activation 'tanh'"),
+        (lambda: block(8, norm="rms"), r"unknown norm 'rms'; choose one of"),
+        (lambda: block(8, activation="tanh"), r"unknown activation 'tanh'"),
         (lambda: Readout("median"), r"unknown readout 'median'; choose one of"),
         (
             lambda: GraphTransformer(2, in_dim=3, level="graph", readout="min"),
@@ -186,8 +196,8 @@ def test_unknown_choices(build, pattern):
         (lambda: MultiHeadAttention(8.0, 2), r"embed_dim must be a positive int; got 8.0"),
         (lambda: GCNConv(0, 4), r"in_dim must be a positive int; got 0"),
         (lambda: SAGEConv(4, -1), r"out_dim must be a positive int; got -1"),
-        (lambda: GraphTransformerBlock(0), r"dim must be a positive int; got 0"),
-        (lambda: GraphTransformerBlock(8, ffn_ratio=0), r"ffn_ratio must be positive; got 0"),
+        (lambda: block(0), r"dim must be a positive int; got 0"),
+        (lambda: block(8, ffn_ratio=0), r"ffn_ratio must be positive; got 0"),
         (lambda: GraphTransformer(0, in_dim=3), r"out_dim must be a positive int; got 0"),
         (lambda: GraphTransformer(2, in_dim=3, num_layers=0), r"num_layers must be a positive"),
         (lambda: GraphTransformer(2, in_dim=0), r"in_dim must be a positive int; got 0"),
@@ -195,7 +205,10 @@ def test_unknown_choices(build, pattern):
         (lambda: LapPEEncoder(0, 4), r"k must be a positive int; got 0"),
         (lambda: RWSEEncoder(True, 4), r"k must be a positive int; got True"),
         (lambda: pe_transform(lap_k=-1), r"lap_k must be a positive int; got -1"),
-        (lambda: MultiHeadAttention(8, 2, dropout=1.0), r"dropout must be in \[0, 1\); got 1.0"),
+        (
+            lambda: MultiHeadAttention(8, 2, attn_dropout=1.0),
+            r"attn_dropout must be in \[0, 1\); got 1.0",
+        ),
     ],
 )
 def test_non_positive_sizes(build, pattern):
@@ -230,7 +243,7 @@ def test_model_needs_node_inputs():
 
 
 def test_model_wrong_feature_rows_and_width():
-    net = GraphTransformer(2, hidden_dim=8, num_layers=1, num_heads=2, in_dim=3)
+    net = GraphTransformer(2, SMALL, 1, in_dim=3)
     with pytest.raises(ValueError, match=rf"x must have one row per node: {N} rows; got {N - 1}"):
         net(GRAPH, torch.randn(N - 1, 3))
     with pytest.raises(ValueError, match=rf"features must have shape \({N}, 3\).*got \({N}, 4\)"):
@@ -239,7 +252,7 @@ def test_model_wrong_feature_rows_and_width():
 
 @pytest.mark.parametrize(("kwargs", "name"), [({"lap_pe_k": 2}, "lap_pe"), ({"rwse_k": 3}, "rwse")])
 def test_model_missing_positional_encoding(kwargs, name):
-    net = GraphTransformer(2, hidden_dim=8, num_layers=1, num_heads=2, in_dim=3, **kwargs)
+    net = GraphTransformer(2, SMALL, 1, in_dim=3, **kwargs)
     with pytest.raises(
         ValueError, match=rf"uses {name} but graph.ndata has no '{name}'.*pe_transform"
     ):
@@ -247,7 +260,7 @@ def test_model_missing_positional_encoding(kwargs, name):
 
 
 def test_model_wrong_positional_encoding_width():
-    net = GraphTransformer(2, hidden_dim=8, num_layers=1, num_heads=2, in_dim=3, lap_pe_k=2)
+    net = GraphTransformer(2, SMALL, 1, in_dim=3, lap_pe_k=2)
     graph = random_graph([4, 3], p=0.5, seed=0)
     graph.ndata["lap_pe"] = torch.randn(N, 4)
     with pytest.raises(ValueError, match=rf"lap_pe must have shape \({N}, 2\).*got \({N}, 4\)"):
@@ -255,14 +268,14 @@ def test_model_wrong_positional_encoding_width():
 
 
 def test_model_built_for_edges_needs_edge_feat():
-    net = GraphTransformer(2, hidden_dim=8, num_layers=1, num_heads=2, in_dim=3, edge_in_dim=2)
+    net = GraphTransformer(2, SMALL, 1, in_dim=3, edge_in_dim=2)
     with pytest.raises(ValueError, match=r"built for edge features; pass edge_feat"):
         net(GRAPH, torch.randn(N, 3))
 
 
 @pytest.mark.parametrize("shape", [(E + 1, 2), (E, 5)], ids=["rows", "width"])
 def test_model_edge_feat_wrong_shape_names_edge_feat(shape):
-    net = GraphTransformer(2, hidden_dim=8, num_layers=1, num_heads=2, in_dim=3, edge_in_dim=2)
+    net = GraphTransformer(2, SMALL, 1, in_dim=3, edge_in_dim=2)
     with pytest.raises(ValueError, match=rf"edge_feat must have shape \({E}, 2\).*got"):
         net(GRAPH, torch.randn(N, 3), torch.randn(shape))
 
@@ -279,7 +292,7 @@ def test_model_edge_feat_wrong_shape_names_edge_feat(shape):
         ("edge_weight", lambda v: GCNConv(8, 4)(GRAPH, torch.randn(N, 8), edge_weight=v[:, 0])),
         (
             "edge_feat",
-            lambda v: GraphTransformer(2, 8, 1, num_heads=2, in_dim=3, edge_in_dim=3)(
+            lambda v: GraphTransformer(2, SMALL, 1, in_dim=3, edge_in_dim=3)(
                 GRAPH, torch.randn(N, 3), v
             ),
         ),
@@ -307,7 +320,7 @@ def test_negative_edge_weight_is_refused():
 
 
 def test_finite_inputs_too_large_for_float32_are_named_not_turned_into_nan():
-    net = GraphTransformer(2, hidden_dim=8, num_layers=1, num_heads=2, in_dim=3, edge_in_dim=2)
+    net = GraphTransformer(2, SMALL, 1, in_dim=3, edge_in_dim=2)
     x = torch.randn(N, 3)
     x[4, 1] = 3e20
     with pytest.raises(
@@ -318,7 +331,7 @@ def test_finite_inputs_too_large_for_float32_are_named_not_turned_into_nan():
         net(GRAPH, x, torch.randn(E, 2))
     with pytest.raises(ValueError, match=r"edge_feat has finite values up to 1.0e\+21"):
         net(GRAPH, torch.randn(N, 3), torch.full((E, 2), 1e21))
-    double = GraphTransformer(2, 8, 1, num_heads=2, in_dim=3).double()
+    double = GraphTransformer(2, SMALL, 1, in_dim=3).double()
     assert torch.isfinite(double(GRAPH, x.double())).all()  # float64 has the range for it
 
 
@@ -385,7 +398,7 @@ def test_float16_message_passing_on_the_cpu_is_refused_before_dgl(call):
 
 
 def test_float64_inputs_to_a_float32_model_are_named():
-    net = GraphTransformer(2, hidden_dim=8, num_layers=1, num_heads=2, in_dim=3, edge_in_dim=2)
+    net = GraphTransformer(2, SMALL, 1, in_dim=3, edge_in_dim=2)
     with pytest.raises(
         ValueError,
         match=r"features has dtype torch.float64 but the layer's parameters are torch.float32; "
@@ -405,7 +418,7 @@ def test_meta_tensors_skip_the_value_checks():
 
 
 def test_batch_norm_on_a_single_node_in_training_is_named():
-    net = GraphTransformer(2, 8, 1, num_heads=2, in_dim=3, norm="batch", level="graph")
+    net = GraphTransformer(2, SMALL.replace(norm="batch"), 1, in_dim=3, level="graph")
     one = dgl.graph(([], []), num_nodes=1)
     with pytest.raises(
         ValueError,

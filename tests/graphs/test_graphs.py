@@ -253,7 +253,7 @@ def test_derived_graphs_are_built_once_per_graph_and_rebuilt_when_it_grows(monke
     """GCNConv(self_loops=True) called again on one graph reuses its self-loop graph; a
     GPS block on the DGL engine reuses the complete graph; growing the graph rebuilds."""
     import graphformer.graphs.transformer as graphs_module
-    from graphformer.nn import GCNConv, GraphTransformerBlock
+    from graphformer.nn import BlockConfig, GCNConv, GraphTransformerBlock
 
     calls = {"loops": 0, "complete": 0}
     loop_graph, complete = graphs_module._loop_graph, graphs_module.complete_graph
@@ -268,7 +268,7 @@ def test_derived_graphs_are_built_once_per_graph_and_rebuilt_when_it_grows(monke
     conv = GCNConv(8, 8)
     first = conv(graph, x)
     assert_close("GCNConv on a reused self-loop graph", conv(graph, x), first)
-    block = GraphTransformerBlock(8, "gps", 2, engine="dgl")
+    block = GraphTransformerBlock(BlockConfig(dim=8, mixer="gps", num_heads=2, engine="dgl"))
     block(graph, x)
     block(graph, x)
     assert calls == {"loops": 1, "complete": 1}

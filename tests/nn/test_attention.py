@@ -270,7 +270,7 @@ def test_attention_weights_sum_to_one_over_in_edges():
 
 def test_attention_dropout_eval_deterministic_train_random():
     graph = complete_graph([6, 4])
-    layer = randomize_biases(MultiHeadAttention(EMBED, HEADS, dropout=0.5))
+    layer = randomize_biases(MultiHeadAttention(EMBED, HEADS, attn_dropout=0.5))
     no_dropout = MultiHeadAttention(EMBED, HEADS)
     no_dropout.load_state_dict(layer.state_dict())
     x = torch.randn(10, EMBED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -9,15 +10,15 @@ import graphformer  # noqa: F401  (before DGL)
 from graphformer.data.datasets.sbm import cluster_graph
 from graphformer.graphs import add_self_loops, complete_graph
 from graphformer.nn import (
-    MIXERS,
+    BlockConfig,
     GraphTransformer,
     GraphTransformerBlock,
     LapPEEncoder,
     Readout,
     pe_transform,
 )
-from graphformer.nn.block import LOCAL_MIXERS
-from graphformer.nn.mixers import MixerOptions, build_mixer
+from graphformer.nn.block import block_mixers
+from graphformer.nn.mixers import build, names
 
 import dgl
 import numpy as np
@@ -40,6 +41,12 @@ from torch import nn
 
 DIM, HEADS = 16, 4
 SIZES = [5, 7, 3]
+MIXERS, LOCAL_MIXERS = block_mixers(), names("local")
+
+
+def config(mixer: str = "attention", **fields) -> BlockConfig:
+    """The tests' block settings: width DIM, HEADS heads."""
+    return BlockConfig(**{"dim": DIM, "num_heads": HEADS, "mixer": mixer, **fields})
 
 
 def batch(sizes=SIZES, seed: int = 0) -> dgl.DGLGraph:
@@ -49,8 +56,8 @@ def batch(sizes=SIZES, seed: int = 0) -> dgl.DGLGraph:
 def equivariant(module: nn.Module) -> bool:
     """Whether every mixer of a block (or of a model's blocks) is node-permutation equivariant."""
     blocks = getattr(module, "blocks", [module])
-    mixers = [m for block in blocks for m in (block.local, block.full) if m is not None]
-    return all(getattr(m, "permutation_equivariant", True) for m in mixers)
+    mixers = [m for block in blocks for m in (block.local, block.global_mixer) if m is not None]
+    return all(m.permutation_equivariant for m in mixers)
 
 
 def finite_grads(module: nn.Module, unused: str = "^$") -> bool:
@@ -66,7 +73,7 @@ def finite_grads(module: nn.Module, unused: str = "^$") -> bool:
 @pytest.mark.parametrize("prenorm", [True, False], ids=["prenorm", "postnorm"])
 @pytest.mark.parametrize("mixer", MIXERS)
 def test_block_shape_equivariance_and_grads(mixer, prenorm, norm):
-    block = randomize_biases(GraphTransformerBlock(DIM, mixer, HEADS, norm=norm, prenorm=prenorm))
+    block = randomize_biases(GraphTransformerBlock(config(mixer, norm=norm, prenorm=prenorm)))
     graph = with_needs(batch(), block)
     x = torch.randn(graph.num_nodes(), DIM, requires_grad=True)
 
@@ -91,9 +98,9 @@ def test_block_shape_equivariance_and_grads(mixer, prenorm, norm):
 
 def test_full_block_equals_attention_then_ffn_by_hand():
     """norm='none', dropout 0, one sample: x + MHA(x), then x + W2 σ(W1 x + b1) + b2."""
-    block = randomize_biases(GraphTransformerBlock(DIM, "full", HEADS, norm="none")).eval()
+    block = randomize_biases(GraphTransformerBlock(config("full", norm="none"))).eval()
     mha = nn.MultiheadAttention(DIM, HEADS, batch_first=True).eval()
-    copy_into_torch_mha(block.full.attention, mha)
+    copy_into_torch_mha(block.global_mixer, mha)
     x = torch.randn(6, DIM)
 
     out = block(dgl.graph(([], []), num_nodes=6), x)  # the input graph's edges are unused
@@ -107,7 +114,7 @@ def test_full_block_equals_attention_then_ffn_by_hand():
 @pytest.mark.parametrize("prenorm", [True, False], ids=["prenorm", "postnorm"])
 def test_full_block_equals_torch_transformer_encoder_layer(prenorm):
     """With layer norm, a `full` block is nn.TransformerEncoderLayer on each padded sample."""
-    block = GraphTransformerBlock(DIM, "full", HEADS, activation="gelu", prenorm=prenorm)
+    block = GraphTransformerBlock(config("full", activation="gelu", prenorm=prenorm))
     block = randomize_biases(block).eval()
     reference = nn.TransformerEncoderLayer(
         DIM,
@@ -118,19 +125,19 @@ def test_full_block_equals_torch_transformer_encoder_layer(prenorm):
         batch_first=True,
         norm_first=prenorm,
     ).eval()
-    copy_into_torch_mha(block.full.attention, reference.self_attn)
+    copy_into_torch_mha(block.global_mixer, reference.self_attn)
     with torch.no_grad():
         for ours, theirs in [
             (block.ffn[0], reference.linear1),
             (block.ffn[3], reference.linear2),
-            (block.norm_full, reference.norm1),
+            (block.norm_global, reference.norm1),
             (block.norm_ffn, reference.norm2),
         ]:
             theirs.weight.copy_(ours.weight)
             theirs.bias.copy_(ours.bias)
-        for norm in (block.norm_full, block.norm_ffn):
+        for norm in (block.norm_global, block.norm_ffn):
             norm.weight.uniform_(0.5, 1.5)
-        reference.norm1.weight.copy_(block.norm_full.weight)
+        reference.norm1.weight.copy_(block.norm_global.weight)
         reference.norm2.weight.copy_(block.norm_ffn.weight)
     graph = batch()
     x = torch.randn(graph.num_nodes(), DIM)
@@ -144,17 +151,17 @@ def test_full_block_equals_torch_transformer_encoder_layer(prenorm):
 def test_gps_block_is_graphgps_layer_by_hand(local_mixer):
     """Post-norm GPS: each branch its own residual + norm, summed, then FFN + residual + norm
     (GraphGPS's GPSLayer and PyG's GPSConv)."""
-    block = GraphTransformerBlock(DIM, "gps", HEADS, local_mixer=local_mixer, prenorm=False)
+    block = GraphTransformerBlock(config("gps", local_mixer=local_mixer, prenorm=False))
     block = randomize_biases(block).eval()
     with torch.no_grad():
-        for norm in (block.norm_local, block.norm_full, block.norm_ffn):
+        for norm in (block.norm_local, block.norm_global, block.norm_ffn):
             norm.weight.uniform_(0.5, 1.5)
     graph = batch()
     x = torch.randn(graph.num_nodes(), DIM)
     mixer = block.local
-    out = mixer(add_self_loops(graph) if getattr(mixer, "self_loops", False) else graph, x, None)[0]
-    local = block.norm_local(out if getattr(mixer, "owns_residual", False) else x + out)
-    full = block.norm_full(x + block.full.attention(complete_graph(SIZES), x))
+    out = mixer.mix(add_self_loops(graph) if mixer.self_loops else graph, x, None)[0]
+    local = block.norm_local(out if mixer.owns_residual else x + out)
+    full = block.norm_global(x + block.global_mixer(complete_graph(SIZES), x))
     h = local + full
     expected = block.norm_ffn(h + block.ffn(h))
     assert_close("gps block vs GraphGPS layer by hand", block(graph, x), expected)
@@ -168,19 +175,17 @@ def test_deep_postnorm_gps_stack_learns():
     Xavier attention projections, each keeps the train loss at ln 6 (issue 12)."""
     torch.manual_seed(0)
     graphs = [cluster_graph(np.random.default_rng([0, i]), size_range=(4, 10)) for i in range(48)]
-    model = GraphTransformer(
-        6,
-        32,
-        16,
+    block = BlockConfig(
+        dim=32,
         mixer="gps",
         num_heads=4,
-        num_categories=7,
         norm="batch",
         prenorm=False,
         activation="relu",
         dropout=0.1,
         attn_dropout=0.5,
     )
+    model = GraphTransformer(6, block, 16, num_categories=7)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-5)
     for _ in range(3):
         losses = []
@@ -197,7 +202,7 @@ def test_deep_postnorm_gps_stack_learns():
 
 def test_block_passes_edge_features_with_self_loops():
     """Loops added by the block get zero edge features; the caller's graph is untouched."""
-    block = randomize_biases(GraphTransformerBlock(DIM, "attention", HEADS, edge_dim=3)).eval()
+    block = randomize_biases(GraphTransformerBlock(config("attention"), edge_dim=3)).eval()
     graph = batch()
     x = torch.randn(graph.num_nodes(), DIM)
     edge_feat = torch.randn(graph.num_edges(), 3)
@@ -208,7 +213,7 @@ def test_block_passes_edge_features_with_self_loops():
     assert not torch.allclose(out, block(graph, x, torch.randn_like(edge_feat)))
     graph.edata["feat"] = edge_feat
     looped = add_self_loops(graph, fill_value=0.0)
-    h = x + block.local.attention(looped, block.norm_local(x), looped.edata["feat"])
+    h = x + block.local(looped, block.norm_local(x), looped.edata["feat"])
     expected = h + block.ffn(block.norm_ffn(h))
     assert_close("block with edge features vs mix + ffn", out, expected)
 
@@ -229,9 +234,15 @@ def test_readout_equals_torch_reductions(op):
 # --- GraphTransformer ---------------------------------------------------------------------
 
 
+BLOCK_FIELDS = {field.name for field in dataclasses.fields(BlockConfig)}
+
+
 def model(**kwargs) -> GraphTransformer:
-    options = {"out_dim": 3, "hidden_dim": DIM, "num_layers": 2, "num_heads": HEADS}
-    return GraphTransformer(**(options | kwargs))
+    """A 2-block model of width DIM; block settings among ``kwargs`` go to its BlockConfig."""
+    fields = {key: kwargs.pop(key) for key in list(kwargs) if key in BLOCK_FIELDS}
+    return GraphTransformer(
+        3, BlockConfig(**{"dim": DIM, "num_heads": HEADS, **fields}), 2, **kwargs
+    )
 
 
 @pytest.mark.parametrize("level", ["node", "graph"])
@@ -319,10 +330,8 @@ def test_deep_stack_gradients_do_not_vanish():
     graph = batch([6, 6])
     net = GraphTransformer(
         out_dim=1,
-        hidden_dim=32,
+        block=BlockConfig(dim=32, mixer="attention", num_heads=4),
         num_layers=32,
-        mixer="attention",
-        num_heads=4,
         in_dim=4,
         level="graph",
     )
@@ -360,7 +369,8 @@ def test_graph_output_invariant_to_node_permutation(mixer):
 
 @pytest.mark.parametrize("prenorm", [True, False])
 def test_attention_weights_are_each_attention_blocks_softmax(prenorm):
-    model = GraphTransformer(3, 8, 2, mixer="attention", num_heads=2, in_dim=4, prenorm=prenorm)
+    block = BlockConfig(dim=8, mixer="attention", num_heads=2, prenorm=prenorm)
+    model = GraphTransformer(3, block, 2, in_dim=4)
     model.eval()
     graph = dgl.batch([dgl.rand_graph(5, 12), dgl.rand_graph(4, 6)])
     x = torch.randn(graph.num_nodes(), 4)
@@ -372,7 +382,7 @@ def test_attention_weights_are_each_attention_blocks_softmax(prenorm):
     first = model.blocks[0]
     h = model.node_encoder(x)
     mixer_input = first.norm_local(h) if prenorm else h
-    _, expected = first.local.attention(looped, mixer_input, return_attention=True)
+    _, expected = first.local(looped, mixer_input, return_attention=True)
     assert_close("attention_weights vs block 0 by hand", weights[0], expected)
     # Recording weights runs message passing where auto may run the dense engine: the same
     # function, up to rounding.
@@ -381,7 +391,8 @@ def test_attention_weights_are_each_attention_blocks_softmax(prenorm):
 
 
 def test_attention_weights_skip_blocks_without_local_attention_and_need_eval():
-    model = GraphTransformer(3, 8, 2, mixer="gps", local_mixer="gcn", num_heads=2, in_dim=4)
+    block = BlockConfig(dim=8, mixer="gps", local_mixer="gcn", num_heads=2)
+    model = GraphTransformer(3, block, 2, in_dim=4)
     graph = dgl.rand_graph(5, 10)
     with pytest.raises(RuntimeError, match=r"model.eval\(\)"):
         model.attention_weights(graph, torch.randn(5, 4))
@@ -390,11 +401,11 @@ def test_attention_weights_skip_blocks_without_local_attention_and_need_eval():
 
 def test_injected_mixers_equal_the_named_ones():
     """Mixer modules passed in (as PyG's GPSConv(conv=...)) make the same block as names."""
-    named = GraphTransformerBlock(DIM, "gps", HEADS, local_mixer="sage").eval()
+    named = GraphTransformerBlock(config("gps", local_mixer="sage")).eval()
     injected = GraphTransformerBlock(
-        DIM,
-        local=build_mixer("sage", MixerOptions(DIM)),
-        global_mixer=build_mixer("full", MixerOptions(DIM, HEADS)),
+        config(),
+        local=build("sage", config()),
+        global_mixer=build("full", config()),
     ).eval()
     injected.load_state_dict(named.state_dict())
     graph = batch()
@@ -415,11 +426,9 @@ def test_edge_state_flows_from_block_to_block():
 
 
 def test_gps_takes_its_global_half_and_its_settings_by_name():
-    block = GraphTransformerBlock(
-        DIM, mixer="gps", local_mixer="sage", global_attention="performer"
-    )
-    assert type(block.full).__name__ == "PerformerMixer"
-    with pytest.raises(ValueError, match="unknown global_attention 'sage'"):
-        GraphTransformerBlock(DIM, mixer="gps", global_attention="sage")
+    block = GraphTransformerBlock(config("gps", local_mixer="sage", global_mixer="performer"))
+    assert type(block.global_mixer).__name__ == "PerformerAttention"
+    with pytest.raises(ValueError, match="unknown global_mixer 'sage'"):
+        config("gps", global_mixer="sage")
     with pytest.raises(ValueError, match=r"global_kwargs \['degree'\] are not settings of 'full'"):
-        GraphTransformerBlock(DIM, mixer="gps", global_kwargs={"degree": 6})
+        config("gps", global_kwargs={"degree": 6})

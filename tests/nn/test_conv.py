@@ -54,20 +54,20 @@ def test_gcn_equals_dense_formula(in_dim, out_dim, weighted):
 
 @pytest.mark.parametrize(("in_dim", "out_dim"), DIMS, ids=DIM_IDS)
 def test_gcn_on_graph_with_loops(in_dim, out_dim):
-    """A graph that has all its loops: self_loops=False uses them; True adds none twice."""
+    """A graph that has all its loops: add_self_loops=False uses them; True adds none twice."""
     graph = dgl.add_self_loop(undirected_graph(seed=1))
-    conv = randomize_biases(GCNConv(in_dim, out_dim, self_loops=False))
+    conv = randomize_biases(GCNConv(in_dim, out_dim, add_self_loops=False))
     x = torch.randn(graph.num_nodes(), in_dim)
     expected = dense_gcn(conv, x, dense_adjacency(graph))
 
     assert_close("GCNConv vs dense D^-1/2 (A+I) D^-1/2 X W + b", conv(graph, x), expected)
-    conv.self_loops = True
+    conv.add_self_loops = True
     assert_close("GCNConv vs dense D^-1/2 (A+I) D^-1/2 X W + b", conv(graph, x), expected)
 
 
 def test_gcn_without_self_loops_on_loopless_graph():
     graph = undirected_graph(seed=2)
-    conv = randomize_biases(GCNConv(4, 6, self_loops=False))
+    conv = randomize_biases(GCNConv(4, 6, add_self_loops=False))
     x = torch.randn(graph.num_nodes(), 4)
     adjacency = dense_adjacency(graph)
     deg = adjacency.sum(dim=1)
@@ -136,7 +136,7 @@ def test_gcn_gradcheck_float64():
 @pytest.mark.parametrize("weighted", [False, True])
 def test_gcn_zero_in_degree_is_finite(weighted):
     graph = dgl.graph(([0, 1], [1, 2]), num_nodes=4)  # node 3 isolated, node 0 only sends
-    conv = randomize_biases(GCNConv(3, 2, self_loops=False))
+    conv = randomize_biases(GCNConv(3, 2, add_self_loops=False))
     x = torch.randn(4, 3, requires_grad=True)
     weight = torch.tensor([0.5, 2.0], requires_grad=True) if weighted else None
     out = conv(graph, x, edge_weight=weight)

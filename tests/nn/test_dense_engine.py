@@ -20,7 +20,7 @@ from graphformer.graphs import (
     expander_graph,
     union_graphs,
 )
-from graphformer.nn import GraphTransformer, MultiHeadAttention
+from graphformer.nn import BlockConfig, GraphTransformer, MultiHeadAttention
 from graphformer.nn.core.dense import AttentionLayout, attention_layout, dense_pays_off
 
 import dgl
@@ -201,7 +201,7 @@ def test_the_layout_is_built_once_per_graph(monkeypatch):
     )
     graph = add_self_loops(random_graph([40] * 3, p=0.3, seed=1))
     assert dense_pays_off(graph)  # so auto, the local attention's engine, runs it dense
-    model = GraphTransformer(3, hidden_dim=DIM, num_layers=3, in_dim=4)
+    model = GraphTransformer(3, BlockConfig(dim=DIM), num_layers=3, in_dim=4)
     model(graph, torch.randn(graph.num_nodes(), 4))
     assert builds == [1]
     layout = attention_layout(graph, torch.device("cpu"))
@@ -211,7 +211,7 @@ def test_the_layout_is_built_once_per_graph(monkeypatch):
 def test_model_dense_equals_dgl():
     torch.manual_seed(0)
     graph = random_graph(SIZES, p=0.4, seed=4)
-    reference = GraphTransformer(3, hidden_dim=DIM, num_layers=2, in_dim=4, engine="dgl")
+    reference = GraphTransformer(3, BlockConfig(dim=DIM, engine="dgl"), num_layers=2, in_dim=4)
     dense = copy.deepcopy(reference)
     for module in dense.modules():
         if hasattr(module, "engine"):

@@ -8,21 +8,22 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.graphs import add_self_loops, complete_bipartite, complete_graph, is_complete
 from graphformer.nn import (
     GNN,
+    BlockConfig,
     GCNConv,
     GraphTransformer,
     GraphTransformerBlock,
     MultiHeadAttention,
     SAGEConv,
 )
-from graphformer.nn.block import LOCAL_MIXERS, MIXERS, split_mixer
+from graphformer.nn.block import block_mixers
 from graphformer.nn.core.message_passing import segment_readout, segment_softmax
-from graphformer.nn.mixers import REGISTRY, MixerOptions, build_mixer
+from graphformer.nn.mixers import REGISTRY, build, names
+from graphformer.nn.models.gnn import GNN_BLOCK
 
 import dgl
 import pytest
@@ -31,12 +32,22 @@ from dgl.nn.functional import edge_softmax
 from helpers import assert_close, random_graph, with_needs
 
 SIZES = [3, 7, 1, 5]
+MIXERS, LOCAL_MIXERS = block_mixers(), names("local")
 
 
 def twins(module_class, *args, other="dense", **kwargs):
-    """The same module twice, with equal weights, on the DGL and the ``other`` engine."""
-    dgl_module = module_class(*args, engine="dgl", **kwargs)
-    other_module = module_class(*args, engine=other, **kwargs)
+    """The same module twice, with equal weights, on the DGL and the ``other`` engine
+    (``engine=``, or ``block.engine`` for a module built from a BlockConfig ``block=``)."""
+
+    def make(engine):
+        if "block" in kwargs:
+            return module_class(
+                *args, **{**kwargs, "block": kwargs["block"].replace(engine=engine)}
+            )
+        return module_class(*args, engine=engine, **kwargs)
+
+    dgl_module = make("dgl")
+    other_module = make(other)
     other_module.load_state_dict(copy.deepcopy(dgl_module.state_dict()))
     return dgl_module, other_module
 
@@ -62,7 +73,7 @@ def assert_engines_equal(name, dgl_module, other_module, call, x, other="dense")
 
 @pytest.mark.parametrize("mode", ["eval", "train"])
 def test_attention_dense_equals_dgl_on_mixed_sizes(mode):
-    dgl_attention, dense_attention = twins(MultiHeadAttention, 16, 4, dropout=0.0)
+    dgl_attention, dense_attention = twins(MultiHeadAttention, 16, 4, attn_dropout=0.0)
     for module in (dgl_attention, dense_attention):
         module.train(mode == "train")
     graph = complete_graph(SIZES)
@@ -102,7 +113,9 @@ def test_dense_engine_masks_the_diagonal_of_a_complete_graph_without_self_loops(
 
 @pytest.mark.parametrize("mixer", ["full", "gps"])
 def test_block_engines_agree(mixer):
-    dgl_block, dense_block = twins(GraphTransformerBlock, 16, mixer=mixer, num_heads=4)
+    dgl_block, dense_block = twins(
+        GraphTransformerBlock, block=BlockConfig(dim=16, mixer=mixer, num_heads=4)
+    )
     graph = dgl.batch([dgl.rand_graph(n, min(2 * n, n * n)) for n in SIZES])
     x = torch.randn(graph.num_nodes(), 16)
     assert_engines_equal(f"{mixer} block", dgl_block, dense_block, lambda m, h: m(graph, h), x)
@@ -111,8 +124,9 @@ def test_block_engines_agree(mixer):
 @pytest.mark.parametrize("mixer", ["full", "gps"])
 def test_model_engines_agree(mixer):
     torch.manual_seed(1)
+    block = BlockConfig(dim=16, mixer=mixer)
     dgl_model, dense_model = twins(
-        GraphTransformer, 3, hidden_dim=16, num_layers=2, mixer=mixer, in_dim=5, level="graph"
+        GraphTransformer, 3, block=block, num_layers=2, in_dim=5, level="graph"
     )
     graph = dgl.batch([dgl.rand_graph(n, min(2 * n, n * n)) for n in SIZES])
     x = torch.randn(graph.num_nodes(), 5)
@@ -202,7 +216,7 @@ def test_sage_torch_equals_dgl():
 
 def reads_edges(name: str) -> bool:
     """Whether the registered mixer ``name`` takes edge state."""
-    return getattr(build_mixer(name, MixerOptions(16, 4, edge_dim=16)), "reads_edges", False)
+    return build(name, BlockConfig(dim=16, num_heads=4), edge_dim=16).reads_edges
 
 
 @pytest.mark.parametrize("other", ["torch", "dense"])
@@ -212,20 +226,16 @@ def test_every_registered_mixer_engine_equals_dgl(name, other):
     and on ``other`` (``dense``: padded SDPA where the mixer's attention allows it, e.g.
     exphormer's and graphormer's graphs; the other mixers run it as ``auto``)."""
     torch.manual_seed(3)
-    options = MixerOptions(16, 4, edge_dim=16 if reads_edges(name) else None, engine="dgl")
-    dgl_mixer = build_mixer(name, options)
-    torch_mixer = build_mixer(name, dataclasses.replace(options, engine=other))
+    config, edge_dim = BlockConfig(dim=16, num_heads=4), 16 if reads_edges(name) else None
+    dgl_mixer = build(name, config.replace(engine="dgl"), edge_dim=edge_dim)
+    torch_mixer = build(name, config.replace(engine=other), edge_dim=edge_dim)
     torch_mixer.load_state_dict(copy.deepcopy(dgl_mixer.state_dict()))
-    graph = (
-        add_self_loops(sparse_graph())
-        if getattr(dgl_mixer, "self_loops", False)
-        else sparse_graph()
-    )
+    graph = add_self_loops(sparse_graph()) if dgl_mixer.self_loops else sparse_graph()
     graph = with_needs(graph, dgl_mixer)  # e.g. graphormer's shortest-path distances
-    edge_state = torch.randn(graph.num_edges(), 16) if options.edge_dim else None
+    edge_state = torch.randn(graph.num_edges(), 16) if edge_dim else None
 
     def call(mixer, h):
-        out, edges = mixer(graph, h, edge_state)
+        out, edges = mixer.mix(graph, h, edge_state)
         return torch.cat([out.flatten(), edges.flatten() if edges is not None else out[:0, 0]])
 
     x = torch.randn(graph.num_nodes(), 16)
@@ -238,15 +248,14 @@ def test_every_registered_mixer_engine_equals_dgl(name, other):
 )
 def test_model_torch_engine_equals_dgl(mixer, local_mixer):
     torch.manual_seed(2)
-    local = split_mixer(mixer, local_mixer)[0]
+    block = BlockConfig(dim=16, mixer=mixer, local_mixer=local_mixer)
+    local = block.split()[0]
     edges = local is not None and reads_edges(local)
     dgl_model, torch_model = twins(
         GraphTransformer,
         3,
-        hidden_dim=16,
+        block=block,
         num_layers=2,
-        mixer=mixer,
-        local_mixer=local_mixer,
         in_dim=5,
         edge_in_dim=2 if edges else None,
         lap_pe_k=2,
@@ -265,7 +274,8 @@ def test_model_torch_engine_equals_dgl(mixer, local_mixer):
 
 @pytest.mark.parametrize("conv", ["gcn", "sage", "attention"])
 def test_gnn_torch_engine_equals_dgl(conv):
-    dgl_model, torch_model = twins(GNN, 3, 5, conv=conv, dropout=0.0, num_heads=2, other="torch")
+    block = GNN_BLOCK.replace(mixer=conv, dropout=0.0, attn_dropout=0.0, num_heads=2)
+    dgl_model, torch_model = twins(GNN, 3, 5, block=block, other="torch")
     graph = sparse_graph()
     x = torch.randn(graph.num_nodes(), 5)
     assert_engines_equal(
@@ -278,21 +288,31 @@ def test_gnn_torch_engine_equals_dgl(conv):
     [
         lambda: GraphTransformer(
             3,
-            16,
+            BlockConfig(dim=16, mixer="gps", local_mixer="attention"),
             2,
-            mixer="gps",
-            local_mixer="attention",
             in_dim=5,
             edge_in_dim=2,
             lap_pe_k=2,
             level="graph",
             check_finite=False,
         ),
-        lambda: GraphTransformer(3, 16, 2, mixer="gcn", in_dim=5, check_finite=False),
-        lambda: GNN(3, 5, conv="attention", num_heads=2, level="graph", check_finite=False),
+        lambda: GraphTransformer(
+            3, BlockConfig(dim=16, mixer="gcn"), 2, in_dim=5, check_finite=False
+        ),
+        lambda: GNN(
+            3,
+            5,
+            GNN_BLOCK.replace(mixer="attention", num_heads=2),
+            level="graph",
+            check_finite=False,
+        ),
         *(
             lambda name=name: GraphTransformer(
-                3, 16, 2, mixer="gps", local_mixer=name, in_dim=5, check_finite=False
+                3,
+                BlockConfig(dim=16, mixer="gps", local_mixer=name),
+                2,
+                in_dim=5,
+                check_finite=False,
             )
             for name in LOCAL_MIXERS
         ),
@@ -323,7 +343,7 @@ def test_auto_engine_runs_when_the_graph_stays_on_another_device(model):
     [
         lambda engine: MultiHeadAttention(8, 2, engine=engine),
         lambda engine: GCNConv(4, 4, engine=engine),
-        lambda engine: GraphTransformerBlock(8, engine=engine),
+        lambda engine: GraphTransformerBlock(BlockConfig(dim=8, engine=engine)),
     ],
     ids=["attention", "gcn", "block"],
 )

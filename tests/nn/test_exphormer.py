@@ -13,8 +13,8 @@ import math
 import graphformer  # noqa: F401  (before DGL)
 import graphformer.nn.layers.exphormer as exphormer_module
 from graphformer.graphs import EdgeKind, add_self_loops, expander_graph
-from graphformer.nn import ExphormerAttention, GraphTransformer, GraphTransformerBlock
-from graphformer.nn.mixers import REGISTRY, MixerOptions, build_mixer
+from graphformer.nn import BlockConfig, ExphormerAttention, GraphTransformer, GraphTransformerBlock
+from graphformer.nn.mixers import REGISTRY, build
 
 import dgl
 import pytest
@@ -222,19 +222,16 @@ def test_expander_is_fixed_by_seed_and_sample_sizes():
 def test_virtual_nodes_never_reach_the_output_but_their_states_matter():
     """Readouts see real nodes only; the virtual states (learned + the sample's mean) reach
     the real nodes as keys and values, but what the virtual nodes gather is dropped."""
-    net = GraphTransformer(
-        3,
-        DIM,
-        2,
+    block = BlockConfig(
+        dim=DIM,
         mixer="gps",
         num_heads=HEADS,
         local_mixer="gatedgcn",
-        global_attention="exphormer",
+        global_mixer="exphormer",
         global_kwargs={"degree": 6, "virtual_nodes": 3},
-        in_dim=4,
-        level="graph",
         norm="batch",
     )
+    net = GraphTransformer(3, block, 2, in_dim=4, level="graph")
     graph = batch()
     x = torch.randn(graph.num_nodes(), 4)
     assert net.encode(graph, x).shape == (graph.num_nodes(), DIM)
@@ -242,9 +239,9 @@ def test_virtual_nodes_never_reach_the_output_but_their_states_matter():
     assert out.shape == (len(SIZES), 3)
     out.sum().backward()
     for block in net.blocks:
-        assert block.full.virtual.weight.shape == (3, DIM)
-        assert block.full.virtual.weight.grad.abs().sum() > 0
-        used = block.full.kind.weight.grad.abs().sum(1) > 0
+        assert block.global_mixer.virtual.weight.shape == (3, DIM)
+        assert block.global_mixer.virtual.weight.grad.abs().sum() > 0
+        used = block.global_mixer.kind.weight.grad.abs().sum(1) > 0
         # Input, expander and virtual → node edges reach the output through the score;
         # node → virtual edges only shape the virtual rows, which are dropped.
         assert used.tolist() == [True, True, False, True]
@@ -256,10 +253,10 @@ def test_attention_graph_is_built_once_per_batch_for_a_whole_stack(monkeypatch):
     monkeypatch.setattr(
         exphormer_module, "add_virtual_nodes", lambda *a: builds.append(1) or real(*a)
     )
-    options = {"num_heads": HEADS, "in_dim": 4, "global_attention": "exphormer"}
+    config = BlockConfig(dim=DIM, num_heads=HEADS, mixer="gps", global_mixer="exphormer")
     graph = batch()
     x = torch.randn(graph.num_nodes(), 4)
-    net = GraphTransformer(3, DIM, 4, mixer="gps", local_mixer="gatedgcn", **options)
+    net = GraphTransformer(3, config.replace(local_mixer="gatedgcn"), 4, in_dim=4)
     net(graph, x)
     assert len(builds) == 1
     net(graph, x)  # the same batch graph object again
@@ -267,38 +264,42 @@ def test_attention_graph_is_built_once_per_batch_for_a_whole_stack(monkeypatch):
     net(batch(seed=2), x)
     assert len(builds) == 2
     # A local mixer on self-loops: the stack shares the looped graph, built once per call.
-    looped = GraphTransformer(3, DIM, 3, mixer="gps", local_mixer="attention", **options)
+    looped = GraphTransformer(3, config.replace(local_mixer="attention"), 3, in_dim=4)
     looped(graph, x)
     assert len(builds) == 3
     # Other settings: another attention graph; the same settings: the same one.
     h = torch.randn(graph.num_nodes(), DIM)
-    GraphTransformerBlock(DIM, "exphormer", HEADS, global_kwargs={"degree": 2})(graph, h)
+    exphormer = config.replace(mixer="exphormer")
+    GraphTransformerBlock(exphormer.replace(global_kwargs={"degree": 2}))(graph, h)
     assert len(builds) == 4
-    GraphTransformerBlock(DIM, "exphormer", HEADS)(graph, h)  # net's defaults: 6, 1, 0
+    GraphTransformerBlock(exphormer)(graph, h)  # net's defaults: 6, 1, 0
     assert len(builds) == 4
 
 
 def test_registry_entry_and_gps_global_half():
     entry = REGISTRY["exphormer"]
+    assert entry is ExphormerAttention
     assert entry.scope == "global" and entry.settings == ("degree", "virtual_nodes", "seed")
     block = GraphTransformerBlock(
-        DIM,
-        mixer="gps",
-        num_heads=HEADS,
-        local_mixer="gatedgcn",
-        global_attention="exphormer",
-        global_kwargs={"degree": 6, "virtual_nodes": 3},
-        attn_dropout=0.2,
+        BlockConfig(
+            dim=DIM,
+            mixer="gps",
+            num_heads=HEADS,
+            local_mixer="gatedgcn",
+            global_mixer="exphormer",
+            global_kwargs={"degree": 6, "virtual_nodes": 3},
+            attn_dropout=0.2,
+        )
     )
-    full = block.full
+    full = block.global_mixer
     assert isinstance(full, ExphormerAttention)
     assert (full.degree, full.virtual_nodes, full.seed) == (6, 3, 0)
     assert full.attention.attn_dropout.p == 0.2
     graph = batch()
     out = block(graph, torch.randn(graph.num_nodes(), DIM))
     assert out.shape == (graph.num_nodes(), DIM) and torch.isfinite(out).all()
-    plain = GraphTransformerBlock(DIM, mixer="exphormer", num_heads=HEADS)
-    assert (plain.full.degree, plain.full.virtual_nodes) == (6, 1)
+    plain = GraphTransformerBlock(BlockConfig(dim=DIM, mixer="exphormer", num_heads=HEADS))
+    assert (plain.global_mixer.degree, plain.global_mixer.virtual_nodes) == (6, 1)
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -320,14 +321,12 @@ def test_bad_settings_name_the_value_and_the_fix(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ExphormerAttention(DIM, HEADS, **kwargs)
     with pytest.raises(ValueError, match=match):
-        build_mixer("exphormer", MixerOptions(DIM, HEADS, global_kwargs=kwargs))
+        build("exphormer", BlockConfig(dim=DIM, num_heads=HEADS, global_kwargs=kwargs))
 
 
 def test_unknown_setting_is_refused_by_the_registry():
     with pytest.raises(ValueError, match=r"\['deg'\] are not settings of 'exphormer'"):
-        GraphTransformerBlock(
-            DIM, mixer="gps", global_attention="exphormer", global_kwargs={"deg": 6}
-        )
+        BlockConfig(dim=DIM, mixer="gps", global_mixer="exphormer", global_kwargs={"deg": 6})
 
 
 def test_graph_whose_batch_information_does_not_hold_its_edges():

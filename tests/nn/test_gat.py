@@ -7,6 +7,7 @@ import copy
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.graphs import add_self_loops
 from graphformer.nn import GNN, GATConv
+from graphformer.nn.models.gnn import GNN_BLOCK
 
 import dgl
 import pytest
@@ -95,6 +96,6 @@ def test_gat_bad_arguments_are_named():
 
 
 def test_gnn_gat_uses_gat_heads_and_one_output_head():
-    model = GNN(7, 20, hidden_dim=64, conv="gat", num_heads=8)
+    model = GNN(7, 20, GNN_BLOCK.replace(dim=64, mixer="gat", num_heads=8))
     assert [(c.num_heads, c.concat) for c in model.convs] == [(8, True), (1, True)]
     assert model(dgl.rand_graph(10, 30), torch.randn(10, 20)).shape == (10, 7)

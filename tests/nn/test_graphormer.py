@@ -35,6 +35,7 @@ from graphformer.graphs import (
     union_graphs,
 )
 from graphformer.nn import (
+    BlockConfig,
     CentralityEncoding,
     GraphormerAttention,
     GraphTransformer,
@@ -43,7 +44,7 @@ from graphformer.nn import (
     SpatialBias,
 )
 from graphformer.nn.layers import graphormer as graphormer_module
-from graphformer.nn.mixers import REGISTRY, MixerOptions, build_mixer
+from graphformer.nn.mixers import REGISTRY, build
 
 import dgl
 import numpy as np
@@ -456,32 +457,40 @@ def test_graphormer_runs_on_the_graph_with_self_loops_the_model_passes():
 def test_graphormer_as_block_and_as_the_global_half_of_gps():
     batch = batch_with_distances()
     x = torch.randn(batch.num_nodes(), EMBED)
-    block = GraphTransformerBlock(EMBED, mixer="graphormer", num_heads=HEADS, norm="none")
-    assert isinstance(block.full, GraphormerAttention) and block.local is None
+    config = BlockConfig(dim=EMBED, mixer="graphormer", num_heads=HEADS, norm="none")
+    block = GraphTransformerBlock(config)
+    assert isinstance(block.global_mixer, GraphormerAttention) and block.local is None
     assert block.needs == (SPD,)
-    expected = x + block.full(batch, x)[0]
+    expected = x + block.global_mixer(batch, x)[0]
     expected = expected + block.ffn(expected)
     assert_close("graphormer block vs x + mixer(x), then FFN", block.eval()(batch, x), expected)
 
     gps = GraphTransformerBlock(
-        EMBED,
-        mixer="gps",
-        num_heads=HEADS,
-        local_mixer="gcn",
-        global_attention="graphormer",
-        global_kwargs={"max_distance": 5},
+        BlockConfig(
+            dim=EMBED,
+            mixer="gps",
+            num_heads=HEADS,
+            local_mixer="gcn",
+            global_mixer="graphormer",
+            global_kwargs={"max_distance": 5},
+        )
     )
-    assert isinstance(gps.full, GraphormerAttention) and gps.full.spatial.max_distance == 5
+    global_mixer = gps.global_mixer
+    assert isinstance(global_mixer, GraphormerAttention)
+    assert global_mixer.spatial.max_distance == 5
     assert gps(batch, x).shape == x.shape
     with pytest.raises(ValueError, match=r"global_kwargs \['degree'\] are not settings of "):
-        GraphTransformerBlock(EMBED, mixer="graphormer", global_kwargs={"degree": 3})
+        BlockConfig(dim=EMBED, mixer="graphormer", global_kwargs={"degree": 3})
 
 
 def test_graphormer_registry_entry():
     entry = REGISTRY["graphormer"]
     assert (entry.scope, entry.settings) == ("global", ("max_distance",))
-    options = MixerOptions(EMBED, HEADS, attn_dropout=0.2, global_kwargs={"max_distance": 7})
-    mixer = build_mixer("graphormer", options, "global")
+    assert entry.needs == (SPD,)
+    config = BlockConfig(
+        dim=EMBED, num_heads=HEADS, attn_dropout=0.2, global_kwargs={"max_distance": 7}
+    )
+    mixer = build("graphormer", config, "global")
     assert mixer.spatial.max_distance == 7 and mixer.attention.attn_dropout.p == 0.2
     assert graphormer_module.SPD == SPD, "nn and data name the distance field alike"
 
@@ -491,11 +500,13 @@ def test_graphormer_without_distances_says_which_flag_to_turn_on():
     x = torch.randn(batch.num_nodes(), EMBED)
     with pytest.raises(ValueError, match=r"graphormer mixer reads .*ndata\['spd'\].*distances=t"):
         graphormer()(batch, x)
-    net = GraphTransformer(3, EMBED, 1, mixer="graphormer", num_heads=HEADS, in_dim=EMBED)
+    net = GraphTransformer(
+        3, BlockConfig(dim=EMBED, mixer="graphormer", num_heads=HEADS), 1, in_dim=EMBED
+    )
     assert net.needs == (SPD,)
     with pytest.raises(ValueError, match=r"model's global mixer .*data.distances=true"):
         net(batch, x)
-    assert GraphTransformer(3, EMBED, 1, in_dim=EMBED).needs == ()
+    assert GraphTransformer(3, BlockConfig(dim=EMBED), 1, in_dim=EMBED).needs == ()
 
 
 # --- nn: centrality in the model ------------------------------------------------------------
@@ -503,9 +514,8 @@ def test_graphormer_without_distances_says_which_flag_to_turn_on():
 
 def test_model_centrality_uses_the_input_graph_before_self_loops():
     graph = random_graph([6, 1, 9], p=0.5, seed=7)
-    net = GraphTransformer(
-        3, EMBED, 2, mixer="attention", num_heads=HEADS, in_dim=4, centrality_max_degree=16
-    ).eval()
+    config = BlockConfig(dim=EMBED, mixer="attention", num_heads=HEADS)
+    net = GraphTransformer(3, config, 2, in_dim=4, centrality_max_degree=16).eval()
     assert net.blocks[0].local.self_loops, "the local mixer runs on the graph + self-loops"
     seen = []
     net.centrality.register_forward_hook(lambda module, args, out: seen.append(args[0]))
@@ -516,32 +526,24 @@ def test_model_centrality_uses_the_input_graph_before_self_loops():
     with torch.no_grad():
         net.centrality.in_degree.weight.normal_()
     assert not torch.allclose(net(graph, x), out, atol=1e-4), "centrality changes the output"
-    assert GraphTransformer(3, EMBED, 1, in_dim=4).centrality is None
+    assert GraphTransformer(3, BlockConfig(dim=EMBED), 1, in_dim=4).centrality is None
 
 
 @pytest.mark.parametrize("bad", [-1, True, 2.5])
 def test_model_refuses_bad_centrality_max_degree(bad):
     with pytest.raises(ValueError, match=r"centrality_max_degree must be an int ≥ 0"):
-        GraphTransformer(3, EMBED, 1, in_dim=4, centrality_max_degree=bad)
+        GraphTransformer(3, BlockConfig(dim=EMBED), 1, in_dim=4, centrality_max_degree=bad)
 
 
 def test_graphormer_model_trains_a_step_with_centrality():
     batch = batch_with_distances()
-    net = GraphTransformer(
-        3,
-        EMBED,
-        2,
-        mixer="graphormer",
-        num_heads=HEADS,
-        in_dim=4,
-        centrality_max_degree=4,
-        level="graph",
-    )
+    config = BlockConfig(dim=EMBED, mixer="graphormer", num_heads=HEADS)
+    net = GraphTransformer(3, config, 2, in_dim=4, centrality_max_degree=4, level="graph")
     net(batch, torch.randn(batch.num_nodes(), 4)).square().sum().backward()
     grads = {name: p.grad for name, p in net.named_parameters()}
     assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
     assert grads["centrality.in_degree.weight"].abs().sum() > 0
-    assert grads["blocks.1.full.spatial.embedding.weight"].abs().sum() > 0
+    assert grads["blocks.1.global_mixer.spatial.embedding.weight"].abs().sum() > 0
 
 
 # --- data: the datamodule's distances flag --------------------------------------------------
@@ -585,13 +587,15 @@ def test_datamodule_refuses_a_distances_flag_that_is_not_a_bool(tmp_path):
 
 
 def test_training_turns_distances_on_when_the_model_needs_them(tmp_path):
-    graphormer_model = GraphTransformer(6, EMBED, 1, mixer="graphormer", num_categories=7)
+    graphormer_model = GraphTransformer(
+        6, BlockConfig(dim=EMBED, mixer="graphormer"), 1, num_categories=7
+    )
     data = sbm_module(tmp_path)
     assert data.distances is None
     provide_distances(graphormer_model, data)
     assert data.distances is True
     plain = sbm_module(tmp_path)
-    provide_distances(GraphTransformer(6, EMBED, 1, num_categories=7), plain)
+    provide_distances(GraphTransformer(6, BlockConfig(dim=EMBED), 1, num_categories=7), plain)
     assert plain.distances is None, "other models are unaffected"
     with pytest.raises(ValueError, match=r"data.distances=false; set data.distances=true"):
         provide_distances(graphormer_model, sbm_module(tmp_path, distances=False))

@@ -10,7 +10,7 @@ import math
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.graphs import complete_graph
-from graphformer.nn import PerformerAttention, PerformerMixer
+from graphformer.nn import PerformerAttention
 from graphformer.nn.layers.performer import gaussian_features, positive_random_features
 
 import dgl
@@ -228,16 +228,15 @@ def test_features_are_a_buffer_redrawn_on_schedule():
 
 
 def test_mixer_protocol_passes_edge_state_through():
-    mixer = PerformerMixer(EMBED, HEADS, num_features=8).eval()
-    plain = PerformerAttention(EMBED, HEADS, num_features=8).eval()
-    plain.load_state_dict(mixer.state_dict())
+    mixer = PerformerAttention(EMBED, HEADS, num_features=8).eval()
     graph = batch()
     x = torch.randn(graph.num_nodes(), EMBED)
     state = torch.randn(graph.num_edges(), 3)
-    out, edge_state = mixer(graph, x, state)
+    out, edge_state = mixer.mix(graph, x, state)
     assert edge_state is state
-    assert torch.equal(out, plain(graph, x))
-    assert mixer(graph, x)[1] is None
+    assert torch.equal(out, mixer(graph, x))
+    assert mixer.mix(graph, x)[1] is None
+    assert mixer.scope == "global"
 
 
 def test_default_feature_count_is_d_log_d():
@@ -248,7 +247,7 @@ def test_default_feature_count_is_d_log_d():
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        ({"embed_dim": 10, "num_heads": 4}, r"num_heads=4 must divide embed_dim=10"),
+        ({"dim": 10, "num_heads": 4}, r"num_heads=4 must divide embed_dim=10"),
         ({"num_features": 0}, r"num_features must be a positive int"),
         ({"redraw_interval": -1}, r"redraw_interval must be an int ≥ 0"),
         ({"redraw_interval": 1.5}, r"redraw_interval must be an int ≥ 0"),
@@ -256,7 +255,7 @@ def test_default_feature_count_is_d_log_d():
 )
 def test_rejects_bad_settings(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
-        PerformerAttention(**{"embed_dim": EMBED, "num_heads": HEADS, **kwargs})
+        PerformerAttention(**{"dim": EMBED, "num_heads": HEADS, **kwargs})
 
 
 def test_rejects_bad_features():

@@ -12,9 +12,10 @@ from __future__ import annotations
 import warnings
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.graphs import causal_graph, complete_bipartite
 from graphformer.graphs import transformer as graphs_module
+from graphformer.graphs import causal_graph, complete_bipartite
 from graphformer.nn import (
+    BlockConfig,
     DecoderBlock,
     MultiHeadAttention,
     Seq2SeqTransformer,
@@ -23,6 +24,7 @@ from graphformer.nn import (
 )
 from graphformer.nn.core.dense_decoder import causal_attention
 from graphformer.nn.models import decoder as decoder_module
+from graphformer.nn.models.seq2seq import SEQ2SEQ_BLOCK
 
 import pytest
 import torch
@@ -36,12 +38,11 @@ SRC_SIZES, TGT_SIZES = [5, 3, 7], [4, 6, 1]
 
 
 def stacks(prenorm: bool, engine: str, layers: int = 2):
-    encoder = TransformerEncoder(
-        DIM, layers, HEADS, FFN, activation="relu", prenorm=prenorm, engine=engine
+    block = BlockConfig(
+        dim=DIM, num_heads=HEADS, ffn_ratio=FFN, activation="relu", prenorm=prenorm, engine=engine
     )
-    decoder = TransformerDecoder(
-        DIM, layers, HEADS, ffn_ratio=FFN, activation="relu", prenorm=prenorm, engine=engine
-    )
+    encoder = TransformerEncoder(block, layers)
+    decoder = TransformerDecoder(block, layers)
     for module in (encoder, decoder):
         randomize_biases(module)
         with torch.no_grad():
@@ -67,10 +68,10 @@ def torch_layout(encoder: TransformerEncoder, decoder: TransformerDecoder, get) 
 
     for i, block in enumerate(encoder.blocks):
         prefix = f"encoder.layers.{i}."
-        attention(prefix + "self_attn.", block.full.attention)
+        attention(prefix + "self_attn.", block.global_mixer)
         for name, module in (("linear1", block.ffn[0]), ("linear2", block.ffn[3])):
             affine(f"{prefix}{name}.", module)
-        affine(prefix + "norm1.", block.norm_full)
+        affine(prefix + "norm1.", block.norm_global)
         affine(prefix + "norm2.", block.norm_ffn)
     affine("encoder.norm.", encoder.norm)
     for i, block in enumerate(decoder.blocks):
@@ -217,7 +218,9 @@ def test_engines_agree_with_an_empty_source_and_an_empty_target():
     outputs = {}
     for engine in ENGINES:
         torch.manual_seed(0)
-        block = randomize_biases(DecoderBlock(DIM, HEADS, engine=engine)).eval()
+        block = randomize_biases(
+            DecoderBlock(BlockConfig(dim=DIM, num_heads=HEADS, engine=engine))
+        ).eval()
         outputs[engine] = block(y, tgt_sizes, memory, src_sizes)
     for engine in ENGINES[1:]:
         assert_close(
@@ -244,7 +247,9 @@ def test_auto_builds_no_graph(monkeypatch):
     ("engine", "prenorm"), [("dgl", True), ("dense", False)], ids=["dgl-prenorm", "dense-postnorm"]
 )
 def test_decoder_block_gradcheck_float64(engine, prenorm):
-    block = randomize_biases(DecoderBlock(4, 2, memory_dim=3, prenorm=prenorm, engine=engine))
+    block = randomize_biases(
+        DecoderBlock(BlockConfig(dim=4, num_heads=2, prenorm=prenorm, engine=engine), memory_dim=3)
+    )
     block = block.double()
     names = [name for name, _ in block.named_parameters()]
     params = [p.detach().clone().requires_grad_() for p in block.parameters()]
@@ -287,17 +292,10 @@ def reference_greedy(model: Seq2SeqTransformer, reference: nn.Transformer, src, 
 @pytest.mark.parametrize("prenorm", [True, False], ids=["prenorm", "postnorm"])
 def test_greedy_generation_equals_step_by_step_reference(engine, prenorm):
     vocab, bos, steps, sizes = 9, 8, 6, [4, 1, 6]
-    model = Seq2SeqTransformer(
-        vocab,
-        vocab,
-        DIM,
-        2,
-        num_heads=HEADS,
-        ffn_ratio=FFN,
-        prenorm=prenorm,
-        max_len=8,
-        engine=engine,
+    block = SEQ2SEQ_BLOCK.replace(
+        dim=DIM, num_heads=HEADS, ffn_ratio=FFN, prenorm=prenorm, engine=engine
     )
+    model = Seq2SeqTransformer(vocab, vocab, block, 2, max_len=8)
     model = randomize_biases(model).eval()
     reference = torch_transformer(model.encoder, model.decoder, prenorm).eval()
     src = torch.randint(0, bos, (sum(sizes),))
@@ -312,7 +310,7 @@ def test_greedy_generation_equals_step_by_step_reference(engine, prenorm):
 
 
 def test_generate_stops_at_eos_and_pads_after_it():
-    model = Seq2SeqTransformer(5, 5, 8, 1, num_heads=2, max_len=6).eval()
+    model = Seq2SeqTransformer(5, 5, SEQ2SEQ_BLOCK.replace(dim=8, num_heads=2), 1, max_len=6).eval()
     with torch.no_grad():
         model.head.bias.zero_()
         model.head.bias[3] = 100.0  # every step predicts token 3
@@ -327,7 +325,9 @@ def test_generate_stops_at_eos_and_pads_after_it():
 
 def test_teacher_forcing_equals_generation_on_its_own_output():
     """forward on the greedy output shifted right reproduces the greedy logits."""
-    model = Seq2SeqTransformer(7, 7, DIM, 2, num_heads=HEADS, max_len=8).eval()
+    model = Seq2SeqTransformer(
+        7, 7, SEQ2SEQ_BLOCK.replace(dim=DIM, num_heads=HEADS), 2, max_len=8
+    ).eval()
     src, sizes, bos = torch.randint(0, 6, (9,)), [5, 4], 6
     tokens, logits = model.generate(src, sizes, 5, bos)
     shifted = torch.cat([torch.full((2, 1), bos), tokens[:, :-1]], dim=1)
@@ -360,17 +360,17 @@ def test_teacher_forcing_equals_generation_on_its_own_output():
     ids=["sizes", "vocab", "dtype", "max_len", "samples"],
 )
 def test_bad_input_is_named(call, pattern):
-    model = Seq2SeqTransformer(5, 5, 8, 1, num_heads=2, max_len=4)
+    model = Seq2SeqTransformer(5, 5, SEQ2SEQ_BLOCK.replace(dim=8, num_heads=2), 1, max_len=4)
     with pytest.raises(ValueError, match=pattern):
         call(model)
 
 
 def test_dense_engine_refuses_a_given_graph_and_unknown_engines_are_listed():
-    block = DecoderBlock(8, 2, engine="dense")
+    block = DecoderBlock(BlockConfig(dim=8, num_heads=2, engine="dense"))
     with pytest.raises(ValueError, match=r"engine='dense' .* cannot honour"):
         block(torch.randn(3, 8), [3], torch.randn(2, 8), [2], self_graph=causal_graph([3]))
     with pytest.raises(ValueError, match="unknown engine 'sparse'"):
-        DecoderBlock(8, 2, engine="sparse")
+        DecoderBlock(BlockConfig(dim=8, num_heads=2, engine="sparse"))
 
 
 # --- the sequence task: data, Lightning task, recipe --------------------------------------
@@ -433,7 +433,9 @@ def test_task_teacher_forces_then_decodes_greedily_at_test(tmp_path):
     )
     graph, labels = next(iter(data.train_dataloader()))
     assert labels.shape == (8, 6) and graph.batch_size == 8
-    model = Seq2SeqTransformer(10, VOCAB, DIM, 1, num_heads=HEADS, max_len=6).eval()
+    model = Seq2SeqTransformer(
+        10, VOCAB, SEQ2SEQ_BLOCK.replace(dim=DIM, num_heads=HEADS), 1, max_len=6
+    ).eval()
     task = SequenceToSequence(model, partial(torch.optim.AdamW), num_classes=VOCAB)
 
     forced = task.outputs(graph, labels, "train")

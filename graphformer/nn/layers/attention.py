@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from graphformer.graphs import is_complete
+from graphformer.graphs import complete_graph_of, is_complete
 from graphformer.nn.core.checks import (
     check_divisible,
     check_edge_tensor,
@@ -17,15 +18,20 @@ from graphformer.nn.core.dense import (
     dense_attention,
     dense_pays_off,
 )
-from graphformer.nn.core.message_passing import MessagePassing, check_engine
+from graphformer.nn.core.message_passing import MessagePassing, check_engine, local_engine
+from graphformer.nn.mixers import Mixer, register
 
 import dgl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
-class MultiHeadAttention(nn.Module):
+
+@register("attention")
+class MultiHeadAttention(Mixer):
     r"""Multi-head scaled dot-product attention over the in-edges of each node.
 
     For an edge :math:`j \to i` (source :math:`j` is a key/value, destination :math:`i`
@@ -47,15 +53,22 @@ class MultiHeadAttention(nn.Module):
     is GAT-style neighbourhood attention. A node with no in-edges outputs
     ``out_proj.bias`` (zeros before the projection), never NaN.
 
+    As the mixer ``attention`` (``graphformer.nn.mixers``) it attends over each node's
+    in-edges and itself (``self_loops``), the edge state as its Shaw terms; with
+    ``record_attention`` set, :meth:`mix` keeps its last weights in ``weights``
+    ((E, num_heads), before dropout). :class:`FullAttention` (``full``) is the same layer
+    attending among all nodes of each sample (:meth:`sample_attention`).
+
     Parameters
     ----------
-    embed_dim : width of queries and of the output; split over ``num_heads``.
-    num_heads : number of heads; must divide ``embed_dim``.
-    dropout : dropout on the attention weights :math:`\alpha`, as in
-        ``torch.nn.MultiheadAttention``.
+    dim : width of queries and of the output; split over ``num_heads``
+        (``torch.nn.MultiheadAttention``'s ``embed_dim``; :attr:`embed_dim` reads it too).
+    num_heads : number of heads; must divide ``dim``.
+    attn_dropout : dropout on the attention weights :math:`\alpha` (``dropout`` of
+        ``torch.nn.MultiheadAttention``).
     bias : biases on the four projections.
     src_dim : width of the source (key/value) features for cross-attention; defaults
-        to ``embed_dim``.
+        to ``dim`` (``kdim``/``vdim`` of ``torch.nn.MultiheadAttention``).
     edge_dim : width of edge features; enables the Shaw terms ``edge_key`` and
         ``edge_value``.
     edge_value : with ``edge_dim``, also the value term :math:`a^V_{ij}` (default); False
@@ -74,13 +87,31 @@ class MultiHeadAttention(nn.Module):
 
     The projections ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` map one-to-one
     onto ``torch.nn.MultiheadAttention``'s ``in_proj_weight`` chunks and ``out_proj``.
+
+    >>> import dgl, torch
+    >>> from graphformer.graphs import complete_graph
+    >>> from graphformer.nn import MultiHeadAttention
+    >>> attention = MultiHeadAttention(8, num_heads=2)
+    >>> x = torch.randn(5, 8)  # two samples: 2 and 3 nodes
+    >>> attention(complete_graph([2, 3]), x).shape  # Transformer self-attention per sample
+    torch.Size([5, 8])
+    >>> attention.mix(dgl.graph(([0, 1], [1, 2]), num_nodes=5), x)[0].shape  # on a sparse graph
+    torch.Size([5, 8])
     """
+
+    self_loops = True
+    resizes = True
+    #: The class can read edge state (Shaw terms); an instance does when built with edge_dim.
+    reads_edges = True
+    #: Set by ``GraphTransformer.attention_weights``: :meth:`mix` keeps ``weights``.
+    record_attention = False
+    weights: torch.Tensor | None = None
 
     def __init__(
         self,
-        embed_dim: int,
+        dim: int,
         num_heads: int,
-        dropout: float = 0.0,
+        attn_dropout: float = 0.0,
         bias: bool = True,
         src_dim: int | None = None,
         edge_dim: int | None = None,
@@ -89,26 +120,75 @@ class MultiHeadAttention(nn.Module):
         engine: str = "auto",
     ) -> None:
         super().__init__()
-        check_divisible(embed_dim, num_heads)
+        check_divisible(dim, num_heads)
         self.engine = check_engine(engine)
-        src_dim = embed_dim if src_dim is None else src_dim
+        src_dim = dim if src_dim is None else src_dim
         check_positive(src_dim=src_dim)
         if edge_dim is not None:
             check_positive(edge_dim=edge_dim)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
-        self.embed_dim, self.num_heads, self.src_dim = embed_dim, num_heads, src_dim
-        self.head_dim = embed_dim // num_heads
+        if not 0.0 <= attn_dropout < 1.0:
+            raise ValueError(f"attn_dropout must be in [0, 1); got {attn_dropout}")
+        self.dim, self.num_heads, self.src_dim = dim, num_heads, src_dim
+        self.head_dim = dim // num_heads
         self.edge_dim, self.check_finite = edge_dim, check_finite
-        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.k_proj = nn.Linear(src_dim, embed_dim, bias=bias)
-        self.v_proj = nn.Linear(src_dim, embed_dim, bias=bias)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.reads_edges = edge_dim is not None
+        self.q_proj = nn.Linear(dim, dim, bias=bias)
+        self.k_proj = nn.Linear(src_dim, dim, bias=bias)
+        self.v_proj = nn.Linear(src_dim, dim, bias=bias)
+        self.out_proj = nn.Linear(dim, dim, bias=bias)
         if edge_dim is not None:
-            self.edge_key = nn.Linear(edge_dim, embed_dim, bias=False)
-            self.edge_value = nn.Linear(edge_dim, embed_dim, bias=False) if edge_value else None
-        self.attn_dropout = nn.Dropout(dropout)
+            self.edge_key = nn.Linear(edge_dim, dim, bias=False)
+            self.edge_value = nn.Linear(edge_dim, dim, bias=False) if edge_value else None
+        self.attn_dropout = nn.Dropout(attn_dropout)
         self.reset_parameters()
+
+    @property
+    def embed_dim(self) -> int:
+        """``dim`` under ``torch.nn.MultiheadAttention``'s name."""
+        return self.dim
+
+    @classmethod
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
+        """``attention`` in a block: on the local engine, Shaw terms when ``edge_dim``; as a
+        GNN convolution ``in_dim → out_dim``: :class:`ProjectedAttention`, one head where
+        ``num_heads`` does not divide ``out_dim``."""
+        if in_dim is not None:
+            heads = config.num_heads if out_dim % config.num_heads == 0 else 1
+            return ProjectedAttention(
+                in_dim, out_dim, heads, config.attn_dropout, engine=config.engine
+            )
+        return cls(
+            config.dim,
+            config.num_heads,
+            attn_dropout=config.attn_dropout,
+            edge_dim=edge_dim,
+            check_finite=False,
+            engine=local_engine(config.engine),
+        )
+
+    def mix(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attention over in-edges, ``edge_state`` as the Shaw terms (passed on unchanged)."""
+        if not self.record_attention:
+            return self(graph, x, edge_feat=edge_state), edge_state
+        out, self.weights = self(graph, x, edge_state, return_attention=True)
+        return out, edge_state
+
+    def sample_attention(self, graph: dgl.DGLGraph, x: torch.Tensor) -> torch.Tensor:
+        """Self-attention among all nodes of each sample of ``graph`` (a plain Transformer):
+        padded SDPA on the ``auto``/``dense`` engines, else message passing on the complete
+        graph (built once per batch graph, ``graphformer.graphs.complete_graph_of``)."""
+        if self.engine in ("auto", "dense"):
+            return self.full_attention(x, graph.batch_num_nodes())
+        return self(complete_graph_of(graph), x)
 
     def reset_parameters(self) -> None:
         r"""Initialise as ``torch.nn.MultiheadAttention._reset_parameters`` does.
@@ -266,3 +346,76 @@ class MultiHeadAttention(nn.Module):
             out = out + mp.copy_e_reduce(ev * weights, "sum")
         out = self.out_proj(out.reshape(-1, self.embed_dim))
         return (out, attention.squeeze(-1)) if return_attention else out
+
+
+@register("full")
+class FullAttention(MultiHeadAttention):
+    """:class:`MultiHeadAttention` as the global mixer ``full``: attention among all nodes of
+    each sample (a plain Transformer), :meth:`~MultiHeadAttention.sample_attention`. The
+    same layer and weights; only the scope and :meth:`mix` differ.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import FullAttention
+    >>> graph = dgl.batch([dgl.graph(([0], [1])), dgl.graph(([0, 1], [1, 2]))])
+    >>> out, _ = FullAttention(8, 2).mix(graph, torch.randn(5, 8))  # the edges are unused
+    >>> out.shape
+    torch.Size([5, 8])
+    """
+
+    scope = "global"
+    self_loops = False
+    reads_edges = False
+    resizes = False
+
+    @classmethod
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
+        return cls(
+            config.dim,
+            config.num_heads,
+            attn_dropout=config.attn_dropout,
+            check_finite=False,
+            engine=config.engine,
+        )
+
+    def mix(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.sample_attention(graph, x), edge_state
+
+
+class ProjectedAttention(MultiHeadAttention):
+    r""":class:`MultiHeadAttention` after a linear map ``in_dim → out_dim``:
+    :math:`\mathrm{Attn}(W x + b)`, the ``attention`` convolution of a
+    :class:`~graphformer.nn.GNN` (its layers change width; attention keeps it). As GAT's
+    :math:`W`, the map is part of the layer; ``project`` holds it.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import ProjectedAttention
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> ProjectedAttention(4, 8, num_heads=2)(graph, torch.randn(3, 4)).shape
+    torch.Size([3, 8])
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        num_heads: int,
+        attn_dropout: float = 0.0,
+        check_finite: bool = False,
+        engine: str = "auto",
+    ) -> None:
+        project = nn.Linear(in_dim, out_dim)  # drawn first: the RNG order of earlier releases
+        super().__init__(out_dim, num_heads, attn_dropout, check_finite=check_finite, engine=engine)
+        self.in_dim, self.project = in_dim, project
+
+    def forward(self, graph: dgl.DGLGraph, x: torch.Tensor, **kwargs) -> torch.Tensor:
+        """``x``: (N, in_dim) → (N, out_dim); ``kwargs`` as :meth:`MultiHeadAttention.forward`."""
+        return super().forward(graph, self.project(x), **kwargs)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from graphformer.graphs import add_self_loops_with_features
 from graphformer.nn.core.checks import check_edge_tensor, check_node_features, check_positive
-from graphformer.nn.core.message_passing import MessagePassing, check_engine
+from graphformer.nn.core.message_passing import MessagePassing, check_engine, local_engine
+from graphformer.nn.mixers import Mixer, register
 
 import dgl
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
-class GCNConv(nn.Module):
+
+@register("gcn")
+class GCNConv(Mixer):
     r"""Graph convolution of Kipf & Welling (ICLR 2017).
 
     .. math::
@@ -25,19 +32,30 @@ class GCNConv(nn.Module):
     ----------
     in_dim, out_dim : input and output feature widths.
     bias : add a learned bias :math:`b`.
-    self_loops : add a self-loop at every node that lacks one (weight 1) before the pass.
-        The looped graph is built once per graph object and reused on later calls
-        (``graphformer.graphs.derived``); off, the graph is used as given.
+    add_self_loops : add a self-loop at every node that lacks one (weight 1) before the
+        pass (PyG's name). The looped graph is built once per graph object and reused on
+        later calls (``graphformer.graphs.derived``); off, the graph is used as given. As
+        the mixer ``gcn`` it is off: the block runs it on the graph plus self-loops (its
+        ``self_loops`` trait, ``graphformer.nn.mixers``).
     check_finite : raise on NaN/inf input features.
     engine : see ``graphformer.nn.core.message_passing``.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import GCNConv
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> GCNConv(4, 8)(graph, torch.randn(3, 4)).shape
+    torch.Size([3, 8])
     """
+
+    self_loops = True
+    resizes = True
 
     def __init__(
         self,
         in_dim: int,
         out_dim: int,
         bias: bool = True,
-        self_loops: bool = True,
+        add_self_loops: bool = True,
         check_finite: bool = True,
         engine: str = "auto",
     ) -> None:
@@ -45,10 +63,25 @@ class GCNConv(nn.Module):
         check_positive(in_dim=in_dim, out_dim=out_dim)
         self.engine = check_engine(engine)
         self.in_dim, self.out_dim = in_dim, out_dim
-        self.self_loops, self.check_finite = self_loops, check_finite
+        self.add_self_loops, self.check_finite = add_self_loops, check_finite
         self.weight = nn.Parameter(torch.empty(in_dim, out_dim))
         self.bias = nn.Parameter(torch.empty(out_dim)) if bias else None
         self.reset_parameters()
+
+    @classmethod
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
+        """``gcn``: the block (or GNN) adds the self-loops; a block's on the local engine."""
+        if in_dim is None:
+            dim, engine = config.dim, local_engine(config.engine)
+            return cls(dim, dim, add_self_loops=False, check_finite=False, engine=engine)
+        return cls(in_dim, out_dim, add_self_loops=False, check_finite=False, engine=config.engine)
 
     def reset_parameters(self) -> None:
         nn.init.xavier_uniform_(self.weight)
@@ -64,7 +97,7 @@ class GCNConv(nn.Module):
         if edge_weight is not None:
             shape = (graph.num_edges(),)
             check_edge_tensor("edge_weight", edge_weight, shape, self.check_finite, True, dtype)
-        if self.self_loops:
+        if self.add_self_loops:
             graph, edge_weight = add_self_loops_with_features(graph, edge_weight, fill_value=1.0)
         mp = MessagePassing(graph, self.engine, x)
         weight = edge_weight.to(x.device) if edge_weight is not None else None
@@ -83,13 +116,17 @@ class GCNConv(nn.Module):
         return h if self.bias is None else h + self.bias
 
 
-class SAGEConv(nn.Module):
+@register("sage")
+class SAGEConv(Mixer):
     r"""GraphSAGE with the mean aggregator and a root weight (Hamilton et al., 2017).
 
     .. math::
         x_i' = W_{root} x_i + W_{neigh} \frac{1}{|N(i)|} \sum_{j \in N(i)} x_j + b
 
-    φ = ``copy_u``, □ = ``mean``. A node with no in-edges aggregates zeros.
+    φ = ``copy_u``, □ = ``mean``. A node with no in-edges aggregates zeros. The root weight
+    stands for the node itself, so a GNN runs it on the graph as given; the block mixer
+    ``sage`` runs on the graph plus self-loops (``self_loops`` set by its builder), as
+    graphformer's sage blocks always have.
 
     Parameters
     ----------
@@ -97,7 +134,15 @@ class SAGEConv(nn.Module):
     bias : add a learned bias :math:`b`.
     check_finite : raise on NaN/inf input features.
     engine : see ``graphformer.nn.core.message_passing``.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import SAGEConv
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> SAGEConv(4, 8)(graph, torch.randn(3, 4)).shape
+    torch.Size([3, 8])
     """
+
+    resizes = True
 
     def __init__(
         self,
@@ -113,6 +158,23 @@ class SAGEConv(nn.Module):
         self.in_dim, self.out_dim, self.check_finite = in_dim, out_dim, check_finite
         self.root = nn.Linear(in_dim, out_dim, bias=bias)
         self.neigh = nn.Linear(in_dim, out_dim, bias=False)
+
+    @classmethod
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
+        """``sage``: in a block on the graph plus self-loops and the local engine; as a GNN
+        convolution on the graph as given."""
+        if in_dim is None:
+            dim, engine = config.dim, local_engine(config.engine)
+            conv = cls(dim, dim, check_finite=False, engine=engine)
+            return conv.with_traits(self_loops=True)
+        return cls(in_dim, out_dim, check_finite=False, engine=config.engine)
 
     def reset_parameters(self) -> None:
         self.root.reset_parameters()

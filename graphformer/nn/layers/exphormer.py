@@ -12,6 +12,7 @@ its sample in :math:`O(\log n)` expander hops or two virtual-node hops.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from graphformer.fields import EDGE_KIND, VIRTUAL
 from graphformer.graphs import (
@@ -25,10 +26,14 @@ from graphformer.graphs import (
 from graphformer.nn.core.checks import check_node_features
 from graphformer.nn.core.message_passing import segment_readout
 from graphformer.nn.layers.attention import MultiHeadAttention
+from graphformer.nn.mixers import Mixer, register
 
 import dgl
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
 
 @dataclass
@@ -143,7 +148,8 @@ def exphormer_graph(
     return derived(graph, key, lambda g: build_exphormer_graph(g, degree, virtual_nodes, seed))
 
 
-class ExphormerAttention(nn.Module):
+@register("exphormer")
+class ExphormerAttention(Mixer):
     r"""Exphormer's global mixer: multi-head attention on input ∪ expander ∪ virtual nodes.
 
     For each sample, the attention graph :math:`G^*` has the input edges :math:`E`
@@ -216,9 +222,18 @@ class ExphormerAttention(nn.Module):
     check_finite : raise on NaN/inf input features.
     engine : :class:`~graphformer.nn.MultiHeadAttention`'s ``engine`` (``dgl``, ``torch``, or
         ``auto``; ``dense`` only where its dense engine accepts this graph and edge terms).
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import ExphormerAttention
+    >>> graph = dgl.batch([dgl.graph(([0, 1], [1, 2])), dgl.graph(([0, 1, 2], [1, 2, 3]))])
+    >>> x, _ = ExphormerAttention(8, 2, degree=2)(graph, torch.randn(7, 8))
+    >>> x.shape  # the virtual nodes' rows are dropped
+    torch.Size([7, 8])
     """
 
+    scope = "global"
     permutation_equivariant = False  # see "The expander" above
+    settings = ("degree", "virtual_nodes", "seed")
 
     def __init__(
         self,
@@ -238,7 +253,7 @@ class ExphormerAttention(nn.Module):
         self.attention = MultiHeadAttention(
             dim,
             num_heads,
-            dropout=attn_dropout,
+            attn_dropout=attn_dropout,
             edge_dim=dim,
             edge_value=False,
             check_finite=False,
@@ -248,6 +263,32 @@ class ExphormerAttention(nn.Module):
         self.kind = nn.Embedding(len(EdgeKind), dim)
         self.virtual = nn.Embedding(virtual_nodes, dim) if virtual_nodes else None
         self.reset_parameters()
+
+    @classmethod
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+        **settings: object,
+    ) -> Mixer:
+        """``exphormer``; ``settings`` (``config.global_kwargs``): degree, virtual_nodes, seed."""
+        return cls(
+            config.dim,
+            config.num_heads,
+            attn_dropout=config.attn_dropout,
+            check_finite=False,
+            engine=config.engine,
+            **settings,
+        )
+
+    def mix(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward` (edge state passes through)."""
+        return self(graph, x, edge_state)
 
     def reset_parameters(self) -> None:
         """The attention as :meth:`MultiHeadAttention.reset_parameters`; the kind and

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from graphformer.nn.core.checks import check_node_features, check_positive
-from graphformer.nn.core.message_passing import MessagePassing, check_engine
+from graphformer.nn.core.message_passing import MessagePassing, check_engine, local_engine
+from graphformer.nn.mixers import Mixer, register
 
 import dgl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
-class GATConv(nn.Module):
+
+@register("gat")
+class GATConv(Mixer):
     r"""Graph attention with GAT's additive score, per head :math:`k`:
 
     .. math::
@@ -25,7 +32,8 @@ class GATConv(nn.Module):
     dot product, the score is a linear function of the two endpoints passed through a
     LeakyReLU, with one shared projection per head: far fewer parameters, as in the
     paper. Attend over neighbours *and* self by adding self-loops
-    (``graphformer.graphs.add_self_loops``). A node with no in-edges outputs ``b``.
+    (``graphformer.graphs.add_self_loops``); as the mixer ``gat`` (``self_loops``) the
+    block or GNN adds them. A node with no in-edges outputs ``b``.
 
     Parameters
     ----------
@@ -33,11 +41,22 @@ class GATConv(nn.Module):
     num_heads : attention heads.
     concat : concatenate the heads (out_dim must divide by num_heads) or average them.
     negative_slope : of the LeakyReLU.
-    dropout : dropout on the attention weights.
+    attn_dropout : dropout on the attention weights.
     bias : add a learned bias :math:`b`.
     check_finite : raise on NaN/inf input features.
     engine : see ``graphformer.nn.core.message_passing``.
+
+    >>> import dgl, torch
+    >>> from graphformer.graphs import add_self_loops
+    >>> from graphformer.nn import GATConv
+    >>> graph = add_self_loops(dgl.graph(([0, 1, 2], [1, 2, 0])))
+    >>> out, weights = GATConv(4, 8, num_heads=2)(graph, torch.randn(3, 4), return_attention=True)
+    >>> out.shape, weights.shape  # 3 edges + 3 self-loops, 2 heads
+    (torch.Size([3, 8]), torch.Size([6, 2]))
     """
+
+    self_loops = True
+    resizes = True
 
     def __init__(
         self,
@@ -46,7 +65,7 @@ class GATConv(nn.Module):
         num_heads: int = 1,
         concat: bool = True,
         negative_slope: float = 0.2,
-        dropout: float = 0.0,
+        attn_dropout: float = 0.0,
         bias: bool = True,
         check_finite: bool = True,
         engine: str = "auto",
@@ -66,8 +85,38 @@ class GATConv(nn.Module):
         self.attn_src = nn.Parameter(torch.empty(1, num_heads, self.head_dim))
         self.attn_dst = nn.Parameter(torch.empty(1, num_heads, self.head_dim))
         self.bias = nn.Parameter(torch.zeros(out_dim)) if bias else None
-        self.attn_dropout = nn.Dropout(dropout)
+        self.attn_dropout = nn.Dropout(attn_dropout)
         self.reset_parameters()
+
+    @classmethod
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
+        """``gat``: heads concatenated; as a GNN convolution, one head where ``num_heads``
+        does not divide ``out_dim`` (GAT's output layer on Cora)."""
+        if in_dim is None:
+            return cls(
+                config.dim,
+                config.dim,
+                config.num_heads,
+                attn_dropout=config.attn_dropout,
+                check_finite=False,
+                engine=local_engine(config.engine),
+            )
+        heads = config.num_heads if out_dim % config.num_heads == 0 else 1
+        return cls(
+            in_dim,
+            out_dim,
+            heads,
+            attn_dropout=config.attn_dropout,
+            check_finite=False,
+            engine=config.engine,
+        )
 
     def reset_parameters(self) -> None:
         """Xavier-normal projection and attention vectors (gain √2), zero bias, as in GAT."""

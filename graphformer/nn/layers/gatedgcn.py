@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from graphformer.nn.core.checks import check_edge_tensor, check_node_features, check_positive
 from graphformer.nn.core.message_passing import MessagePassing, check_engine
+from graphformer.nn.mixers import Mixer, register
 
 import dgl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
-class GatedGCN(nn.Module):
+
+@register("gatedgcn")
+class GatedGCN(Mixer):
     r"""Residual gated graph convolution that updates node and edge features.
 
     For an edge :math:`j \to i` with node states :math:`h` and edge state :math:`e`:
@@ -30,8 +37,8 @@ class GatedGCN(nn.Module):
     Without edge state (``edge_state=None``) :math:`e = 0`: the layer then creates the
     edge state the next layer reads. A node without in-edges aggregates zeros.
 
-    As a mixer (``graphformer.nn.mixers``) it owns its dropout and residuals, as in
-    GraphGPS: a block only norms its output.
+    As the mixer ``gatedgcn`` (``graphformer.nn.mixers``) it owns its dropout and residuals
+    (``owns_residual`` follows ``residual``), as in GraphGPS: a block only norms its output.
 
     Parameters
     ----------
@@ -41,6 +48,13 @@ class GatedGCN(nn.Module):
     residual : the residuals on nodes and edges.
     check_finite : raise on NaN/inf input features.
     engine : see ``graphformer.nn.core.message_passing``.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import GatedGCN
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> x, edge_state = GatedGCN(8)(graph, torch.randn(3, 8), torch.randn(3, 8))
+    >>> x.shape, edge_state.shape
+    (torch.Size([3, 8]), torch.Size([3, 8]))
     """
 
     reads_edges = True
@@ -66,11 +80,24 @@ class GatedGCN(nn.Module):
         self.norm_node, self.norm_edge = norm(dim), norm(dim)
         self.dropout = nn.Dropout(dropout)
         self.eps = 1e-6
+        self.owns_residual = residual
 
-    @property
-    def owns_residual(self) -> bool:
-        """True: a block around it adds no residual of its own (see ``nn.mixers``)."""
-        return self.residual
+    @classmethod
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
+        return cls(config.dim, dropout=config.dropout, check_finite=False, engine=config.engine)
+
+    def mix(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`: node and edge state both updated."""
+        return self(graph, x, edge_state)
 
     def forward(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from graphformer.nn.core.checks import check_edge_tensor, check_node_features, check_positive
 from graphformer.nn.core.message_passing import MessagePassing, check_engine
+from graphformer.nn.mixers import Mixer, register
 
 import dgl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
-class GINE(nn.Module):
+
+@register("gine")
+class GINE(Mixer):
     r"""GIN aggregation with edge features, then an MLP:
 
     .. math::
@@ -31,6 +38,13 @@ class GINE(nn.Module):
     learn_eps : learn :math:`\epsilon` (else fixed at 0).
     check_finite : raise on NaN/inf input features.
     engine : see ``graphformer.nn.core.message_passing``.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import GINE
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> x, edge_state = GINE(8)(graph, torch.randn(3, 8), torch.randn(3, 8))
+    >>> x.shape
+    torch.Size([3, 8])
     """
 
     reads_edges = True
@@ -48,6 +62,23 @@ class GINE(nn.Module):
             self.eps = nn.Parameter(eps)
         else:
             self.register_buffer("eps", eps)
+
+    @classmethod
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
+        return cls(config.dim, check_finite=False, engine=config.engine)
+
+    def mix(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward`, which reads the edge state and passes it on."""
+        return self(graph, x, edge_state)
 
     def forward(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None

@@ -24,14 +24,20 @@ sample. The centrality encoding enters ``GraphTransformer`` (``centrality_max_de
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from graphformer.fields import SPD, VIRTUAL
 from graphformer.graphs import complete_graph_of
 from graphformer.nn.core.checks import check_positive
 from graphformer.nn.layers.attention import MultiHeadAttention
+from graphformer.nn.mixers import Mixer, register
 
 import dgl
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
 
 def _init_embedding(embedding: nn.Embedding) -> None:
@@ -59,6 +65,13 @@ class SpatialBias(nn.Module):
     Pass the result as ``edge_bias`` to :class:`graphformer.nn.MultiHeadAttention` on the
     same attention graph. Cost: one gather per edge, :math:`\sum_b n_b^2` on the complete
     graph.
+
+    >>> import dgl, torch
+    >>> from graphformer.graphs import complete_graph_of
+    >>> from graphformer.nn import SpatialBias
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> SpatialBias(num_heads=2)(complete_graph_of(graph), dgl.shortest_dist(graph)).shape
+    torch.Size([9, 2])
     """
 
     def __init__(self, num_heads: int, max_distance: int = 20) -> None:
@@ -141,6 +154,11 @@ class CentralityEncoding(nn.Module):
     Degrees above ``max_degree`` share its embedding. Add the output to the node
     embeddings: :math:`h_i = x_i + c_i`. On an undirected graph both degrees are equal and
     the two tables act as one.
+
+    >>> import dgl
+    >>> from graphformer.nn import CentralityEncoding
+    >>> CentralityEncoding(8, max_degree=4)(dgl.graph(([0, 1, 2], [1, 2, 0]))).shape
+    torch.Size([3, 8])
     """
 
     def __init__(self, dim: int, max_degree: int = 64) -> None:
@@ -168,7 +186,8 @@ class CentralityEncoding(nn.Module):
         return self.in_degree(in_degree) + self.out_degree(out_degree)
 
 
-class GraphormerAttention(nn.Module):
+@register("graphormer")
+class GraphormerAttention(Mixer):
     r"""Graphormer's self-attention (Ying et al., 2021): full attention within each sample,
     its scores biased by the spatial encoding.
 
@@ -202,10 +221,20 @@ class GraphormerAttention(nn.Module):
     check_finite : raise on NaN/inf input features.
     engine : ``graphformer.nn.core.message_passing``; ``dense`` runs the biased attention only
         where :class:`MultiHeadAttention`'s dense engine supports an ``edge_bias``.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import GraphormerAttention
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> graph.ndata["spd"] = dgl.shortest_dist(graph)  # as graphformer's data provides
+    >>> x, _ = GraphormerAttention(8, 2)(graph, torch.randn(3, 8))
+    >>> x.shape
+    torch.Size([3, 8])
     """
 
+    scope = "global"
     #: ``ndata`` fields the mixer reads (GraphTransformer and the tests check this).
     needs = (SPD,)
+    settings = ("max_distance",)
 
     def __init__(
         self,
@@ -218,9 +247,35 @@ class GraphormerAttention(nn.Module):
     ) -> None:
         super().__init__()
         self.attention = MultiHeadAttention(
-            dim, num_heads, dropout=attn_dropout, check_finite=check_finite, engine=engine
+            dim, num_heads, attn_dropout=attn_dropout, check_finite=check_finite, engine=engine
         )
         self.spatial = SpatialBias(num_heads, max_distance)
+
+    @classmethod
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+        **settings: object,
+    ) -> Mixer:
+        """``graphormer``; ``settings`` (``config.global_kwargs``): max_distance."""
+        return cls(
+            config.dim,
+            config.num_heads,
+            attn_dropout=config.attn_dropout,
+            check_finite=False,
+            engine=config.engine,
+            **settings,
+        )
+
+    def mix(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward` (edge state passes through)."""
+        return self(graph, x, edge_state)
 
     def forward(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None

@@ -31,13 +31,18 @@ nodes; a segment sum by ``index_add`` would materialise every node's
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from graphformer.nn.core.checks import check_divisible, check_node_features, check_positive
 from graphformer.nn.core.dense import padding_index
+from graphformer.nn.mixers import Mixer, register
 
 import dgl
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from graphformer.nn.config import BlockConfig
 
 
 def gaussian_features(
@@ -83,11 +88,13 @@ def positive_random_features(x: torch.Tensor, omega: torch.Tensor) -> torch.Tens
     return torch.exp(feature_logits(x, omega)) / math.sqrt(omega.shape[0])
 
 
-class PerformerAttention(nn.Module):
+@register("performer")
+class PerformerAttention(Mixer):
     r"""Multi-head Performer (FAVOR+) self-attention among the nodes of each sample.
 
-    A global mixer: for every node :math:`i`, an estimate of softmax attention over all
-    nodes of its sample (``graph.batch_num_nodes()``), whatever the graph's edges. Per
+    The global mixer ``performer``: for every node :math:`i`, an estimate of softmax
+    attention over all nodes of its sample (``graph.batch_num_nodes()``), whatever the
+    graph's edges. Per
     head :math:`h` of width :math:`d`, with :math:`[q; k; v] = W_{in} x` (``in_proj``) and
     shared random features :math:`\Omega \in \mathbb{R}^{m \times
     d}`,
@@ -106,8 +113,8 @@ class PerformerAttention(nn.Module):
 
     Parameters
     ----------
-    embed_dim : width of the input and output; split over ``num_heads``.
-    num_heads : number of heads; must divide ``embed_dim``.
+    dim : width of the input and output; split over ``num_heads``.
+    num_heads : number of heads; must divide ``dim``.
     num_features : random features :math:`m` per head; default :math:`\lceil d \ln d
         \rceil` (at least :math:`d`), as in the Performer paper and ``performer-pytorch``.
     orthogonal : orthogonal random features (default) or i.i.d. Gaussian ones.
@@ -116,11 +123,19 @@ class PerformerAttention(nn.Module):
         (the Performer authors redraw periodically); 0 (default) keeps them fixed. The
         features are a buffer, saved in ``state_dict``; :meth:`redraw_features` draws anew.
     check_finite : raise on NaN/inf input features.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import PerformerAttention
+    >>> graph = dgl.batch([dgl.graph(([0], [1])), dgl.graph(([0, 1], [1, 2]))])
+    >>> PerformerAttention(8, 2)(graph, torch.randn(5, 8)).shape
+    torch.Size([5, 8])
     """
+
+    scope = "global"
 
     def __init__(
         self,
-        embed_dim: int,
+        dim: int,
         num_heads: int,
         num_features: int | None = None,
         orthogonal: bool = True,
@@ -129,9 +144,9 @@ class PerformerAttention(nn.Module):
         check_finite: bool = True,
     ) -> None:
         super().__init__()
-        check_divisible(embed_dim, num_heads)
-        self.embed_dim, self.num_heads = embed_dim, num_heads
-        self.head_dim = embed_dim // num_heads
+        check_divisible(dim, num_heads)
+        self.dim, self.num_heads = dim, num_heads
+        self.head_dim = dim // num_heads
         if num_features is None:
             num_features = max(self.head_dim, math.ceil(self.head_dim * math.log(self.head_dim)))
         check_positive(num_features=num_features)
@@ -142,10 +157,10 @@ class PerformerAttention(nn.Module):
         self.num_features, self.orthogonal = num_features, orthogonal
         self.redraw_interval, self.check_finite = redraw_interval, check_finite
         self.calls = 0
-        # Queries, keys and values from one (3 · embed_dim, embed_dim) projection, as
+        # Queries, keys and values from one (3 · dim, dim) projection, as
         # nn.MultiheadAttention's in_proj: one matrix product instead of three.
-        self.in_proj = nn.Linear(embed_dim, 3 * embed_dim, bias=bias)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.in_proj = nn.Linear(dim, 3 * dim, bias=bias)
+        self.out_proj = nn.Linear(dim, dim, bias=bias)
         self.register_buffer("features", torch.empty(num_features, self.head_dim))
         self.reset_parameters()
 
@@ -159,8 +174,19 @@ class PerformerAttention(nn.Module):
             nn.init.zeros_(self.out_proj.bias)
         self.redraw_features()
 
+    @classmethod
+    def build(
+        cls,
+        config: BlockConfig,
+        *,
+        edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_dim: int | None = None,
+    ) -> Mixer:
+        return cls(config.dim, config.num_heads, check_finite=False)
+
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(N, embed_dim) → queries, keys, values (N, num_heads, head_dim), unscaled."""
+        """(N, dim) → queries, keys, values (N, num_heads, head_dim), unscaled."""
         shape = (-1, self.num_heads, self.head_dim)
         return tuple(part.reshape(shape) for part in self.in_proj(x).chunk(3, dim=-1))
 
@@ -173,9 +199,9 @@ class PerformerAttention(nn.Module):
         self.features.copy_(omega)
 
     def forward(self, graph: dgl.DGLGraph, x: torch.Tensor) -> torch.Tensor:
-        """``x``: (N, embed_dim), nodes ordered sample by sample as in ``graph``. Returns
-        (N, embed_dim)."""
-        check_node_features("x", x, graph.num_nodes(), self.embed_dim, self.check_finite)
+        """``x``: (N, dim), nodes ordered sample by sample as in ``graph``. Returns
+        (N, dim)."""
+        check_node_features("x", x, graph.num_nodes(), self.dim, self.check_finite)
         if self.training and self.redraw_interval:
             if self.calls and self.calls % self.redraw_interval == 0:
                 self.redraw_features()
@@ -183,7 +209,7 @@ class PerformerAttention(nn.Module):
         q, k, v = self.project(x)
         scale = self.head_dim**-0.25
         out = self.attend(q * scale, k * scale, v, graph.batch_num_nodes())
-        return self.out_proj(out.reshape(-1, self.embed_dim))
+        return self.out_proj(out.reshape(-1, self.dim))
 
     def attend(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sizes: torch.Tensor
@@ -216,13 +242,3 @@ class PerformerAttention(nn.Module):
         denominator = phi_q @ phi_k.sum(2, keepdim=True).transpose(2, 3)  # (B, H, L, 1)
         out = numerator / denominator.clamp_min(torch.finfo(q.dtype).tiny)
         return out.transpose(1, 2)[sample, position]
-
-
-class PerformerMixer(PerformerAttention):
-    """:class:`PerformerAttention` with the mixer protocol's signature:
-    ``mixer(graph, x, edge_state) -> (x, edge_state)``; the edge state passes through."""
-
-    def forward(
-        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return super().forward(graph, x), edge_state

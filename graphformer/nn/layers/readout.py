@@ -18,6 +18,13 @@ class Readout(nn.Module):
     graph's ``batch_num_nodes`` (or by the torch fallback when DGL could not place the
     graph on the features' device). Output (batch_size, dim). A sample without nodes reads
     out zeros with every op and engine (the empty sum; no NaN from an empty mean).
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import Readout
+    >>> graph = dgl.batch([dgl.graph(([0], [1])), dgl.graph(([0, 1], [1, 2]))])
+    >>> Readout("sum")(graph, torch.ones(5, 4))  # one row per sample
+    tensor([[2., 2., 2., 2.],
+            [3., 3., 3., 3.]])
     """
 
     def __init__(self, op: str = "mean") -> None:

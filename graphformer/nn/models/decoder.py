@@ -4,7 +4,8 @@ cross-attention on the complete bipartite graph from the encoder memory, then th
 from __future__ import annotations
 
 from graphformer.graphs import Counts, causal_graph, complete_bipartite, sample_sizes
-from graphformer.nn.block import NORMS, choose, feed_forward
+from graphformer.nn.block import feed_forward
+from graphformer.nn.config import NORMS, BlockConfig, choose
 from graphformer.nn.core.checks import check_node_features, check_positive
 from graphformer.nn.core.dense_decoder import causal_attention, cross_attention
 from graphformer.nn.core.message_passing import ENGINES
@@ -48,49 +49,51 @@ class DecoderBlock(nn.Module):
 
     Parameters
     ----------
-    dim : decoder feature width.
-    num_heads : heads of both attentions.
-    memory_dim : width of the encoder memory; defaults to ``dim``.
-    ffn_ratio, activation, norm, prenorm, dropout, attn_dropout, check_finite : as in
-        :class:`~graphformer.nn.GraphTransformerBlock`.
-    engine : ``auto`` (default) and ``dense``: padded SDPA per sample (``is_causal``, and a
+    block : the settings (:class:`~graphformer.nn.BlockConfig`): ``dim`` (decoder width),
+        ``num_heads`` (both attentions), ``ffn_ratio``, ``activation``, ``norm``,
+        ``prenorm``, ``dropout``, ``attn_dropout``, ``engine``; its mixer names are unused.
+    memory_dim : width of the encoder memory; defaults to ``block.dim``.
+    check_finite : raise on NaN/inf input features.
+
+    ``block.engine``: ``auto`` (default) and ``dense``: padded SDPA per sample (``is_causal``, and a
         key-padding mask for the memory), no graph built; ``auto`` passes messages instead
         on graphs handed to :meth:`forward`. ``dgl``: DGL builtins on the causal and
         bipartite graphs (built when not given). ``torch``: the torch fallback on them.
+
+    >>> import torch
+    >>> from graphformer.nn import BlockConfig, DecoderBlock
+    >>> block = DecoderBlock(BlockConfig(dim=8, num_heads=2), memory_dim=6)
+    >>> y, memory = torch.randn(5, 8), torch.randn(4, 6)  # rows of two samples each
+    >>> block(y, [3, 2], memory, [1, 3]).shape
+    torch.Size([5, 8])
     """
 
     def __init__(
         self,
-        dim: int,
-        num_heads: int = 4,
+        block: BlockConfig | None = None,
         memory_dim: int | None = None,
-        ffn_ratio: float = 2.0,
-        activation: str = "gelu",
-        norm: str = "layer",
-        prenorm: bool = True,
-        dropout: float = 0.0,
-        attn_dropout: float = 0.0,
         check_finite: bool = True,
-        engine: str = "auto",
     ) -> None:
         super().__init__()
-        check_positive(dim=dim)
-        choose("norm", norm, NORMS)
+        block = BlockConfig() if block is None else block
+        if not isinstance(block, BlockConfig):
+            raise TypeError(f"block must be a graphformer.nn.BlockConfig; got {block!r}")
+        dim, num_heads, engine = block.dim, block.num_heads, block.engine
+        self.config = block
         self.engine = choose("engine", engine, ENGINES)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
-        self.dim, self.prenorm, self.check_finite = dim, prenorm, check_finite
+        self.dim, self.prenorm, self.check_finite = dim, block.prenorm, check_finite
         self.memory_dim = dim if memory_dim is None else memory_dim
         sparse = engine if engine in MESSAGE_PASSING else "auto"
+        attn_dropout = block.attn_dropout
         self.self_attn = MultiHeadAttention(
             dim, num_heads, attn_dropout, check_finite=False, engine=sparse
         )
         self.cross_attn = MultiHeadAttention(
             dim, num_heads, attn_dropout, src_dim=memory_dim, check_finite=False, engine=sparse
         )
-        self.norm1, self.norm2, self.norm3 = (NORMS[norm](dim) for _ in range(3))
-        self.ffn = feed_forward(dim, ffn_ratio, activation, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.norm1, self.norm2, self.norm3 = (NORMS[block.norm](dim) for _ in range(3))
+        self.ffn = feed_forward(dim, block.ffn_ratio, block.activation, block.dropout)
+        self.dropout = nn.Dropout(block.dropout)
 
     def passes_messages(self, graphs_given: bool) -> bool:
         """Whether attention runs on graphs (else as padded SDPA)."""
@@ -161,45 +164,34 @@ class TransformerDecoder(nn.Module):
     ``torch.nn.TransformerDecoder(..., norm=LayerNorm)``. The causal and bipartite graphs
     are built once per forward (message-passing engines) and shared by the blocks.
 
-    Parameters: ``num_layers`` (≥ 1), ``final_norm`` (default True, as ``nn.Transformer``),
-    the rest as :class:`DecoderBlock`.
+    Parameters: ``block`` (:class:`~graphformer.nn.BlockConfig`, shared by the blocks),
+    ``num_layers`` (≥ 1), ``final_norm`` (default True, as ``nn.Transformer``), the rest as
+    :class:`DecoderBlock`.
+
+    >>> import torch
+    >>> from graphformer.nn import BlockConfig, TransformerDecoder
+    >>> decoder = TransformerDecoder(BlockConfig(dim=8, num_heads=2), num_layers=1)
+    >>> y, memory = torch.randn(5, 8), torch.randn(4, 8)  # two samples each
+    >>> decoder(y, [3, 2], memory, [1, 3]).shape
+    torch.Size([5, 8])
     """
 
     def __init__(
         self,
-        dim: int,
+        block: BlockConfig | None = None,
         num_layers: int = 2,
-        num_heads: int = 4,
         memory_dim: int | None = None,
-        ffn_ratio: float = 2.0,
-        activation: str = "gelu",
-        norm: str = "layer",
-        prenorm: bool = True,
-        dropout: float = 0.0,
-        attn_dropout: float = 0.0,
         final_norm: bool = True,
         check_finite: bool = True,
-        engine: str = "auto",
     ) -> None:
         super().__init__()
+        block = BlockConfig() if block is None else block
         check_positive(num_layers=num_layers)
         self.blocks = nn.ModuleList(
-            DecoderBlock(
-                dim,
-                num_heads,
-                memory_dim,
-                ffn_ratio,
-                activation,
-                norm,
-                prenorm,
-                dropout,
-                attn_dropout,
-                check_finite=check_finite if index == 0 else False,
-                engine=engine,
-            )
+            DecoderBlock(block, memory_dim, check_finite=check_finite if index == 0 else False)
             for index in range(num_layers)
         )
-        self.norm = NORMS[norm](dim) if final_norm else nn.Identity()
+        self.norm = NORMS[block.norm](block.dim) if final_norm else nn.Identity()
 
     def forward(
         self, x: torch.Tensor, sizes: Counts, memory: torch.Tensor, memory_sizes: Counts

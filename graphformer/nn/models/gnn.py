@@ -5,19 +5,20 @@ from __future__ import annotations
 import itertools
 
 from graphformer.graphs import add_self_loops
-from graphformer.nn.block import ACTIVATIONS, choose
+from graphformer.nn.block import rename_legacy_keys
+from graphformer.nn.config import ACTIVATIONS, BlockConfig, choose
 from graphformer.nn.core.checks import check_node_features, check_positive
-from graphformer.nn.core.message_passing import check_engine
-from graphformer.nn.layers.attention import MultiHeadAttention
-from graphformer.nn.layers.conv import GCNConv, SAGEConv
-from graphformer.nn.layers.gat import GATConv
 from graphformer.nn.layers.readout import Readout
+from graphformer.nn.mixers import build, names
 
 import dgl
 import torch
 from torch import nn
 
-CONVS = ("gcn", "sage", "gat", "attention")
+#: GNN's default block settings: Kipf & Welling's Cora model.
+GNN_BLOCK = BlockConfig(
+    dim=16, mixer="gcn", num_heads=8, dropout=0.5, attn_dropout=0.5, activation="relu"
+)
 
 
 class GNN(nn.Module):
@@ -27,100 +28,91 @@ class GNN(nn.Module):
         x^{(l+1)} = \sigma\big(\mathrm{conv}_l(\mathrm{drop}(x^{(l)}))\big), \quad
         \text{no } \sigma \text{ after the last layer}
 
-    No residuals, norms or FFN: the baselines of the GCN and GAT papers. With
-    ``conv='gcn'``, ``hidden_dim=16``, ``num_layers=2``, ``dropout=0.5`` it is Kipf &
-    Welling's Cora model. ``conv='gat'`` is GAT (:class:`GATConv`, additive scores, heads
-    concatenated) over neighbours plus self-loops; with ``hidden_dim=64``, ``num_heads=8``,
-    ``dropout=0.6``, ``activation='elu'`` it is Veličković et al.'s Cora model.
-    ``conv='attention'`` attends the same way with scaled dot-product
-    :class:`MultiHeadAttention` instead. A layer whose width ``num_heads`` does not divide
-    uses one head (GAT's output layer on Cora).
+    No residuals, norms or FFN: the baselines of the GCN and GAT papers. The convolutions
+    come from the mixer registry (``block.mixer``: one of
+    ``graphformer.nn.mixers.names(resizes=True)``, the mixers that map ``in_dim →
+    out_dim``), each run on the graph plus self-loops when its ``self_loops`` trait says so.
+    With ``mixer='gcn'``, ``dim=16``, ``num_layers=2``, ``dropout=0.5`` (the default
+    :data:`GNN_BLOCK`) it is Kipf & Welling's Cora model. ``mixer='gat'`` is GAT
+    (:class:`GATConv`, additive scores, heads concatenated) over neighbours plus
+    self-loops; with ``dim=64``, ``num_heads=8``, ``dropout=attn_dropout=0.6``,
+    ``activation='elu'`` it is Veličković et al.'s Cora model. ``mixer='attention'``
+    attends the same way with scaled dot-product attention after a linear map
+    (:class:`~graphformer.nn.layers.attention.ProjectedAttention`). A layer whose width
+    ``num_heads`` does not divide uses one head (GAT's output layer on Cora).
 
     Parameters
     ----------
     out_dim, in_dim : output and input feature widths.
-    hidden_dim, num_layers : width and number of convolutions (≥ 1).
-    conv : ``gcn``, ``sage``, ``gat`` or ``attention``.
-    num_heads : heads for ``gat`` and ``attention``.
-    dropout : dropout on the input of every layer; attention also drops weights.
-    activation : ``relu``, ``gelu``, ``silu`` or ``elu``.
+    block : the layers' settings (:class:`~graphformer.nn.BlockConfig`): ``dim`` (the
+        hidden width), ``mixer`` (the convolution), ``num_heads``, ``dropout`` (on the
+        input of every layer), ``attn_dropout`` (on attention weights), ``activation``,
+        ``engine``; the rest is unused. Default :data:`GNN_BLOCK`.
+    num_layers : number of convolutions (≥ 1).
     level, readout : ``node`` outputs, or ``graph`` outputs pooled by ``readout``.
     head_layers : an MLP head after the convolutions (and the readout): that many linear
         layers, dropout before each and the activation between them; every convolution
-        then outputs ``hidden_dim``, activated. 0 (default): no head at node level (the
+        then outputs ``block.dim``, activated. 0 (default): no head at node level (the
         last convolution outputs ``out_dim``, as in Kipf & Welling) and one linear layer
         without dropout at graph level.
     check_finite : raise on NaN/inf input features.
-    engine : see ``graphformer.nn.core.message_passing``.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import GNN, BlockConfig
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> gnn = GNN(2, 5, BlockConfig(dim=8, mixer="gat", num_heads=2))
+    >>> gnn(graph, torch.randn(3, 5)).shape
+    torch.Size([3, 2])
     """
 
     def __init__(
         self,
         out_dim: int,
         in_dim: int,
-        hidden_dim: int = 16,
+        block: BlockConfig | None = None,
         num_layers: int = 2,
-        conv: str = "gcn",
-        num_heads: int = 8,
-        dropout: float = 0.5,
-        activation: str = "relu",
         level: str = "node",
         readout: str = "mean",
         check_finite: bool = True,
-        engine: str = "auto",
         head_layers: int = 0,
     ) -> None:
         super().__init__()
-        check_positive(out_dim=out_dim, in_dim=in_dim, hidden_dim=hidden_dim)
+        block = GNN_BLOCK if block is None else block
+        if not isinstance(block, BlockConfig):
+            raise TypeError(f"block must be a graphformer.nn.BlockConfig; got {block!r}")
+        dim = block.dim
+        check_positive(out_dim=out_dim, in_dim=in_dim)
         check_positive(num_layers=num_layers)
         if isinstance(head_layers, bool) or not isinstance(head_layers, int) or head_layers < 0:
             raise ValueError(
                 f"head_layers must be an int ≥ 0 (0: no head at node level); got {head_layers!r}"
             )
-        self.conv_name = choose("conv", conv, CONVS)
-        choose("activation", activation, ACTIVATIONS)
+        self.conv_name = choose("mixer", block.mixer, names(resizes=True))
         self.level = choose("level", level, ("node", "graph"))
-        self.in_dim, self.check_finite = in_dim, check_finite
-        self.engine = check_engine(engine)
-        widths = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
+        self.config, self.in_dim, self.check_finite = block, in_dim, check_finite
+        self.engine = block.engine
+        widths = [in_dim] + [dim] * (num_layers - 1) + [out_dim]
         if level == "graph" or head_layers:
-            widths[-1] = hidden_dim
+            widths[-1] = dim
         self.convs = nn.ModuleList(
-            self._conv(conv, a, b, num_heads, dropout, engine)
-            for a, b in itertools.pairwise(widths)
+            build(block.mixer, block, in_dim=a, out_dim=b) for a, b in itertools.pairwise(widths)
         )
-        self.dropout = nn.Dropout(dropout)
-        self.activation = ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(block.dropout)
+        self.activation = ACTIVATIONS[block.activation]()
         self.readout = Readout(readout) if level == "graph" else None
-        self.head = nn.Linear(hidden_dim, out_dim) if level == "graph" else None
+        self.head = nn.Linear(dim, out_dim) if level == "graph" else None
         if head_layers:
             head: list[nn.Module] = []
             for _ in range(head_layers - 1):
-                head += [nn.Dropout(dropout), nn.Linear(hidden_dim, hidden_dim)]
-                head.append(ACTIVATIONS[activation]())
-            self.head = nn.Sequential(*head, nn.Dropout(dropout), nn.Linear(hidden_dim, out_dim))
+                head += [nn.Dropout(block.dropout), nn.Linear(dim, dim)]
+                head.append(ACTIVATIONS[block.activation]())
+            self.head = nn.Sequential(*head, nn.Dropout(block.dropout), nn.Linear(dim, out_dim))
 
-    @staticmethod
-    def _conv(
-        kind: str, in_dim: int, out_dim: int, heads: int, dropout: float, engine: str
-    ) -> nn.Module:
-        if kind == "gcn":
-            return GCNConv(in_dim, out_dim, self_loops=False, check_finite=False, engine=engine)
-        if kind == "sage":
-            return SAGEConv(in_dim, out_dim, check_finite=False, engine=engine)
-        heads = heads if out_dim % heads == 0 else 1
-        if kind == "gat":
-            return GATConv(
-                in_dim, out_dim, heads, dropout=dropout, check_finite=False, engine=engine
-            )
-        return nn.ModuleDict(
-            {
-                "project": nn.Linear(in_dim, out_dim),
-                "attention": MultiHeadAttention(
-                    out_dim, heads, dropout, check_finite=False, engine=engine
-                ),
-            }
-        )
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Load state dicts written before the Mixer refactor too (``convs.i.attention.*``)."""
+        for index in range(len(self.convs)):
+            rename_legacy_keys(self.convs[index], state_dict, f"{prefix}convs.{index}.", {})
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_feat: torch.Tensor | None = None
@@ -132,15 +124,11 @@ class GNN(nn.Module):
         if edge_feat is not None:
             raise ValueError("GNN does not use edge features; use GraphTransformer instead")
         check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite)
-        if self.conv_name != "sage":
+        if self.convs[0].self_loops:
             graph = add_self_loops(graph)
         h = x
         for index, conv in enumerate(self.convs):
-            h = self.dropout(h)
-            if isinstance(conv, nn.ModuleDict):
-                h = conv["attention"](graph, conv["project"](h))
-            else:
-                h = conv(graph, h)
+            h = conv(graph, self.dropout(h))
             if index < len(self.convs) - 1 or self.head is not None:
                 h = self.activation(h)
         if self.readout is not None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from graphformer.graphs import add_self_loops, add_self_loops_with_features
-from graphformer.nn.block import ACTIVATIONS, NORMS, GraphTransformerBlock, choose
+from graphformer.nn.block import GraphTransformerBlock
+from graphformer.nn.config import ACTIVATIONS, NORMS, BlockConfig, choose
 from graphformer.nn.core.checks import check_edge_tensor, check_positive
+from graphformer.nn.layers.attention import MultiHeadAttention
 from graphformer.nn.layers.encoders import (
     LAP_PE,
     RWSE,
@@ -52,13 +52,14 @@ class GraphTransformer(nn.Module):
     Parameters
     ----------
     out_dim : output width (classes or regression targets).
-    hidden_dim, num_layers, mixer, num_heads, local_mixer, global_attention, global_kwargs,
-    ffn_ratio, activation, norm, prenorm, dropout, attn_dropout : see
-    :class:`GraphTransformerBlock`.
+    block : the settings of every block (:class:`~graphformer.nn.BlockConfig`; its ``dim``
+        is the model's width, its ``activation`` also the head's, its ``norm`` also the
+        final norm's); default ``BlockConfig()``.
+    num_layers : number of blocks.
     in_dim / num_categories : node inputs are ``in_dim`` continuous features, or integer
         codes below ``num_categories``. Exactly one is required.
-    edge_in_dim / edge_categories : the same for edge features (for mixers that read
-        them: ``attention``, ``gatedgcn``, ``gine``).
+    edge_in_dim / edge_categories : the same for edge features (for local mixers that read
+        edge state: ``graphformer.nn.block.edge_readers()``).
     lap_pe_k, rwse_k : widths of the LapPE / RWSE read from ``graph.ndata['lap_pe']`` /
         ``['rwse']`` (made by ``graphformer.nn.pe_transform``); 0 disables.
     centrality_max_degree : Graphormer's centrality encoding
@@ -69,23 +70,24 @@ class GraphTransformer(nn.Module):
     readout : ``mean``, ``sum`` or ``max`` for ``level='graph'``.
     head_layers : layers in the MLP head (≥ 1).
     check_finite : raise on NaN/inf inputs (checked once, at the model's input).
-    engine : see ``graphformer.nn.core.message_passing`` and :class:`GraphTransformerBlock`.
 
     :attr:`needs` lists the ``graph.ndata`` fields the mixers read besides the features
     (``('spd',)`` for ``graphormer``); :meth:`encode` raises a ValueError naming the data
     flag when one is missing.
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import BlockConfig, GraphTransformer
+    >>> graph = dgl.graph(([0, 1, 2, 3], [1, 2, 3, 0]))
+    >>> model = GraphTransformer(3, BlockConfig(dim=8, num_heads=2), num_layers=2, in_dim=5)
+    >>> model(graph, torch.randn(4, 5)).shape
+    torch.Size([4, 3])
     """
 
     def __init__(
         self,
         out_dim: int,
-        hidden_dim: int = 64,
+        block: BlockConfig | None = None,
         num_layers: int = 4,
-        mixer: str = "attention",
-        num_heads: int = 4,
-        local_mixer: str = "gcn",
-        global_attention: str = "full",
-        global_kwargs: dict[str, Any] | None = None,
         in_dim: int | None = None,
         num_categories: int | None = None,
         edge_in_dim: int | None = None,
@@ -95,22 +97,19 @@ class GraphTransformer(nn.Module):
         centrality_max_degree: int = 0,
         level: str = "node",
         readout: str = "mean",
-        ffn_ratio: float = 2.0,
-        activation: str = "gelu",
-        norm: str = "layer",
-        prenorm: bool = True,
-        dropout: float = 0.0,
-        attn_dropout: float = 0.0,
         head_layers: int = 2,
         check_finite: bool = True,
-        engine: str = "auto",
     ) -> None:
         super().__init__()
-        check_positive(out_dim=out_dim, hidden_dim=hidden_dim, num_layers=num_layers)
+        block = BlockConfig() if block is None else block
+        if not isinstance(block, BlockConfig):
+            raise TypeError(f"block must be a graphformer.nn.BlockConfig; got {block!r}")
+        check_positive(out_dim=out_dim, num_layers=num_layers)
         check_positive(head_layers=head_layers)
+        self.config, dim = block, block.dim
         self.level = choose("level", level, LEVELS)
         self.node_encoder = feature_encoder(
-            hidden_dim, in_dim, num_categories, "node features", check_finite
+            dim, in_dim, num_categories, "node features", check_finite
         )
         if self.node_encoder is None:
             raise ValueError(
@@ -119,11 +118,11 @@ class GraphTransformer(nn.Module):
             )
         # Edge features are checked (as edge_feat) in _check_edge_feat, not again here.
         self.edge_encoder = feature_encoder(
-            hidden_dim, edge_in_dim, edge_categories, "edge features", check_finite=False
+            dim, edge_in_dim, edge_categories, "edge features", check_finite=False
         )
         self.check_finite = check_finite
-        self.lap_pe = LapPEEncoder(lap_pe_k, hidden_dim, check_finite) if lap_pe_k else None
-        self.rwse = RWSEEncoder(rwse_k, hidden_dim, check_finite) if rwse_k else None
+        self.lap_pe = LapPEEncoder(lap_pe_k, dim, check_finite) if lap_pe_k else None
+        self.rwse = RWSEEncoder(rwse_k, dim, check_finite) if rwse_k else None
         if (
             isinstance(centrality_max_degree, bool)
             or not isinstance(centrality_max_degree, int)
@@ -134,38 +133,26 @@ class GraphTransformer(nn.Module):
                 f"{centrality_max_degree!r}"
             )
         self.centrality = (
-            CentralityEncoding(hidden_dim, centrality_max_degree) if centrality_max_degree else None
+            CentralityEncoding(dim, centrality_max_degree) if centrality_max_degree else None
         )
         self.blocks = nn.ModuleList(
             GraphTransformerBlock(
-                hidden_dim,
-                mixer=mixer,
-                num_heads=num_heads,
-                local_mixer=local_mixer,
-                global_attention=global_attention,
-                global_kwargs=global_kwargs,
-                ffn_ratio=ffn_ratio,
-                activation=activation,
-                norm=norm,
-                prenorm=prenorm,
-                dropout=dropout,
-                attn_dropout=attn_dropout,
-                edge_dim=hidden_dim if self.edge_encoder is not None else None,
+                block,
+                edge_dim=dim if self.edge_encoder is not None else None,
                 self_loops=False,
                 check_finite=False,
-                engine=engine,
             )
             for _ in range(num_layers)
         )
-        self.needs = tuple(sorted({key for block in self.blocks for key in block.needs}))
-        self.final_norm = NORMS[norm](hidden_dim) if prenorm else nn.Identity()
+        self.needs = tuple(sorted({key for layer in self.blocks for key in layer.needs}))
+        self.final_norm = NORMS[block.norm](dim) if block.prenorm else nn.Identity()
         self.readout = Readout(readout)
         if level != "graph":
             self.readout = None  # built above only to validate the name
         head: list[nn.Module] = []
         for _ in range(head_layers - 1):
-            head += [nn.Linear(hidden_dim, hidden_dim), ACTIVATIONS[activation]()]
-        self.head = nn.Sequential(*head, nn.Linear(hidden_dim, out_dim))
+            head += [nn.Linear(dim, dim), ACTIVATIONS[block.activation]()]
+        self.head = nn.Sequential(*head, nn.Linear(dim, out_dim))
 
     def _check_edge_feat(self, graph: dgl.DGLGraph, edge_feat: torch.Tensor) -> None:
         if self.edge_encoder is None:
@@ -194,7 +181,7 @@ class GraphTransformer(nn.Module):
         edge_feat: torch.Tensor | None = None,
         attention: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Node embeddings after the last block and final norm: (N, hidden_dim).
+        """Node embeddings after the last block and final norm: (N, dim).
 
         ``attention``: a list to which each block with a local attention mixer appends its
         per-edge weights (E + added self-loops, num_heads); see :meth:`attention_weights`.
@@ -224,21 +211,22 @@ class GraphTransformer(nn.Module):
             h = h + self.centrality(graph).to(h.dtype)
         if edge_feat is not None:
             self._check_edge_feat(graph, edge_feat)
+        edge_state = None
         if self.edge_encoder is not None:
             if edge_feat is None:
                 raise ValueError("the model was built for edge features; pass edge_feat")
-            edge_feat = self.edge_encoder(edge_feat)
+            edge_state = self.edge_encoder(edge_feat)
         local = self.blocks[0].local
-        if local is not None and getattr(local, "self_loops", False):
-            graph, edge_feat = add_self_loops_with_features(graph, edge_feat)
+        if local is not None and local.self_loops:
+            graph, edge_state = add_self_loops_with_features(graph, edge_state)
         recorders = [
-            block.local for block in self.blocks if hasattr(block.local, "record_attention")
+            block.local for block in self.blocks if isinstance(block.local, MultiHeadAttention)
         ]
         for recorder in recorders:
             recorder.record_attention = attention is not None
         try:
             for block in self.blocks:
-                h, edge_feat = block(graph, h, edge_feat, return_edges=True)
+                h, edge_state = block(graph, h, edge_state, return_edges=True)
         finally:
             for recorder in recorders:
                 recorder.record_attention = False

@@ -9,7 +9,8 @@ rows laid out sample after sample with per-sample lengths, as nodes of a batched
 from __future__ import annotations
 
 from graphformer.graphs import Counts
-from graphformer.nn.block import NORMS, GraphTransformerBlock
+from graphformer.nn.block import GraphTransformerBlock
+from graphformer.nn.config import NORMS, BlockConfig
 from graphformer.nn.core.checks import check_positive
 from graphformer.nn.core.dense import padding_index
 from graphformer.nn.models.decoder import TransformerDecoder, check_sizes
@@ -28,51 +29,44 @@ def sizes_graph(sizes: torch.Tensor) -> dgl.DGLGraph:
     return graph
 
 
+#: Seq2SeqTransformer's default settings (ReLU, as ``torch.nn.Transformer``).
+SEQ2SEQ_BLOCK = BlockConfig(dim=64, num_heads=4, activation="relu")
+
+
 class TransformerEncoder(nn.Module):
     """``num_layers`` :class:`~graphformer.nn.GraphTransformerBlock` s with the ``full``
     mixer (self-attention on the complete graph of each sample) and a final norm, as
     ``torch.nn.TransformerEncoder(..., norm=LayerNorm)`` with a key-padding mask.
 
-    Parameters as :class:`~graphformer.nn.models.decoder.TransformerDecoder`; ``engine`` as
+    Parameters as :class:`~graphformer.nn.models.decoder.TransformerDecoder`: ``block``
+    (:class:`~graphformer.nn.BlockConfig`; its ``mixer`` is replaced by ``full``),
+    ``num_layers``, ``final_norm``, ``check_finite``. ``block.engine`` as
     :class:`~graphformer.nn.GraphTransformerBlock` (``dgl``/``torch``: message passing on
     the complete graph, built once per forward).
+
+    >>> import torch
+    >>> from graphformer.nn import BlockConfig, TransformerEncoder
+    >>> encoder = TransformerEncoder(BlockConfig(dim=8, num_heads=2), num_layers=1)
+    >>> encoder(torch.randn(5, 8), [2, 3]).shape
+    torch.Size([5, 8])
     """
 
     def __init__(
         self,
-        dim: int,
+        block: BlockConfig | None = None,
         num_layers: int = 2,
-        num_heads: int = 4,
-        ffn_ratio: float = 2.0,
-        activation: str = "gelu",
-        norm: str = "layer",
-        prenorm: bool = True,
-        dropout: float = 0.0,
-        attn_dropout: float = 0.0,
         final_norm: bool = True,
         check_finite: bool = True,
-        engine: str = "auto",
     ) -> None:
         super().__init__()
+        block = (BlockConfig() if block is None else block).replace(mixer="full")
         check_positive(num_layers=num_layers)
-        self.engine = engine
+        self.config, self.engine = block, block.engine
         self.blocks = nn.ModuleList(
-            GraphTransformerBlock(
-                dim,
-                "full",
-                num_heads,
-                ffn_ratio=ffn_ratio,
-                activation=activation,
-                norm=norm,
-                prenorm=prenorm,
-                dropout=dropout,
-                attn_dropout=attn_dropout,
-                check_finite=check_finite if index == 0 else False,
-                engine=engine,
-            )
+            GraphTransformerBlock(block, check_finite=check_finite if index == 0 else False)
             for index in range(num_layers)
         )
-        self.norm = NORMS[norm](dim) if final_norm else nn.Identity()
+        self.norm = NORMS[block.norm](block.dim) if final_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor, sizes: Counts) -> torch.Tensor:
         """``x``: (N, dim) rows sample after sample, ``sizes``: (B,) per sample → (N, dim)."""
@@ -132,52 +126,44 @@ class Seq2SeqTransformer(nn.Module):
     ----------
     src_vocab, tgt_vocab : source and target vocabulary sizes (the output has ``tgt_vocab``
         logits).
-    hidden_dim : width of both stacks (``dim`` of the blocks).
-    num_heads, ffn_ratio, activation, norm, prenorm, dropout, attn_dropout, engine : as
-        :class:`~graphformer.nn.models.decoder.DecoderBlock`, for both stacks.
+    block : the settings of both stacks (:class:`~graphformer.nn.BlockConfig`: ``dim``,
+        ``num_heads``, ``ffn_ratio``, ``activation``, ``norm``, ``prenorm``, ``dropout``,
+        ``attn_dropout``, ``engine``); default :data:`SEQ2SEQ_BLOCK`.
     num_layers : encoder layers; ``decoder_layers`` : decoder layers (default the same).
     max_len : longest source or target sequence (positions are learned).
+
+    >>> import torch
+    >>> from graphformer.nn import BlockConfig, Seq2SeqTransformer
+    >>> model = Seq2SeqTransformer(7, 5, BlockConfig(dim=8, num_heads=2), max_len=4)
+    >>> src, tgt = torch.tensor([1, 2, 3, 4, 5]), torch.tensor([0, 1, 0])
+    >>> model(src, [2, 3], tgt, [1, 2]).shape
+    torch.Size([3, 5])
     """
 
     def __init__(
         self,
         src_vocab: int,
         tgt_vocab: int,
-        hidden_dim: int = 64,
+        block: BlockConfig | None = None,
         num_layers: int = 2,
         decoder_layers: int | None = None,
-        num_heads: int = 4,
-        ffn_ratio: float = 2.0,
-        activation: str = "relu",
-        norm: str = "layer",
-        prenorm: bool = True,
-        dropout: float = 0.0,
-        attn_dropout: float = 0.0,
         max_len: int = 64,
-        engine: str = "auto",
     ) -> None:
         super().__init__()
-        shared = dict(
-            num_heads=num_heads,
-            ffn_ratio=ffn_ratio,
-            activation=activation,
-            norm=norm,
-            prenorm=prenorm,
-            dropout=dropout,
-            attn_dropout=attn_dropout,
-            check_finite=False,
-            engine=engine,
-        )
-        self.src_embed = TokenEmbedding(src_vocab, hidden_dim, max_len)
-        self.tgt_embed = TokenEmbedding(tgt_vocab, hidden_dim, max_len)
-        self.encoder = TransformerEncoder(hidden_dim, num_layers, **shared)
+        block = SEQ2SEQ_BLOCK if block is None else block
+        if not isinstance(block, BlockConfig):
+            raise TypeError(f"block must be a graphformer.nn.BlockConfig; got {block!r}")
+        self.config, dim = block, block.dim
+        self.src_embed = TokenEmbedding(src_vocab, dim, max_len)
+        self.tgt_embed = TokenEmbedding(tgt_vocab, dim, max_len)
+        self.encoder = TransformerEncoder(block, num_layers, check_finite=False)
         layers = num_layers if decoder_layers is None else decoder_layers
-        self.decoder = TransformerDecoder(hidden_dim, layers, **shared)
-        self.head = nn.Linear(hidden_dim, tgt_vocab)
-        self.dropout = nn.Dropout(dropout)
+        self.decoder = TransformerDecoder(block, layers, check_finite=False)
+        self.head = nn.Linear(dim, tgt_vocab)
+        self.dropout = nn.Dropout(block.dropout)
 
     def encode(self, src: torch.Tensor, src_sizes: Counts) -> torch.Tensor:
-        """Source ids (N_src,) → memory (N_src, hidden_dim)."""
+        """Source ids (N_src,) → memory (N_src, dim)."""
         src_sizes = check_sizes("src_sizes", src_sizes, len(src))
         return self.encoder(self.dropout(self.src_embed(src, src_sizes, "src")), src_sizes)
 
