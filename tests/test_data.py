@@ -23,6 +23,8 @@ from graphformer.data import (
 )
 from graphformer.data import cache as cache_module
 from graphformer.data import encodings as encodings_module
+from graphformer.data.field_cache import field_path, load_or_compute_field
+from graphformer.fields import FIELDS, SPD, Field, get_field, register_field
 
 import dgl
 import numpy as np
@@ -532,3 +534,75 @@ def test_encodings_are_identical_when_recomputed_in_another_process():
         for _ in range(2)
     }
     assert len(digests) == 1
+
+
+# --- node fields: the data handshake (graphformer.fields) -----------------------------------
+
+COMPUTED: list[int] = []
+
+
+def in_degree(graph: dgl.DGLGraph) -> torch.Tensor:
+    """A throwaway field: each node's in-degree as a float (N, 1); counts its calls."""
+    COMPUTED.append(graph.num_nodes())
+    return graph.in_degrees().float().unsqueeze(1)
+
+
+def test_a_new_field_is_computed_cached_and_batched_when_asked_by_name(tmp_path, monkeypatch):
+    """What a mixer that needs a new node field adds: one registered Field. The data module
+    computes it once per split, caches it beside the dataset and batches it, by name."""
+    monkeypatch.setitem(FIELDS, "in_degree", None)  # removed again after the test
+    register_field(Field("in_degree", in_degree, description="in-degrees"), replace=True)
+    COMPUTED.clear()
+    module = cluster_module(tmp_path, fields=["in_degree"])
+    module.prepare_data()
+    assert len(COMPUTED) == 12 + 6 + 5, "once per graph of every split"
+    path = field_path(tmp_path / "CLUSTER_train_n12_seed0.bin", "in_degree")
+    assert path == tmp_path / "CLUSTER_train_n12_seed0.in_degree.bin" and path.is_file()
+    graph, _ = next(iter(module.val_dataloader()))
+    assert torch.equal(graph.ndata["in_degree"], graph.in_degrees().float().unsqueeze(1))
+    COMPUTED.clear()
+    again = cluster_module(tmp_path, fields=("in_degree",))
+    cached, _ = next(iter(again.val_dataloader()))
+    assert COMPUTED == [], "the second module reads the cache"
+    assert torch.equal(cached.ndata["in_degree"], graph.ndata["in_degree"])
+    # A new computation (version 2) gets its own file, never the old one.
+    register_field(Field("in_degree", in_degree, version=2), replace=True)
+    assert field_path(tmp_path / "x.bin", "in_degree") == tmp_path / "x.in_degree-v2.bin"
+    cluster_module(tmp_path, fields=("in_degree",)).split_dataset("train")
+    assert len(COMPUTED) == 12
+
+
+def test_unknown_field_names_list_the_known_ones(tmp_path):
+    with pytest.raises(ValueError, match=r"no field named 'sdp' is registered; known .*'spd'"):
+        cluster_module(tmp_path, fields=("sdp",))
+    with pytest.raises(ValueError, match=r"no field named 'hops' .*register_field"):
+        get_field("hops")
+    assert get_field(SPD) is FIELDS[SPD] and get_field(FIELDS[SPD]) is FIELDS[SPD]
+
+
+def test_fields_are_validated_and_registered_once():
+    with pytest.raises(ValueError, match=r"already registered.*replace=True"):
+        register_field(Field(SPD, in_degree))
+    with pytest.raises(ValueError, match=r"Field name must be .*got 'two words'"):
+        Field("two words", in_degree)
+    with pytest.raises(TypeError, match=r"compute must be a callable"):
+        Field("x", compute=3)
+    with pytest.raises(ValueError, match=r"version must be an int ≥ 1; got 0"):
+        Field("x", in_degree, version=0)
+    with pytest.raises(TypeError, match=r"pad must be a number .* got 'a'"):
+        Field("x", in_degree, pad="a")
+    with pytest.raises(TypeError, match=r"takes a graphformer.fields.Field"):
+        register_field("x")
+    graph = dgl.rand_graph(4, 6)
+    with pytest.raises(ValueError, match=r"pairwise field 'x': compute must return \(4, 4\)"):
+        Field("x", in_degree, pad=0)(graph)
+    with pytest.raises(ValueError, match=r"one row per node \(4\); got \(3,\)"):
+        Field("x", lambda g: torch.zeros(3))(graph)
+
+
+def test_pairwise_fields_cache_in_the_spd_layout(tmp_path):
+    """The spd field's cache is today's <stem>.spd.bin: files written before stay valid."""
+    graphs = [dgl.rand_graph(n, 2 * n) for n in (3, 5)]
+    stored = load_or_compute_field(SPD, graphs, field_path(tmp_path / "d.bin", SPD))
+    assert (tmp_path / "d.spd.bin").is_file() and stored[SPD].shape == (9 + 25,)
+    assert stored[SPD].dtype == torch.int16

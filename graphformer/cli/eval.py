@@ -21,8 +21,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     typecheck.check(run, "data")
     console.setup()
     build.seed_everything(cfg.get("seed"))
-    datamodule = build.datamodule(run)
-    task = build.task(run, datamodule)
+    model = build.model(run)
+    datamodule = build.datamodule(run, model)
+    task = build.task(run, datamodule, model)
     loggers = build.instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
     try:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from graphformer.data.downloaded import dgl_folder
-from graphformer.data.sbm import SPLITS
+from graphformer.data.splits import check_split
 
 import dgl
 from dgl.data import CiteseerGraphDataset, CoraGraphDataset, PubmedGraphDataset
@@ -86,8 +86,7 @@ class CitationDataset:
         root: str | os.PathLike | None = None,
         download: bool = False,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+        check_split(split)
         _dgl_name(name)  # checks the name
         dataset_class = DATASETS[name.lower()][0]
         root = Path(get_download_dir() if root is None else root)

@@ -1,5 +1,5 @@
-"""GraphDataModule: datasets → cached positional encodings (and shortest-path distances) →
-batches of ``(graph, labels)``.
+"""GraphDataModule: datasets → cached positional encodings and node fields (e.g.
+shortest-path distances) → batches of ``(graph, labels)``.
 
 A batch is ``(graph, labels)``: ``graph`` is the ``dgl.batch`` of the samples, carrying
 their ``ndata['feat']`` (and ``edata['feat']``, positional encodings, ``<split>_mask``
@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import inspect
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from graphformer.data.encodings import (
-    WithEncodings,
-    encodings_path,
-    load_or_compute_encodings,
+from graphformer.data.encodings import WithEncodings, encodings_path, load_or_compute_encodings
+from graphformer.data.field_cache import (
+    WithFields,
+    field_path,
+    load_or_compute_field,
+    pad_pairwise,
     sample_graph,
 )
-from graphformer.data.sbm import SPLITS
-from graphformer.data.spd import SPD, WithDistances, distances_path, load_or_compute_distances
+from graphformer.data.splits import SPLITS
 from graphformer.data.validation import check_dataset, check_int
+from graphformer.fields import SPD, Field, get_field
 
 import dgl
 import lightning as L
@@ -64,7 +66,7 @@ def collate(samples: list[Any]) -> tuple[dgl.DGLGraph, torch.Tensor]:
     """``(dgl.batch(graphs), labels)``: node labels for graph samples, stacked labels for
     ``(graph, label)`` samples."""
     if isinstance(samples[0], dgl.DGLGraph):
-        graph = dgl.batch(_same_distance_width(samples))
+        graph = dgl.batch(pad_pairwise(samples))
         if "label" not in graph.ndata:
             raise KeyError(
                 "node-level samples need ndata['label']; the graphs have ndata keys "
@@ -73,27 +75,7 @@ def collate(samples: list[Any]) -> tuple[dgl.DGLGraph, torch.Tensor]:
         return graph, graph.ndata["label"]
     graphs = [sample_graph(sample) for sample in samples]
     labels = torch.stack([torch.as_tensor(sample[1]) for sample in samples])
-    return dgl.batch(_same_distance_width(graphs)), labels
-
-
-def _same_distance_width(graphs: list[dgl.DGLGraph]) -> list[dgl.DGLGraph]:
-    """``graphs`` whose ``ndata['spd']`` rows are padded (with -1, unreachable) to the widest
-    of the batch, so ``dgl.batch`` can stack samples of datasets padded to other widths
-    (:class:`~graphformer.data.spd.WithDistances` pads to its own dataset's largest graph,
-    so within one split nothing is copied)."""
-    if SPD not in graphs[0].ndata:
-        return graphs
-    widths = [graph.ndata[SPD].shape[1] for graph in graphs]
-    width = max(widths)
-    if min(widths) == width:
-        return graphs
-    padded = []
-    for graph, own in zip(graphs, widths, strict=True):
-        if own < width:
-            graph = graph.local_var()
-            graph.ndata[SPD] = torch.nn.functional.pad(graph.ndata[SPD], (0, width - own), value=-1)
-        padded.append(graph)
-    return padded
+    return dgl.batch(pad_pairwise(graphs)), labels
 
 
 def seed_worker(worker_id: int) -> None:
@@ -122,12 +104,16 @@ class GraphDataModule(L.LightningDataModule):
     lap_pe_k, rwse_k : widths of ``ndata['lap_pe']`` / ``ndata['rwse']``
         (:func:`graphformer.nn.pe_transform`); 0 disables. Computed once per split and
         cached at ``<dataset cache stem>.pe-lap<k>-rw<k>.bin``.
-    distances : attach each graph's shortest-path distances as ``ndata['spd']``
-        (:mod:`graphformer.data.spd`, for Graphormer's spatial bias): computed once per
-        split with ``dgl.shortest_dist`` and cached at ``<dataset cache stem>.spd.bin``.
-        ``None`` (the default) means off here; ``graphformer-train`` turns it on when the
-        model reads distances (``model.needs``, see ``graphformer.cli.build``), and refuses
-        ``False`` with such a model.
+    fields : names of registered node fields (:func:`graphformer.fields.register_field`)
+        to attach to every graph, e.g. ``("spd",)``: each is computed once per split with
+        its :class:`~graphformer.fields.Field`'s ``compute`` and cached at
+        ``<dataset cache stem>.<name>.bin`` (:mod:`graphformer.data.field_cache`);
+        pairwise ones are padded to the batch's widest sample. ``graphformer-train`` passes
+        the model's ``needs`` here when it builds the data (``graphformer.cli.build``).
+    distances : shorthand for the ``spd`` field (shortest-path distances, for Graphormer's
+        spatial bias): ``True`` adds it to ``fields``; ``None`` (the default) leaves
+        ``fields`` as given; ``False`` refuses ``fields`` that contain it, so a data
+        config saying ``distances: false`` is not silently overruled by the model.
     pin_memory : passed to the loaders.
     seed : seeds the loaders' shuffling and worker seeds; ``None`` leaves them to torch's
         global generator (as seeded by Lightning's ``seed_everything``). The cached
@@ -155,6 +141,7 @@ class GraphDataModule(L.LightningDataModule):
         lap_pe_k: int = 0,
         rwse_k: int = 0,
         distances: bool | None = None,
+        fields: Iterable[str | Field] = (),
         pin_memory: bool = False,
         seed: int | None = 0,
         train_graphs: int | None = None,
@@ -203,6 +190,7 @@ class GraphDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.lap_pe_k, self.rwse_k, self.seed = lap_pe_k, rwse_k, seed
         self.distances = distances
+        self.fields = _resolve_fields(fields, distances)
         self.num_graphs = counts
         self.name, self.validate = name, validate
         self.declared = {
@@ -234,15 +222,20 @@ class GraphDataModule(L.LightningDataModule):
             if self.validate:
                 check_dataset(dataset, split, self._describe(dataset))
             cache = getattr(dataset, "cache_path", None)
-            if self.lap_pe_k or self.rwse_k or self.distances:
+            if self.lap_pe_k or self.rwse_k or self.fields:
                 graphs = [sample_graph(dataset[i]) for i in range(len(dataset))]
             if self.lap_pe_k or self.rwse_k:
                 path = None if cache is None else encodings_path(cache, self.lap_pe_k, self.rwse_k)
                 encodings = load_or_compute_encodings(graphs, self.lap_pe_k, self.rwse_k, path)
                 dataset = WithEncodings(dataset, encodings)
-            if self.distances:
-                path = None if cache is None else distances_path(cache)
-                dataset = WithDistances(dataset, load_or_compute_distances(graphs, path))
+            if self.fields:
+                values = {
+                    field.name: load_or_compute_field(
+                        field, graphs, None if cache is None else field_path(cache, field)
+                    )
+                    for field in self.fields
+                }
+                dataset = WithFields(dataset, values)
             self._splits[split] = dataset
         return self._splits[split]
 
@@ -360,6 +353,24 @@ class GraphDataModule(L.LightningDataModule):
         state = self.__dict__.copy()
         state["_splits"] = {}
         return state
+
+
+def _resolve_fields(fields: Iterable[str | Field], distances: bool | None) -> tuple[Field, ...]:
+    """The registered :class:`Field` of each entry of ``fields`` (once each, in order), with
+    ``spd`` added by ``distances=True`` and refused with ``distances=False``."""
+    if isinstance(fields, (str, Field)):
+        fields = (fields,)
+    resolved = [get_field(field) for field in fields]
+    if distances is True and SPD not in [field.name for field in resolved]:
+        resolved.append(get_field(SPD))
+    if distances is False and SPD in [field.name for field in resolved]:
+        raise ValueError(
+            f"the model reads shortest-path distances (ndata[{SPD!r}], e.g. model.mixer="
+            "graphormer) but data.distances=false; set data.distances=true (or null: on when "
+            "the model needs them)"
+        )
+    unique = {field.name: field for field in resolved}
+    return tuple(unique.values())
 
 
 def _accepts(factory: Callable[..., Any], argument: str) -> bool:

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from graphformer.data.downloaded import DGL_MODES, check_count, missing_data_error
-from graphformer.data.sbm import check_split
+from graphformer.data.splits import check_split
 
 import dgl
 import torch

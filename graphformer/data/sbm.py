@@ -26,12 +26,12 @@ from dataclasses import dataclass
 
 from graphformer.data.generated import GeneratedDataset
 from graphformer.data.progress import progress
+from graphformer.data.splits import SPLITS, check_split
 
 import dgl
 import numpy as np
 import torch
 
-SPLITS = ("train", "val", "test")
 #: Graphs per split in the published benchmark (``num_graphs=None``).
 BENCHMARK_SIZES = {
     "CLUSTER": {"train": 10_000, "val": 1_000, "test": 1_000},
@@ -171,12 +171,6 @@ def check_name(name: str) -> str:
     if not isinstance(name, str) or name.upper() not in BENCHMARK_SIZES:
         raise ValueError(f"SBM dataset name must be one of {sorted(BENCHMARK_SIZES)}; got {name!r}")
     return name.upper()
-
-
-def check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
-    return split
 
 
 class SBMDataset(GeneratedDataset):

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 
 from graphformer.data.downloaded import DGLSource, check_codes, check_count
-from graphformer.data.sbm import NUM_CATEGORIES, NUM_CLASSES, check_name, check_split
+from graphformer.data.sbm import NUM_CATEGORIES, NUM_CLASSES, check_name
+from graphformer.data.splits import check_split
 
 import dgl
 import torch

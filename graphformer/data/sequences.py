@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from graphformer.data.generated import GeneratedDataset
-from graphformer.data.sbm import SPLITS
+from graphformer.data.splits import SPLITS, check_split
 from graphformer.data.validation import check_int
 
 import dgl
@@ -82,8 +82,7 @@ class DigitSequenceDataset(GeneratedDataset):
     ) -> None:
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; choose one of {sorted(RULES)}")
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+        check_split(split)
         check_int("min_len", min_len, 1)
         check_int("max_len", max_len, min_len)
         check_int("seed", seed, 0)

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graphformer.data.generated import GeneratedDataset
-from graphformer.data.sbm import SPLITS, check_split
+from graphformer.data.splits import SPLITS, check_split
 from graphformer.data.validation import check_int
 
 import dgl

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from graphformer.data.downloaded import DGLSource, check_codes, check_count
-from graphformer.data.sbm import check_split
+from graphformer.data.splits import check_split
 
 import dgl
 import torch
