@@ -24,12 +24,15 @@ from graphformer.data import (
 from graphformer.data import cache as cache_module
 from graphformer.data import encodings as encodings_module
 from graphformer.data.field_cache import field_path, load_or_compute_field
+from graphformer.data.info import DatasetInfo, class_info
 from graphformer.fields import FIELDS, SPD, Field, get_field, register_field
 
 import dgl
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 # Cora in DGL's cache layout: in shared/ beside the checkout (or inside it).
 REPO = Path(__file__).resolve().parents[1]
@@ -184,12 +187,13 @@ def test_generation_is_deterministic_and_differs_across_seeds_and_splits(name):
 
 def test_sbm_dataset_attributes_and_benchmark_size(tmp_path):
     cluster = SBMDataset("CLUSTER", "test", root=tmp_path)  # benchmark size: 1000 graphs
-    assert len(cluster) == 1000 and cluster.num_classes == 6 and cluster.num_categories == 7
-    assert cluster.level == "node" and cluster.in_dim is None
+    assert len(cluster) == 1000 and cluster.info.num_classes == 6
+    assert cluster.info.num_categories == 7
+    assert cluster.info.level == "node" and cluster.info.in_dim is None
     assert isinstance(cluster[0], dgl.DGLGraph)
     assert cluster.cache_path == tmp_path / "CLUSTER_test_n1000_seed0.bin"
     pattern = SBMDataset("pattern", "val", num_graphs=5, seed=2, root=tmp_path)
-    assert (pattern.num_classes, pattern.num_categories) == (2, 3)
+    assert (pattern.info.num_classes, pattern.info.num_categories) == (2, 3)
     assert pattern.cache_path.name == "PATTERN_val_n5_seed2.bin"
 
 
@@ -290,7 +294,8 @@ def test_cora_loads_from_a_copy_of_the_shared_files(cora_root):
     dataset = CitationDataset("Cora", root=cora_root)
     graph = dataset[0]
     assert len(dataset) == 1 and graph.num_nodes() == 2708 and graph.num_edges() == 10556
-    assert dataset.num_classes == 7 and dataset.in_dim == 1433 and dataset.level == "node"
+    assert dataset.info.num_classes == 7 and dataset.info.in_dim == 1433
+    assert dataset.info.level == "node"
     assert graph.ndata["feat"].dtype == torch.float32
     assert graph.ndata["label"].max() == 6
     masks = [int(graph.ndata[f"{split}_mask"].sum()) for split in ("train", "val", "test")]
@@ -606,3 +611,60 @@ def test_pairwise_fields_cache_in_the_spd_layout(tmp_path):
     stored = load_or_compute_field(SPD, graphs, field_path(tmp_path / "d.bin", SPD))
     assert (tmp_path / "d.spd.bin").is_file() and stored[SPD].shape == (9 + 25,)
     assert stored[SPD].dtype == torch.int16
+
+
+# --- the dataset contract: DatasetInfo and the config resolver -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"level": "edge"}, r"level must be one of \('node', 'graph'\); got 'edge'"),
+        ({"task": "ranking"}, r"task must be one of \('classification', 'regression'\)"),
+        ({"out_dim": 0}, r"out_dim must be a positive int .* got 0"),
+        ({"out_dim": True}, r"out_dim must be a positive int .* got True"),
+        ({"in_dim": -2}, r"DatasetInfo.in_dim must be a positive int or None; got -2"),
+        ({"in_dim": 3, "num_categories": 4}, r"node features are continuous \(in_dim=3\) or"),
+        ({"edge_in_dim": 1, "edge_categories": 2}, r"edge features .*edge_categories=2"),
+        ({"splits": ("train", "dev")}, r"splits must be a non-empty tuple of .*'dev'"),
+        ({"splits": ()}, r"splits must be a non-empty tuple"),
+    ],
+)
+def test_dataset_info_refuses_bad_values(kwargs, message):
+    good = {"level": "node", "task": "classification", "out_dim": 3, "num_categories": 4}
+    with pytest.raises(ValueError, match=message):
+        DatasetInfo(**{**good, **kwargs})
+
+
+def test_dataset_info_is_declared_once_per_class():
+    assert SBMDataset.describe("pattern") == DatasetInfo("node", "classification", 2, None, 3)
+    assert CitationDataset.describe("PubMed").in_dim == 500
+    assert DatasetInfo("graph", "regression", 1).num_classes is None
+    assert DatasetInfo("graph", "classification", 2, splits=["train"]).splits == ("train",)
+    with pytest.raises(TypeError, match=r"declares no DatasetInfo: .*info = DatasetInfo"):
+        class_info(GraphLevel)
+
+
+def test_the_resolver_reads_the_facts_from_the_dataset_class(tmp_path):
+    cfg = OmegaConf.create(
+        {
+            "data": {
+                "dataset": {"_target_": "graphformer.data.SBMDataset", "name": "PATTERN"},
+                "out_dim": "${graphformer.data_info:out_dim}",
+                "num_categories": "${graphformer.data_info:num_categories}",
+                "level": "${graphformer.data_info:level}",
+                "bad": "${graphformer.data_info:width}",
+            },
+            "model": {"out_dim": "${data.out_dim}"},
+        }
+    )
+    assert (cfg.model.out_dim, cfg.data.num_categories, cfg.data.level) == (2, 3, "node")
+    with pytest.raises(InterpolationResolutionError, match=r"KEY must be one of \('level', 'task'"):
+        OmegaConf.select(cfg, "data.bad")
+    cfg.data.dataset._target_ = "tests.nowhere.Dataset"
+    with pytest.raises(InterpolationResolutionError, match=r"cannot be imported"):
+        OmegaConf.select(cfg, "data.out_dim")
+    # A hand override that contradicts the dataset is refused when the data is built.
+    with pytest.raises(ValueError, match=r"declares out_dim=5 but the dataset .* out_dim=6"):
+        cluster_module(tmp_path, out_dim=5).setup("fit")
+    assert cluster_module(tmp_path).info == SBMDataset.describe("CLUSTER")

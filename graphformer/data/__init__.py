@@ -20,6 +20,7 @@ from graphformer.data.encodings import (
     encodings_path,
     load_or_compute_encodings,
 )
+from graphformer.data.info import DatasetInfo
 from graphformer.data.molhiv import MolHIVDataset
 from graphformer.data.sbm import (
     BENCHMARK_SIZES,
@@ -32,16 +33,19 @@ from graphformer.data.sbm import (
 from graphformer.data.sbm_official import OfficialSBMDataset
 from graphformer.data.sequences import DigitSequenceDataset
 from graphformer.data.skeleton import H36MDataset, SkeletonDataset, generate_poses, load_h36m
+from graphformer.data.splits import SPLITS, check_split
 from graphformer.data.validation import DataError, DataWarning
 from graphformer.data.zinc import ZINC12kDataset
 
 __all__ = [
     "BENCHMARK_SIZES",
+    "SPLITS",
     "CacheError",
     "CacheWarning",
     "CitationDataset",
     "DataError",
     "DataWarning",
+    "DatasetInfo",
     "DigitSequenceDataset",
     "GraphDataModule",
     "H36MDataset",
@@ -51,6 +55,7 @@ __all__ = [
     "SkeletonDataset",
     "WithEncodings",
     "ZINC12kDataset",
+    "check_split",
     "cluster_graph",
     "collate",
     "compute_encodings",

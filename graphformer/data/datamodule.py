@@ -30,9 +30,10 @@ from graphformer.data.field_cache import (
     pad_pairwise,
     sample_graph,
 )
+from graphformer.data.info import DatasetInfo, dataset_info
 from graphformer.data.splits import SPLITS
 from graphformer.data.validation import check_dataset, check_int
-from graphformer.fields import SPD, Field, get_field
+from graphformer.fields import LEVELS, SPD, Field, get_field
 
 import dgl
 import lightning as L
@@ -40,14 +41,15 @@ import numpy as np
 import torch
 from dgl.dataloading import GraphDataLoader
 
-LEVELS = ("node", "graph")
-#: Metadata a data config may declare (for model/task interpolation); each declared value
-#: is checked against the dataset's attribute of the same name.
+#: The DatasetInfo facts a data config states so that model and task configs can
+#: interpolate them (``${data.out_dim}``): conf/train.yaml reads them from the dataset class
+#: (``${graphformer.data_info:KEY}``), once for every data config. A stated value that
+#: differs from the dataset's own (a hand override) is refused when the dataset is built.
 DECLARED = ("level", "out_dim", "in_dim", "num_categories", "edge_in_dim", "edge_categories")
 
 
 class _Unset:
-    """Default of the metadata declarations: not declared, so not checked."""
+    """Default of the stated facts: not stated, so not checked."""
 
     def __repr__(self) -> str:
         return "UNSET"
@@ -96,8 +98,9 @@ class GraphDataModule(L.LightningDataModule):
         ``functools.partial(SBMDataset, name='CLUSTER', root=...)`` or a Hydra node with
         ``_partial_: true``. Single-graph datasets (:class:`CitationDataset`) return the
         same graph for every split; the task then selects nodes by ``<split>_mask``.
-        Datasets expose ``level``, ``num_classes``, ``in_dim`` / ``num_categories`` (and
-        ``cache_path`` to have their encodings cached next to them).
+        Datasets declare their facts as ``info`` (:class:`~graphformer.data.DatasetInfo`;
+        see README "Add a dataset"), and ``cache_path`` to have their encodings and fields
+        cached next to them.
     batch_size : graphs per batch, at most the size of every split.
     num_workers : loader worker processes (persistent when > 0, seeded by
         :func:`seed_worker`).
@@ -126,11 +129,12 @@ class GraphDataModule(L.LightningDataModule):
         (:func:`graphformer.data.validation.check_dataset`): errors for graphs without
         nodes, missing features or labels, NaN/inf features and labels out of range;
         warnings for graphs without edges and duplicate edges.
-    level, out_dim, in_dim, num_categories, edge_in_dim, edge_categories : optional
-        declarations, so that configs can interpolate them (``${data.out_dim}``). Each
-        one given (``None`` included: "this dataset has none") is checked against the
-        dataset's attribute when the dataset is built. ``out_dim`` is the dataset's
-        ``out_dim``, else its ``num_classes``.
+    level, out_dim, in_dim, num_categories, edge_in_dim, edge_categories : the facts of
+        the dataset's ``info`` as the config states them, so that configs can interpolate
+        them (``${data.out_dim}``); conf/train.yaml fills them from the dataset class with
+        ``${graphformer.data_info:KEY}``. Each one given (``None`` included: "this dataset
+        has none") is checked against the dataset's ``info`` when the dataset is built;
+        leave them out in Python (the properties of the same names read ``info``).
     """
 
     def __init__(
@@ -243,7 +247,12 @@ class GraphDataModule(L.LightningDataModule):
         return self.name or str(getattr(dataset, "name", type(dataset).__name__))
 
     def _dataset_value(self, dataset: Any, key: str) -> tuple[bool, Any]:
-        """(whether the dataset states ``key``, its value)."""
+        """(whether the dataset states ``key``, its value): from its :class:`DatasetInfo`;
+        for a dataset without one, the level from its samples and other facts from
+        attributes of the same name (``out_dim`` falling back to ``num_classes``)."""
+        info = dataset_info(dataset)
+        if info is not None:
+            return True, getattr(info, key)
         if key == "level":
             level = getattr(dataset, "level", None)
             if level is None:
@@ -259,14 +268,20 @@ class GraphDataModule(L.LightningDataModule):
             if declared is not UNSET and known and declared != actual:
                 raise ValueError(
                     f"the data config declares {key}={declared!r} but the dataset "
-                    f"{self._describe(dataset)} has {key}={actual!r}; set {key}: {actual!r} "
-                    "in the data config (models and tasks read it from there)"
+                    f"{self._describe(dataset)} has {key}={actual!r}; the configs read it from "
+                    f"the dataset's DatasetInfo (${{graphformer.data_info:{key}}}): remove the "
+                    f"override, or set {key}: {actual!r}"
                 )
 
     def _metadata(self, key: str) -> Any:
         if self.declared[key] is not UNSET:
             return self.declared[key]
         return self._dataset_value(self.split_dataset("train"), key)[1]
+
+    @property
+    def info(self) -> DatasetInfo | None:
+        """The train split's :class:`~graphformer.data.DatasetInfo` (``None`` if it has none)."""
+        return dataset_info(self.split_dataset("train"))
 
     @property
     def level(self) -> str:
@@ -279,6 +294,10 @@ class GraphDataModule(L.LightningDataModule):
 
     @property
     def num_classes(self) -> int | None:
+        """``out_dim`` for classification datasets, ``None`` for regression ones."""
+        info = self.info
+        if info is not None:
+            return info.num_classes
         return getattr(self.split_dataset("train"), "num_classes", None)
 
     @property

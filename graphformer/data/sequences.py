@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from graphformer.data.generated import GeneratedDataset
+from graphformer.data.info import DatasetInfo
 from graphformer.data.splits import SPLITS, check_split
 from graphformer.data.validation import check_int
 
@@ -47,9 +48,8 @@ def sequence_graph(digits: torch.Tensor) -> dgl.DGLGraph:
 class DigitSequenceDataset(GeneratedDataset):
     """One split of digit sequences and their ``rule`` transform (``reverse`` or ``sort``).
 
-    Attributes for the data module and model configs: ``level = 'graph'`` (one target
-    sequence per sample), ``num_categories = 10`` source digits, ``num_classes = 13``
-    target tokens (digits, ``PAD``, ``BOS``, ``EOS``), ``max_len``.
+    Its ``info``: ``level='graph'`` (one target sequence per sample), ``num_categories=10``
+    source digits, ``out_dim=13`` target tokens (digits, ``PAD``, ``BOS``, ``EOS``).
 
     Parameters
     ----------
@@ -62,12 +62,7 @@ class DigitSequenceDataset(GeneratedDataset):
     root : cache folder; ``None`` uses DGL's default.
     """
 
-    level = "graph"
-    num_categories = DIGITS
-    num_classes = VOCAB
-    in_dim = None
-    edge_in_dim = None
-    edge_categories = None
+    info = DatasetInfo(level="graph", task="classification", out_dim=VOCAB, num_categories=DIGITS)
 
     def __init__(
         self,
