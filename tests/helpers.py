@@ -142,11 +142,21 @@ def with_distances(graph: dgl.DGLGraph) -> dgl.DGLGraph:
 
 def with_needs(graph: dgl.DGLGraph, module: nn.Module) -> dgl.DGLGraph:
     """``graph`` with the ``ndata`` fields that ``module`` (a mixer, block or model) lists
-    in its ``needs``; the registry-driven tests call it for every mixer."""
-    needs = set(module.needs)
-    unknown = needs - {"spd"}
-    assert not unknown, f"tests/helpers.py cannot provide ndata fields {sorted(unknown)}"
-    return with_distances(graph) if "spd" in needs else graph
+    in its ``needs``, each computed per sample by its registered Field (graphformer.fields);
+    the registry-driven tests call it for every mixer."""
+    from graphformer.data.field_cache import WithFields, compute_field
+    from graphformer.fields import get_field
+
+    needs = [get_field(name) for name in module.needs]
+    if not needs:
+        return graph
+    samples = dgl.unbatch(graph)
+    dataset = WithFields(samples, {field.name: compute_field(field, samples) for field in needs})
+    result = graph.local_var()
+    for field in needs:
+        rows = [dataset[i].ndata[field.name] for i in range(len(dataset))]
+        result.ndata[field.name] = torch.cat(rows)
+    return result
 
 
 def randomize_biases(module: nn.Module, scale: float = 0.5, seed: int = 1) -> nn.Module:

@@ -19,8 +19,9 @@ import torch
 def main(checkpoint: str) -> None:
     saved = resume.read_checkpoint(checkpoint)
     cfg = resume.stored_config(saved, checkpoint)
-    data = build.datamodule(cfg)
-    task = build.task(cfg, data)
+    model = build.model(cfg)
+    data = build.datamodule(cfg, model)
+    task = build.task(cfg, data, model)
     task.load_state_dict(saved["state_dict"])
     task.eval()
     train, test = data.split_dataset("train"), data.split_dataset("test")

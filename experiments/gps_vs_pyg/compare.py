@@ -112,7 +112,7 @@ def load_split(name: str, split: str, num_graphs: int, lap_k: int, root: Path) -
         graph = graph.local_var()
         graph.ndata["lap_pe"] = encodings["lap_pe"][offsets[i] : offsets[i + 1]]
         result.append(graph)
-    return result, dataset.num_classes, dataset.num_categories
+    return result, dataset.info.num_classes, dataset.info.num_categories
 
 
 def make_batches(graphs: list, batch_size: int, order: torch.Tensor | None) -> list[dict]:

@@ -9,14 +9,15 @@ best checkpoint's numbers), ``report`` (what is printed), ``signals`` (SIGTERM, 
 
 from __future__ import annotations
 
+import inspect
 import logging
 
-from graphformer.data.features.distances import SPD
 from graphformer.tasks import GraphTask
 
 import hydra
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
@@ -45,14 +46,44 @@ def callbacks(cfg: DictConfig, loggers: list) -> list[L.Callback]:
     return result
 
 
-def datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    return hydra.utils.instantiate(cfg.data)
+def model(cfg: DictConfig) -> torch.nn.Module:
+    """The model of ``cfg.model``; built before the data, which computes what it ``needs``."""
+    return hydra.utils.instantiate(cfg.model)
 
 
-def task(cfg: DictConfig, data: L.LightningDataModule) -> GraphTask:
-    """The model inside its task, checked against the data's level."""
-    model = hydra.utils.instantiate(cfg.model)
-    provide_distances(model, data)  # before anything (data.level) builds a split
+def datamodule(cfg: DictConfig, model: torch.nn.Module | None = None) -> L.LightningDataModule:
+    """The data of ``cfg.data``, asked for the node fields ``model`` reads (``model.needs``,
+    e.g. ``("spd",)`` for Graphormer: see :mod:`graphformer.fields`) in the one call that
+    builds it, together with any ``data.fields`` of the config. A data config that refuses a
+    needed field (``distances: false`` with Graphormer) fails here, naming the key."""
+    needs = tuple(getattr(model, "needs", ()) or ())
+    if not needs:
+        return hydra.utils.instantiate(cfg.data)
+    if not _takes(cfg.data, "fields"):
+        raise ValueError(
+            f"the model reads the node fields {list(needs)} but the data module "
+            f"{cfg.data.get('_target_')} takes no fields argument; use "
+            "graphformer.data.GraphDataModule, or attach them to the samples with "
+            "graphformer.data.field_cache.WithFields"
+        )
+    given = list(cfg.data.get("fields") or ())
+    fields = given + [name for name in needs if name not in given]
+    try:
+        return hydra.utils.instantiate(cfg.data, fields=fields)
+    except InstantiationException as error:
+        # The data module's own refusal of the fields (ValueError) says what to do: show it.
+        if isinstance(error.__cause__, ValueError):
+            raise error.__cause__ from None
+        raise
+
+
+def task(
+    cfg: DictConfig, data: L.LightningDataModule, model: torch.nn.Module | None = None
+) -> GraphTask:
+    """``model`` (built from ``cfg.model`` when not given) inside its task, checked against
+    the data's level and encodings."""
+    if model is None:
+        model = hydra.utils.instantiate(cfg.model)
     result: GraphTask = hydra.utils.instantiate(cfg.task, model=model)
     _check_optimizer(cfg, result)
     data_level = getattr(data, "level", None)
@@ -67,32 +98,14 @@ def task(cfg: DictConfig, data: L.LightningDataModule) -> GraphTask:
     return result
 
 
-def provide_distances(model: torch.nn.Module, data: L.LightningDataModule) -> None:
-    """Turn on ``data.distances`` when the model reads shortest-path distances.
-
-    Why here and not in the configs: the model itself knows what it reads (``model.needs``,
-    from its mixers: ``graphormer`` needs ``ndata['spd']``, whether it is the whole mixer
-    or the global half of ``gps``), so no config has to repeat the mixer registry. The data
-    configs leave ``distances`` at null, "as the model needs"; an explicit ``false`` with
-    such a model is refused, naming the flag. Runs before any split is built.
-    """
-    if SPD not in getattr(model, "needs", ()):
-        return
-    if not hasattr(data, "distances"):
-        raise ValueError(
-            f"the model reads shortest-path distances (ndata[{SPD!r}]) but the data module "
-            f"{type(data).__name__} has no distances flag; use graphformer.data.GraphDataModule "
-            "or attach them with graphformer.data.features.distances.WithDistances"
-        )
-    if data.distances is False:
-        raise ValueError(
-            f"the model reads shortest-path distances (ndata[{SPD!r}], e.g. model.block.mixer="
-            "graphormer) but data.distances=false; set data.distances=true (or null: on when "
-            "the model needs them)"
-        )
-    if data.distances is None:
-        log.info("the model reads shortest-path distances: data.distances turned on")
-        data.distances = True
+def _takes(node: DictConfig, argument: str) -> bool:
+    """Whether the ``_target_`` of ``node`` takes ``argument`` (or ``**kwargs``)."""
+    try:
+        target = hydra.utils.get_object(node._target_)
+        parameters = inspect.signature(target).parameters.values()
+    except Exception:  # unknowable: let instantiation say what is wrong
+        return True
+    return any(p.name == argument or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def check_encodings(model: torch.nn.Module, data: L.LightningDataModule) -> None:

@@ -26,8 +26,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     typecheck.check(run, "data")
     console.setup(evaluation=True)
     seeding.seed_everything(cfg.get("seed"))
-    datamodule = build.datamodule(run)
-    task = build.task(run, datamodule)
+    model = build.model(run)
+    datamodule = build.datamodule(run, model)
+    task = build.task(run, datamodule, model)
     loggers = build.instantiate_group(cfg.get("logger"))
     # No checkpointing: nothing is trained (and Lightning's default ModelCheckpoint would warn
     # that its folder differs from the training run's).

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> float | None:
-    """The recipe: check → seed → data → model → task → callbacks, loggers → trainer → fit → test.
+    """The recipe: check → seed → model → data (with the fields the model needs) → task →
+    callbacks, loggers → trainer → fit → test.
 
     With ``train=false``, tests ``ckpt_path`` (or, without one, the untrained weights).
     Returns ``cfg.optimized_metric`` (what sweeps optimise) at the best checkpoint, the one
@@ -36,8 +37,9 @@ def train(cfg: DictConfig) -> float | None:
     console.setup()
     seeding.seed_everything(cfg.get("seed"))
     resume.check_resumable(cfg)
-    datamodule = build.datamodule(cfg)
-    task = build.task(cfg, datamodule)
+    model = build.model(cfg)
+    datamodule = build.datamodule(cfg, model)
+    task = build.task(cfg, datamodule, model)
     loggers = build.instantiate_group(cfg.get("logger"))
     callbacks = build.callbacks(cfg, loggers)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

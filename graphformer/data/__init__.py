@@ -38,15 +38,19 @@ from graphformer.data.features.encodings import (
     encodings_path,
     load_or_compute_encodings,
 )
+from graphformer.data.info import DatasetInfo
+from graphformer.data.splits import SPLITS, check_split
 from graphformer.data.validation import DataError, DataWarning
 
 __all__ = [
     "BENCHMARK_SIZES",
+    "SPLITS",
     "CacheError",
     "CacheWarning",
     "CitationDataset",
     "DataError",
     "DataWarning",
+    "DatasetInfo",
     "DigitSequenceDataset",
     "GraphDataModule",
     "H36MDataset",
@@ -56,6 +60,7 @@ __all__ = [
     "SkeletonDataset",
     "WithEncodings",
     "ZINC12kDataset",
+    "check_split",
     "cluster_graph",
     "collate",
     "compute_encodings",

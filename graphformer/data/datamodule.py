@@ -1,5 +1,5 @@
-"""GraphDataModule: datasets → cached positional encodings (and shortest-path distances) →
-batches of ``(graph, labels)``.
+"""GraphDataModule: datasets → cached positional encodings and node fields (e.g.
+shortest-path distances) → batches of ``(graph, labels)``.
 
 A batch is ``(graph, labels)``: ``graph`` is the ``dgl.batch`` of the samples, carrying
 their ``ndata['feat']`` (and ``edata['feat']``, positional encodings, ``<split>_mask``
@@ -19,23 +19,25 @@ from __future__ import annotations
 
 import inspect
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from graphformer.data.datasets.sbm import SPLITS
-from graphformer.data.features.distances import (
-    SPD,
-    WithDistances,
-    distances_path,
-    load_or_compute_distances,
-)
 from graphformer.data.features.encodings import (
     WithEncodings,
     encodings_path,
     load_or_compute_encodings,
+)
+from graphformer.data.field_cache import (
+    WithFields,
+    field_path,
+    load_or_compute_field,
+    pad_pairwise,
     sample_graph,
 )
+from graphformer.data.info import DatasetInfo, dataset_info
+from graphformer.data.splits import SPLITS
 from graphformer.data.validation import check_dataset, check_int
+from graphformer.fields import LEVELS, SPD, Field, get_field
 
 import dgl
 import lightning as L
@@ -43,14 +45,15 @@ import numpy as np
 import torch
 from dgl.dataloading import GraphDataLoader
 
-LEVELS = ("node", "graph")
-#: Metadata a data config may declare (for model/task interpolation); each declared value
-#: is checked against the dataset's attribute of the same name.
+#: The DatasetInfo facts a data config states so that model and task configs can
+#: interpolate them (``${data.out_dim}``): conf/train.yaml reads them from the dataset class
+#: (``${graphformer.data_info:KEY}``), once for every data config. A stated value that
+#: differs from the dataset's own (a hand override) is refused when the dataset is built.
 DECLARED = ("level", "out_dim", "in_dim", "num_categories", "edge_in_dim", "edge_categories")
 
 
 class _Unset:
-    """Default of the metadata declarations: not declared, so not checked."""
+    """Default of the stated facts: not stated, so not checked."""
 
     def __repr__(self) -> str:
         return "UNSET"
@@ -69,7 +72,7 @@ def collate(samples: list[Any]) -> tuple[dgl.DGLGraph, torch.Tensor]:
     """``(dgl.batch(graphs), labels)``: node labels for graph samples, stacked labels for
     ``(graph, label)`` samples."""
     if isinstance(samples[0], dgl.DGLGraph):
-        graph = dgl.batch(_same_distance_width(samples))
+        graph = dgl.batch(pad_pairwise(samples))
         if "label" not in graph.ndata:
             raise KeyError(
                 "node-level samples need ndata['label']; the graphs have ndata keys "
@@ -78,27 +81,7 @@ def collate(samples: list[Any]) -> tuple[dgl.DGLGraph, torch.Tensor]:
         return graph, graph.ndata["label"]
     graphs = [sample_graph(sample) for sample in samples]
     labels = torch.stack([torch.as_tensor(sample[1]) for sample in samples])
-    return dgl.batch(_same_distance_width(graphs)), labels
-
-
-def _same_distance_width(graphs: list[dgl.DGLGraph]) -> list[dgl.DGLGraph]:
-    """``graphs`` whose ``ndata['spd']`` rows are padded (with -1, unreachable) to the widest
-    of the batch, so ``dgl.batch`` can stack samples of datasets padded to other widths
-    (:class:`~graphformer.data.features.distances.WithDistances` pads to its own dataset's
-    largest graph, so within one split nothing is copied)."""
-    if SPD not in graphs[0].ndata:
-        return graphs
-    widths = [graph.ndata[SPD].shape[1] for graph in graphs]
-    width = max(widths)
-    if min(widths) == width:
-        return graphs
-    padded = []
-    for graph, own in zip(graphs, widths, strict=True):
-        if own < width:
-            graph = graph.local_var()
-            graph.ndata[SPD] = torch.nn.functional.pad(graph.ndata[SPD], (0, width - own), value=-1)
-        padded.append(graph)
-    return padded
+    return dgl.batch(pad_pairwise(graphs)), labels
 
 
 def seed_worker(worker_id: int) -> None:
@@ -119,20 +102,25 @@ class GraphDataModule(L.LightningDataModule):
         ``functools.partial(SBMDataset, name='CLUSTER', root=...)`` or a Hydra node with
         ``_partial_: true``. Single-graph datasets (:class:`CitationDataset`) return the
         same graph for every split; the task then selects nodes by ``<split>_mask``.
-        Datasets expose ``level``, ``num_classes``, ``in_dim`` / ``num_categories`` (and
-        ``cache_path`` to have their encodings cached next to them).
+        Datasets declare their facts as ``info`` (:class:`~graphformer.data.DatasetInfo`;
+        see README "Add a dataset"), and ``cache_path`` to have their encodings and fields
+        cached next to them.
     batch_size : graphs per batch, at most the size of every split.
     num_workers : loader worker processes (persistent when > 0, seeded by
         :func:`seed_worker`).
     lap_pe_k, rwse_k : widths of ``ndata['lap_pe']`` / ``ndata['rwse']``
         (:func:`graphformer.nn.pe_transform`); 0 disables. Computed once per split and
         cached at ``<dataset cache stem>.pe-lap<k>-rw<k>.bin``.
-    distances : attach each graph's shortest-path distances as ``ndata['spd']``
-        (:mod:`graphformer.data.features.distances`, for Graphormer's spatial bias): computed
-        once per split with ``dgl.shortest_dist`` and cached at ``<dataset cache stem>.spd.bin``.
-        ``None`` (the default) means off here; ``graphformer-train`` turns it on when the
-        model reads distances (``model.needs``, see ``graphformer.cli.build``), and refuses
-        ``False`` with such a model.
+    fields : names of registered node fields (:func:`graphformer.fields.register_field`)
+        to attach to every graph, e.g. ``("spd",)``: each is computed once per split with
+        its :class:`~graphformer.fields.Field`'s ``compute`` and cached at
+        ``<dataset cache stem>.<name>.bin`` (:mod:`graphformer.data.field_cache`);
+        pairwise ones are padded to the batch's widest sample. ``graphformer-train`` passes
+        the model's ``needs`` here when it builds the data (``graphformer.cli.build``).
+    distances : shorthand for the ``spd`` field (shortest-path distances, for Graphormer's
+        spatial bias): ``True`` adds it to ``fields``; ``None`` (the default) leaves
+        ``fields`` as given; ``False`` refuses ``fields`` that contain it, so a data
+        config saying ``distances: false`` is not silently overruled by the model.
     pin_memory : passed to the loaders.
     seed : seeds the loaders' shuffling and worker seeds; ``None`` leaves them to torch's
         global generator (as seeded by Lightning's ``seed_everything``). The cached
@@ -145,11 +133,12 @@ class GraphDataModule(L.LightningDataModule):
         (:func:`graphformer.data.validation.check_dataset`): errors for graphs without
         nodes, missing features or labels, NaN/inf features and labels out of range;
         warnings for graphs without edges and duplicate edges.
-    level, out_dim, in_dim, num_categories, edge_in_dim, edge_categories : optional
-        declarations, so that configs can interpolate them (``${data.out_dim}``). Each
-        one given (``None`` included: "this dataset has none") is checked against the
-        dataset's attribute when the dataset is built. ``out_dim`` is the dataset's
-        ``out_dim``, else its ``num_classes``.
+    level, out_dim, in_dim, num_categories, edge_in_dim, edge_categories : the facts of
+        the dataset's ``info`` as the config states them, so that configs can interpolate
+        them (``${data.out_dim}``); conf/train.yaml fills them from the dataset class with
+        ``${graphformer.data_info:KEY}``. Each one given (``None`` included: "this dataset
+        has none") is checked against the dataset's ``info`` when the dataset is built;
+        leave them out in Python (the properties of the same names read ``info``).
     """
 
     def __init__(
@@ -160,6 +149,7 @@ class GraphDataModule(L.LightningDataModule):
         lap_pe_k: int = 0,
         rwse_k: int = 0,
         distances: bool | None = None,
+        fields: Iterable[str | Field] = (),
         pin_memory: bool = False,
         seed: int | None = 0,
         train_graphs: int | None = None,
@@ -208,6 +198,7 @@ class GraphDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.lap_pe_k, self.rwse_k, self.seed = lap_pe_k, rwse_k, seed
         self.distances = distances
+        self.fields = _resolve_fields(fields, distances)
         self.num_graphs = counts
         self.name, self.validate = name, validate
         self.declared = {
@@ -239,15 +230,20 @@ class GraphDataModule(L.LightningDataModule):
             if self.validate:
                 check_dataset(dataset, split, self._describe(dataset))
             cache = getattr(dataset, "cache_path", None)
-            if self.lap_pe_k or self.rwse_k or self.distances:
+            if self.lap_pe_k or self.rwse_k or self.fields:
                 graphs = [sample_graph(dataset[i]) for i in range(len(dataset))]
             if self.lap_pe_k or self.rwse_k:
                 path = None if cache is None else encodings_path(cache, self.lap_pe_k, self.rwse_k)
                 encodings = load_or_compute_encodings(graphs, self.lap_pe_k, self.rwse_k, path)
                 dataset = WithEncodings(dataset, encodings)
-            if self.distances:
-                path = None if cache is None else distances_path(cache)
-                dataset = WithDistances(dataset, load_or_compute_distances(graphs, path))
+            if self.fields:
+                values = {
+                    field.name: load_or_compute_field(
+                        field, graphs, None if cache is None else field_path(cache, field)
+                    )
+                    for field in self.fields
+                }
+                dataset = WithFields(dataset, values)
             self._splits[split] = dataset
         return self._splits[split]
 
@@ -255,7 +251,12 @@ class GraphDataModule(L.LightningDataModule):
         return self.name or str(getattr(dataset, "name", type(dataset).__name__))
 
     def _dataset_value(self, dataset: Any, key: str) -> tuple[bool, Any]:
-        """(whether the dataset states ``key``, its value)."""
+        """(whether the dataset states ``key``, its value): from its :class:`DatasetInfo`;
+        for a dataset without one, the level from its samples and other facts from
+        attributes of the same name (``out_dim`` falling back to ``num_classes``)."""
+        info = dataset_info(dataset)
+        if info is not None:
+            return True, getattr(info, key)
         if key == "level":
             level = getattr(dataset, "level", None)
             if level is None:
@@ -271,14 +272,20 @@ class GraphDataModule(L.LightningDataModule):
             if declared is not UNSET and known and declared != actual:
                 raise ValueError(
                     f"the data config declares {key}={declared!r} but the dataset "
-                    f"{self._describe(dataset)} has {key}={actual!r}; set {key}: {actual!r} "
-                    "in the data config (models and tasks read it from there)"
+                    f"{self._describe(dataset)} has {key}={actual!r}; the configs read it from "
+                    f"the dataset's DatasetInfo (${{graphformer.data_info:{key}}}): remove the "
+                    f"override, or set {key}: {actual!r}"
                 )
 
     def _metadata(self, key: str) -> Any:
         if self.declared[key] is not UNSET:
             return self.declared[key]
         return self._dataset_value(self.split_dataset("train"), key)[1]
+
+    @property
+    def info(self) -> DatasetInfo | None:
+        """The train split's :class:`~graphformer.data.DatasetInfo` (``None`` if it has none)."""
+        return dataset_info(self.split_dataset("train"))
 
     @property
     def level(self) -> str:
@@ -291,6 +298,10 @@ class GraphDataModule(L.LightningDataModule):
 
     @property
     def num_classes(self) -> int | None:
+        """``out_dim`` for classification datasets, ``None`` for regression ones."""
+        info = self.info
+        if info is not None:
+            return info.num_classes
         return getattr(self.split_dataset("train"), "num_classes", None)
 
     @property
@@ -365,6 +376,24 @@ class GraphDataModule(L.LightningDataModule):
         state = self.__dict__.copy()
         state["_splits"] = {}
         return state
+
+
+def _resolve_fields(fields: Iterable[str | Field], distances: bool | None) -> tuple[Field, ...]:
+    """The registered :class:`Field` of each entry of ``fields`` (once each, in order), with
+    ``spd`` added by ``distances=True`` and refused with ``distances=False``."""
+    if isinstance(fields, (str, Field)):
+        fields = (fields,)
+    resolved = [get_field(field) for field in fields]
+    if distances is True and SPD not in [field.name for field in resolved]:
+        resolved.append(get_field(SPD))
+    if distances is False and SPD in [field.name for field in resolved]:
+        raise ValueError(
+            f"the model reads shortest-path distances (ndata[{SPD!r}], e.g. model.block.mixer="
+            "graphormer) but data.distances=false; set data.distances=true (or null: on when "
+            "the model needs them)"
+        )
+    unique = {field.name: field for field in resolved}
+    return tuple(unique.values())
 
 
 def _accepts(factory: Callable[..., Any], argument: str) -> bool:

@@ -58,7 +58,8 @@ def feature_schema(graph: dgl.DGLGraph) -> dict[str, tuple]:
 def check_dataset(dataset: Any, split: str, name: str) -> None:
     """Raise :class:`DataError` at the first bad sample of ``dataset``; warn once per kind
     of suspicious sample. ``name`` and ``split`` only label the messages."""
-    num_classes = getattr(dataset, "num_classes", None)
+    info = getattr(dataset, "info", None)  # a DatasetInfo; duck-typed num_classes without one
+    num_classes = info.num_classes if info is not None else getattr(dataset, "num_classes", None)
     without_edges, with_duplicates = [], []
     schema = None
     for index in range(len(dataset)):

@@ -22,14 +22,19 @@ from graphformer.data import (
 from graphformer.data import cache as cache_module
 from graphformer.data.datasets import citation, sbm
 from graphformer.data.features import encodings as encodings_module
+from graphformer.data.field_cache import field_path, load_or_compute_field
+from graphformer.data.info import DatasetInfo, class_info
+from graphformer.fields import FIELDS, SPD, Field, get_field, register_field
 
 import dgl
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 # Cora in DGL's cache layout: in shared/ beside the checkout (or inside it).
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SHARED_DGL = next(
     (p for p in (REPO.parent / "shared/data/dgl", REPO / "shared/data/dgl") if p.is_dir()),
     REPO.parent / "shared/data/dgl",
@@ -181,12 +186,13 @@ def test_generation_is_deterministic_and_differs_across_seeds_and_splits(name):
 
 def test_sbm_dataset_attributes_and_benchmark_size(tmp_path):
     cluster = SBMDataset("CLUSTER", "test", root=tmp_path)  # benchmark size: 1000 graphs
-    assert len(cluster) == 1000 and cluster.num_classes == 6 and cluster.num_categories == 7
-    assert cluster.level == "node" and cluster.in_dim is None
+    assert len(cluster) == 1000 and cluster.info.num_classes == 6
+    assert cluster.info.num_categories == 7
+    assert cluster.info.level == "node" and cluster.info.in_dim is None
     assert isinstance(cluster[0], dgl.DGLGraph)
     assert cluster.cache_path == tmp_path / "CLUSTER_test_n1000_seed0.bin"
     pattern = SBMDataset("pattern", "val", num_graphs=5, seed=2, root=tmp_path)
-    assert (pattern.num_classes, pattern.num_categories) == (2, 3)
+    assert (pattern.info.num_classes, pattern.info.num_categories) == (2, 3)
     assert pattern.cache_path.name == "PATTERN_val_n5_seed2.bin"
 
 
@@ -287,7 +293,8 @@ def test_cora_loads_from_a_copy_of_the_shared_files(cora_root):
     dataset = CitationDataset("Cora", root=cora_root)
     graph = dataset[0]
     assert len(dataset) == 1 and graph.num_nodes() == 2708 and graph.num_edges() == 10556
-    assert dataset.num_classes == 7 and dataset.in_dim == 1433 and dataset.level == "node"
+    assert dataset.info.num_classes == 7 and dataset.info.in_dim == 1433
+    assert dataset.info.level == "node"
     assert graph.ndata["feat"].dtype == torch.float32
     assert graph.ndata["label"].max() == 6
     masks = [int(graph.ndata[f"{split}_mask"].sum()) for split in ("train", "val", "test")]
@@ -531,3 +538,132 @@ def test_encodings_are_identical_when_recomputed_in_another_process():
         for _ in range(2)
     }
     assert len(digests) == 1
+
+
+# --- node fields: the data handshake (graphformer.fields) -----------------------------------
+
+COMPUTED: list[int] = []
+
+
+def in_degree(graph: dgl.DGLGraph) -> torch.Tensor:
+    """A throwaway field: each node's in-degree as a float (N, 1); counts its calls."""
+    COMPUTED.append(graph.num_nodes())
+    return graph.in_degrees().float().unsqueeze(1)
+
+
+def test_a_new_field_is_computed_cached_and_batched_when_asked_by_name(tmp_path, monkeypatch):
+    """What a mixer that needs a new node field adds: one registered Field. The data module
+    computes it once per split, caches it beside the dataset and batches it, by name."""
+    monkeypatch.setitem(FIELDS, "in_degree", None)  # removed again after the test
+    register_field(Field("in_degree", in_degree, description="in-degrees"), replace=True)
+    COMPUTED.clear()
+    module = cluster_module(tmp_path, fields=["in_degree"])
+    module.prepare_data()
+    assert len(COMPUTED) == 12 + 6 + 5, "once per graph of every split"
+    path = field_path(tmp_path / "CLUSTER_train_n12_seed0.bin", "in_degree")
+    assert path == tmp_path / "CLUSTER_train_n12_seed0.in_degree.bin" and path.is_file()
+    graph, _ = next(iter(module.val_dataloader()))
+    assert torch.equal(graph.ndata["in_degree"], graph.in_degrees().float().unsqueeze(1))
+    COMPUTED.clear()
+    again = cluster_module(tmp_path, fields=("in_degree",))
+    cached, _ = next(iter(again.val_dataloader()))
+    assert COMPUTED == [], "the second module reads the cache"
+    assert torch.equal(cached.ndata["in_degree"], graph.ndata["in_degree"])
+    # A new computation (version 2) gets its own file, never the old one.
+    register_field(Field("in_degree", in_degree, version=2), replace=True)
+    assert field_path(tmp_path / "x.bin", "in_degree") == tmp_path / "x.in_degree-v2.bin"
+    cluster_module(tmp_path, fields=("in_degree",)).split_dataset("train")
+    assert len(COMPUTED) == 12
+
+
+def test_unknown_field_names_list_the_known_ones(tmp_path):
+    with pytest.raises(ValueError, match=r"no field named 'sdp' is registered; known .*'spd'"):
+        cluster_module(tmp_path, fields=("sdp",))
+    with pytest.raises(ValueError, match=r"no field named 'hops' .*register_field"):
+        get_field("hops")
+    assert get_field(SPD) is FIELDS[SPD] and get_field(FIELDS[SPD]) is FIELDS[SPD]
+
+
+def test_fields_are_validated_and_registered_once():
+    with pytest.raises(ValueError, match=r"already registered.*replace=True"):
+        register_field(Field(SPD, in_degree))
+    with pytest.raises(ValueError, match=r"Field name must be .*got 'two words'"):
+        Field("two words", in_degree)
+    with pytest.raises(TypeError, match=r"compute must be a callable"):
+        Field("x", compute=3)
+    with pytest.raises(ValueError, match=r"version must be an int ≥ 1; got 0"):
+        Field("x", in_degree, version=0)
+    with pytest.raises(TypeError, match=r"pad must be a number .* got 'a'"):
+        Field("x", in_degree, pad="a")
+    with pytest.raises(TypeError, match=r"takes a graphformer.fields.Field"):
+        register_field("x")
+    graph = dgl.rand_graph(4, 6)
+    with pytest.raises(ValueError, match=r"pairwise field 'x': compute must return \(4, 4\)"):
+        Field("x", in_degree, pad=0)(graph)
+    with pytest.raises(ValueError, match=r"one row per node \(4\); got \(3,\)"):
+        Field("x", lambda g: torch.zeros(3))(graph)
+
+
+def test_pairwise_fields_cache_in_the_spd_layout(tmp_path):
+    """The spd field's cache is today's <stem>.spd.bin: files written before stay valid."""
+    graphs = [dgl.rand_graph(n, 2 * n) for n in (3, 5)]
+    stored = load_or_compute_field(SPD, graphs, field_path(tmp_path / "d.bin", SPD))
+    assert (tmp_path / "d.spd.bin").is_file() and stored[SPD].shape == (9 + 25,)
+    assert stored[SPD].dtype == torch.int16
+
+
+# --- the dataset contract: DatasetInfo and the config resolver -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"level": "edge"}, r"level must be one of \('node', 'graph'\); got 'edge'"),
+        ({"task": "ranking"}, r"task must be one of \('classification', 'regression'\)"),
+        ({"out_dim": 0}, r"out_dim must be a positive int .* got 0"),
+        ({"out_dim": True}, r"out_dim must be a positive int .* got True"),
+        ({"in_dim": -2}, r"DatasetInfo.in_dim must be a positive int or None; got -2"),
+        ({"in_dim": 3, "num_categories": 4}, r"node features are continuous \(in_dim=3\) or"),
+        ({"edge_in_dim": 1, "edge_categories": 2}, r"edge features .*edge_categories=2"),
+        ({"splits": ("train", "dev")}, r"splits must be a non-empty tuple of .*'dev'"),
+        ({"splits": ()}, r"splits must be a non-empty tuple"),
+    ],
+)
+def test_dataset_info_refuses_bad_values(kwargs, message):
+    good = {"level": "node", "task": "classification", "out_dim": 3, "num_categories": 4}
+    with pytest.raises(ValueError, match=message):
+        DatasetInfo(**{**good, **kwargs})
+
+
+def test_dataset_info_is_declared_once_per_class():
+    assert SBMDataset.describe("pattern") == DatasetInfo("node", "classification", 2, None, 3)
+    assert CitationDataset.describe("PubMed").in_dim == 500
+    assert DatasetInfo("graph", "regression", 1).num_classes is None
+    assert DatasetInfo("graph", "classification", 2, splits=["train"]).splits == ("train",)
+    with pytest.raises(TypeError, match=r"declares no DatasetInfo: .*info = DatasetInfo"):
+        class_info(GraphLevel)
+
+
+def test_the_resolver_reads_the_facts_from_the_dataset_class(tmp_path):
+    cfg = OmegaConf.create(
+        {
+            "data": {
+                "dataset": {"_target_": "graphformer.data.SBMDataset", "name": "PATTERN"},
+                "out_dim": "${graphformer.data_info:out_dim}",
+                "num_categories": "${graphformer.data_info:num_categories}",
+                "level": "${graphformer.data_info:level}",
+                "bad": "${graphformer.data_info:width}",
+            },
+            "model": {"out_dim": "${data.out_dim}"},
+        }
+    )
+    assert (cfg.model.out_dim, cfg.data.num_categories, cfg.data.level) == (2, 3, "node")
+    with pytest.raises(InterpolationResolutionError, match=r"KEY must be one of \('level', 'task'"):
+        OmegaConf.select(cfg, "data.bad")
+    cfg.data.dataset._target_ = "tests.nowhere.Dataset"
+    with pytest.raises(InterpolationResolutionError, match=r"cannot be imported"):
+        OmegaConf.select(cfg, "data.out_dim")
+    # A hand override that contradicts the dataset is refused when the data is built.
+    with pytest.raises(ValueError, match=r"declares out_dim=5 but the dataset .* out_dim=6"):
+        cluster_module(tmp_path, out_dim=5).setup("fit")
+    assert cluster_module(tmp_path).info == SBMDataset.describe("CLUSTER")

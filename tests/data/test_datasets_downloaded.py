@@ -137,8 +137,9 @@ def test_zinc_splits_shapes_dtypes_and_metadata(data_root):
         assert graph.ndata["feat"].shape == (graph.num_nodes(),)
         assert graph.edata["feat"].shape == (graph.num_edges(),)
         assert target.dtype == torch.float32 and target.shape == (1,)
-    assert (dataset.level, dataset.out_dim, dataset.num_categories) == ("graph", 1, 28)
-    assert (dataset.in_dim, dataset.edge_in_dim, dataset.edge_categories) == (None, None, 4)
+    info = dataset.info
+    assert (info.level, info.out_dim, info.num_categories) == ("graph", 1, 28)
+    assert (info.in_dim, info.edge_in_dim, info.edge_categories) == (None, None, 4)
     # Targets are DGL's g_label, in order.
     _, stored = dgl.load_graphs(str(zinc.SOURCE.folder(data_root / "dgl") / "ZincDGL_test.bin"))
     targets = torch.cat([ZINC12kDataset("test", root=data_root / "dgl")[i][1] for i in range(3)])
@@ -185,8 +186,8 @@ def test_official_sbm_matches_the_generated_attributes(name, data_root, tmp_path
     for split, count in SIZES.items():
         dataset = OfficialSBMDataset(name, split, root=data_root / "dgl")
         assert len(dataset) == count
-        assert {key: getattr(dataset, key) for key in METADATA} == {
-            key: getattr(generated, key) for key in METADATA
+        assert {key: getattr(dataset.info, key) for key in METADATA} == {
+            key: getattr(generated.info, key) for key in METADATA
         }
         graph = dataset[0]
         assert graph.ndata["feat"].dtype == graph.ndata["label"].dtype == torch.int64
@@ -196,8 +197,8 @@ def test_official_sbm_matches_the_generated_attributes(name, data_root, tmp_path
     module = GraphDataModule(factory, batch_size=2, lap_pe_k=2, level="node")
     graph, labels = one_batch(module)
     assert graph.batch_size == 2 and torch.equal(labels, graph.ndata["label"])
-    assert module.num_categories == generated.num_categories
-    assert module.out_dim == generated.num_classes
+    assert module.num_categories == generated.info.num_categories
+    assert module.out_dim == generated.info.num_classes
     small = GraphDataModule(factory, batch_size=2, train_graphs=2, val_graphs=2, test_graphs=2)
     small.prepare_data()
     assert [len(small.split_dataset(split)) for split in SIZES] == [2, 2, 2]
@@ -324,8 +325,8 @@ def test_molhiv_shifts_columns_into_one_vocabulary(fake_ogb, tmp_path):
     assert graph.ndata["feat"][0].tolist() == [
         sum(molhiv.ATOM_DIMS[: i + 1]) - 1 for i in range(len(molhiv.ATOM_DIMS))
     ]
-    assert int(graph.ndata["feat"].max()) == dataset.num_categories - 1 == 173
-    assert int(graph.edata["feat"].max()) == dataset.edge_categories - 1 == 12
+    assert int(graph.ndata["feat"].max()) == dataset.info.num_categories - 1 == 173
+    assert int(graph.edata["feat"].max()) == dataset.info.edge_categories - 1 == 12
     factory = functools.partial(MolHIVDataset, root=tmp_path)
     module = GraphDataModule(factory, batch_size=1, level="graph", out_dim=2, num_categories=174)
     graph, labels = one_batch(module)

@@ -16,7 +16,7 @@ import math
 import os
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.cli.build import provide_distances
+from graphformer.cli import build as cli_build
 from graphformer.data import CacheWarning, GraphDataModule, SBMDataset, collate
 from graphformer.data.features.distances import (
     SPD,
@@ -60,6 +60,7 @@ from helpers import (
     with_distances,
     within_sample_permutation,
 )
+from omegaconf import OmegaConf
 
 SIZES = [5, 1, 8, 3]
 EMBED, HEADS = 8, 2
@@ -586,19 +587,36 @@ def test_datamodule_refuses_a_distances_flag_that_is_not_a_bool(tmp_path):
         sbm_module(tmp_path, distances="yes")
 
 
-def test_training_turns_distances_on_when_the_model_needs_them(tmp_path):
+def test_training_asks_the_data_for_the_fields_the_model_needs(tmp_path):
+    """graphformer-train builds the model first and passes its needs to the one call that
+    builds the data; a data config that refuses them (distances: false) is refused."""
     graphormer_model = GraphTransformer(
         6, BlockConfig(dim=EMBED, mixer="graphormer"), 1, num_categories=7
     )
-    data = sbm_module(tmp_path)
-    assert data.distances is None
-    provide_distances(graphormer_model, data)
-    assert data.distances is True
-    plain = sbm_module(tmp_path)
-    provide_distances(GraphTransformer(6, BlockConfig(dim=EMBED), 1, num_categories=7), plain)
-    assert plain.distances is None, "other models are unaffected"
+    data_node = {
+        "_target_": "graphformer.data.GraphDataModule",
+        "dataset": {
+            "_target_": "graphformer.data.SBMDataset",
+            "_partial_": True,
+            "root": str(tmp_path),
+        },
+        "batch_size": 3,
+        "train_graphs": 6,
+        "val_graphs": 3,
+        "test_graphs": 3,
+    }
+    cfg = OmegaConf.create({"data": data_node})
+    data = cli_build.datamodule(cfg, graphormer_model)
+    assert data.distances is None and [field.name for field in data.fields] == [SPD]
+    plain = cli_build.datamodule(
+        cfg, GraphTransformer(6, BlockConfig(dim=EMBED), 1, num_categories=7)
+    )
+    assert plain.fields == (), "other models are unaffected"
+    cfg.data.distances = False
     with pytest.raises(ValueError, match=r"data.distances=false; set data.distances=true"):
-        provide_distances(graphormer_model, sbm_module(tmp_path, distances=False))
+        cli_build.datamodule(cfg, graphormer_model)
+    with pytest.raises(ValueError, match=r"data.distances=false; set data.distances=true"):
+        sbm_module(tmp_path, distances=False, fields=graphormer_model.needs)
 
 
 def test_collate_pads_distances_of_different_widths():

@@ -12,8 +12,8 @@ from __future__ import annotations
 import warnings
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.graphs import transformer as graphs_module
 from graphformer.graphs import causal_graph, complete_bipartite
+from graphformer.graphs import transformer as graphs_module
 from graphformer.nn import (
     BlockConfig,
     DecoderBlock,

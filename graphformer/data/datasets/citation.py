@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 
 from graphformer.data.datasets.downloaded import dgl_folder
-from graphformer.data.datasets.sbm import SPLITS
+from graphformer.data.info import DatasetInfo
+from graphformer.data.splits import check_split
 
 import dgl
 from dgl.data import CiteseerGraphDataset, CoraGraphDataset, PubmedGraphDataset
@@ -28,6 +29,8 @@ DATASETS = {
     "pubmed": (PubmedGraphDataset, "pubmed"),
 }
 RAW_SUFFIXES = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
+#: Our name → (classes, bag-of-words width) of the Planetoid files.
+SIZES = {"cora": (7, 1433), "citeseer": (6, 3703), "pubmed": (3, 500)}
 
 
 def _dgl_name(name: str) -> str:
@@ -74,10 +77,13 @@ class CitationDataset:
         FileNotFoundError at once instead.
     """
 
-    level = "node"
-    num_categories = None
-    edge_in_dim = None
-    edge_categories = None
+    @classmethod
+    def describe(cls, name: str = "Cora", **_: object) -> DatasetInfo:
+        """The :class:`~graphformer.data.DatasetInfo` of ``name``: node classification over
+        continuous bag-of-words features."""
+        _dgl_name(name)  # checks the name
+        classes, width = SIZES[name.lower()]
+        return DatasetInfo(level="node", task="classification", out_dim=classes, in_dim=width)
 
     def __init__(
         self,
@@ -86,9 +92,8 @@ class CitationDataset:
         root: str | os.PathLike | None = None,
         download: bool = False,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
-        _dgl_name(name)  # checks the name
+        check_split(split)
+        self.info = self.describe(name)
         dataset_class = DATASETS[name.lower()][0]
         root = Path(get_download_dir() if root is None else root)
         self.name, self.split, self.root = name, split, root
@@ -116,8 +121,13 @@ class CitationDataset:
             )
         dataset = dataset_class(raw_dir=os.fspath(root), verbose=False)
         self.graph: dgl.DGLGraph = dataset[0]
-        self.num_classes: int = int(dataset.num_classes)
-        self.in_dim: int = int(self.graph.ndata["feat"].shape[1])
+        found = (int(dataset.num_classes), int(self.graph.ndata["feat"].shape[1]))
+        if found != (self.info.out_dim, self.info.in_dim):
+            raise ValueError(
+                f"{name}: the files in {folder} hold {found[0]} classes and {found[1]} feature "
+                f"columns, but {name} has {self.info.out_dim} and {self.info.in_dim}; are they "
+                "another dataset's files?"
+            )
         self.cache_path = Path(dataset.save_path) / f"{dataset.save_name}.bin"
 
     def __getitem__(self, index: int) -> dgl.DGLGraph:
@@ -131,5 +141,5 @@ class CitationDataset:
     def __repr__(self) -> str:
         return (
             f"CitationDataset({self.name!r}, nodes={self.graph.num_nodes()}, "
-            f"classes={self.num_classes}, root={os.fspath(self.root)!r})"
+            f"classes={self.info.out_dim}, root={os.fspath(self.root)!r})"
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graphformer.data.datasets.sbm import SPLITS, check_split
+from graphformer.data.splits import SPLITS, check_split
 
 from dgl.data.utils import _get_dgl_url, get_download_dir
 

@@ -19,7 +19,8 @@ import os
 from pathlib import Path
 
 from graphformer.data.datasets.downloaded import DGL_MODES, check_count, missing_data_error
-from graphformer.data.datasets.sbm import check_split
+from graphformer.data.info import DatasetInfo
+from graphformer.data.splits import check_split
 
 import dgl
 import torch
@@ -68,8 +69,8 @@ def missing_files(folder: Path) -> list[str]:
 class MolHIVDataset:
     """One split of ogbg-molhiv: samples ``(graph, label)`` with an int64 label in {0, 1}.
 
-    ``graph.ndata['feat']``: (N, 9) int64 codes below :attr:`num_categories` (174);
-    ``graph.edata['feat']``: (E, 3) int64 codes below :attr:`edge_categories` (13).
+    ``graph.ndata['feat']``: (N, 9) int64 codes below ``info.num_categories`` (174);
+    ``graph.edata['feat']``: (E, 3) int64 codes below ``info.edge_categories`` (13).
 
     Parameters
     ----------
@@ -80,13 +81,13 @@ class MolHIVDataset:
     num_graphs : keep only the split's first ``num_graphs`` graphs (``None``: all).
     """
 
-    level = "graph"
-    num_classes = 2
-    out_dim = 2
-    in_dim = None
-    num_categories = sum(ATOM_DIMS)
-    edge_in_dim = None
-    edge_categories = sum(BOND_DIMS)
+    info = DatasetInfo(
+        level="graph",
+        task="classification",
+        out_dim=2,
+        num_categories=sum(ATOM_DIMS),
+        edge_categories=sum(BOND_DIMS),
+    )
 
     def __init__(
         self,

@@ -25,13 +25,14 @@ import os
 from dataclasses import dataclass
 
 from graphformer.data.datasets.generated import GeneratedDataset
+from graphformer.data.info import DatasetInfo
 from graphformer.data.progress import progress
+from graphformer.data.splits import SPLITS, check_split
 
 import dgl
 import numpy as np
 import torch
 
-SPLITS = ("train", "val", "test")
 #: Graphs per split in the published benchmark (``num_graphs=None``).
 BENCHMARK_SIZES = {
     "CLUSTER": {"train": 10_000, "val": 1_000, "test": 1_000},
@@ -166,6 +167,17 @@ def generate(name: str, split: str, num_graphs: int, seed: int = 0) -> list[dgl.
     return graphs
 
 
+def sbm_info(name: str) -> DatasetInfo:
+    """CLUSTER's or PATTERN's facts: node classification over integer feature codes."""
+    name = check_name(name)
+    return DatasetInfo(
+        level="node",
+        task="classification",
+        out_dim=NUM_CLASSES[name],
+        num_categories=NUM_CATEGORIES[name],
+    )
+
+
 def check_name(name: str) -> str:
     """``name`` upper-cased if it is CLUSTER or PATTERN, else a ValueError listing them."""
     if not isinstance(name, str) or name.upper() not in BENCHMARK_SIZES:
@@ -173,17 +185,11 @@ def check_name(name: str) -> str:
     return name.upper()
 
 
-def check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
-    return split
-
-
 class SBMDataset(GeneratedDataset):
     """One split of CLUSTER or PATTERN, generated once and cached in ``root``.
 
     ``dataset[i]`` is a DGLGraph with ``ndata['feat']`` (int64 codes below
-    :attr:`num_categories`) and ``ndata['label']`` (int64 classes below :attr:`num_classes`).
+    ``info.num_categories``) and ``ndata['label']`` (int64 classes below ``info.out_dim``).
 
     Parameters
     ----------
@@ -198,10 +204,11 @@ class SBMDataset(GeneratedDataset):
         with a :class:`~graphformer.data.cache.CacheWarning`.
     """
 
-    level = "node"
-    in_dim = None
-    edge_in_dim = None
-    edge_categories = None
+    @classmethod
+    def describe(cls, name: str = "CLUSTER", **_: object) -> DatasetInfo:
+        """The :class:`~graphformer.data.DatasetInfo` of ``name`` (the other arguments
+        change nothing)."""
+        return sbm_info(name)
 
     def __init__(
         self,
@@ -223,7 +230,7 @@ class SBMDataset(GeneratedDataset):
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int; got {seed!r}")
         self.num_graphs, self.seed = num_graphs, seed
-        self.num_classes, self.num_categories = NUM_CLASSES[name], NUM_CATEGORIES[name]
+        self.info = sbm_info(name)
         super().__init__(name, root, verbose)
 
     def generator_version(self) -> int:

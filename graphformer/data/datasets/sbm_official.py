@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 
 from graphformer.data.datasets.downloaded import DGLSource, check_codes, check_count
-from graphformer.data.datasets.sbm import NUM_CATEGORIES, NUM_CLASSES, check_name, check_split
+from graphformer.data.datasets.sbm import check_name, sbm_info
+from graphformer.data.info import DatasetInfo
+from graphformer.data.splits import check_split
 
 import dgl
 import torch
@@ -33,8 +35,8 @@ SOURCES = {
 class OfficialSBMDataset:
     """One split of DGL's official PATTERN or CLUSTER: samples are graphs.
 
-    ``ndata['feat']``: int64 codes below :attr:`num_categories` (PATTERN 3, CLUSTER 7);
-    ``ndata['label']``: int64 classes below :attr:`num_classes` (PATTERN 2, CLUSTER 6).
+    ``ndata['feat']``: int64 codes below ``info.num_categories`` (PATTERN 3, CLUSTER 7);
+    ``ndata['label']``: int64 classes below ``info.out_dim`` (PATTERN 2, CLUSTER 6).
 
     Parameters
     ----------
@@ -47,10 +49,10 @@ class OfficialSBMDataset:
     num_graphs : keep only the split's first ``num_graphs`` graphs (``None``: all).
     """
 
-    level = "node"
-    in_dim = None
-    edge_in_dim = None
-    edge_categories = None
+    @classmethod
+    def describe(cls, name: str = "PATTERN", **_: object) -> DatasetInfo:
+        """The :class:`~graphformer.data.DatasetInfo` of ``name``, as the generated datasets'."""
+        return sbm_info(name)
 
     def __init__(
         self,
@@ -61,7 +63,7 @@ class OfficialSBMDataset:
         num_graphs: int | None = None,
     ) -> None:
         self.name, self.split = check_name(name), check_split(split)
-        self.num_classes, self.num_categories = NUM_CLASSES[self.name], NUM_CATEGORIES[self.name]
+        self.info = sbm_info(self.name)
         source = SOURCES[self.name]
         dataset = source.load(split, root, download)
         self.root = source.folder(dataset.raw_dir).parent
@@ -75,10 +77,13 @@ class OfficialSBMDataset:
             graph.ndata["label"] = original.ndata["label"].long()
             self.graphs.append(graph)
         check_codes(
-            torch.cat([g.ndata["feat"] for g in self.graphs]), self.num_categories, "features", path
+            torch.cat([g.ndata["feat"] for g in self.graphs]),
+            self.info.num_categories,
+            "features",
+            path,
         )
         check_codes(
-            torch.cat([g.ndata["label"] for g in self.graphs]), self.num_classes, "labels", path
+            torch.cat([g.ndata["label"] for g in self.graphs]), self.info.out_dim, "labels", path
         )
         self.cache_path = source.cache_path(split, self.root, count, len(dataset))
 

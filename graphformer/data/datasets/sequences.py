@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 
 from graphformer.data.datasets.generated import GeneratedDataset
-from graphformer.data.datasets.sbm import SPLITS
+from graphformer.data.info import DatasetInfo
+from graphformer.data.splits import SPLITS, check_split
 from graphformer.data.validation import check_int
 
 import dgl
@@ -47,9 +48,8 @@ def sequence_graph(digits: torch.Tensor) -> dgl.DGLGraph:
 class DigitSequenceDataset(GeneratedDataset):
     """One split of digit sequences and their ``rule`` transform (``reverse`` or ``sort``).
 
-    Attributes for the data module and model configs: ``level = 'graph'`` (one target
-    sequence per sample), ``num_categories = 10`` source digits, ``num_classes = 13``
-    target tokens (digits, ``PAD``, ``BOS``, ``EOS``), ``max_len``.
+    Its ``info``: ``level='graph'`` (one target sequence per sample), ``num_categories=10``
+    source digits, ``out_dim=13`` target tokens (digits, ``PAD``, ``BOS``, ``EOS``).
 
     Parameters
     ----------
@@ -62,12 +62,7 @@ class DigitSequenceDataset(GeneratedDataset):
     root : cache folder; ``None`` uses DGL's default.
     """
 
-    level = "graph"
-    num_categories = DIGITS
-    num_classes = VOCAB
-    in_dim = None
-    edge_in_dim = None
-    edge_categories = None
+    info = DatasetInfo(level="graph", task="classification", out_dim=VOCAB, num_categories=DIGITS)
 
     def __init__(
         self,
@@ -82,8 +77,7 @@ class DigitSequenceDataset(GeneratedDataset):
     ) -> None:
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; choose one of {sorted(RULES)}")
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+        check_split(split)
         check_int("min_len", min_len, 1)
         check_int("max_len", max_len, min_len)
         check_int("seed", seed, 0)

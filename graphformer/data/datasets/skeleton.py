@@ -51,7 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graphformer.data.datasets.generated import GeneratedDataset
-from graphformer.data.datasets.sbm import SPLITS, check_split
+from graphformer.data.info import DatasetInfo
+from graphformer.data.splits import SPLITS, check_split
 from graphformer.data.validation import check_int
 
 import dgl
@@ -340,15 +341,10 @@ def pose_graphs(
 
 
 class _PoseMetadata:
-    """What :class:`~graphformer.data.GraphDataModule` reads: 2 continuous features and 3
-    regression targets per node, no edge features."""
+    """The facts of a pose-lifting dataset: 2 continuous features and 3 regression targets
+    per node, no edge features."""
 
-    level = "node"
-    in_dim = 2
-    out_dim = 3
-    num_categories = None
-    edge_in_dim = None
-    edge_categories = None
+    info = DatasetInfo(level="node", task="regression", out_dim=3, in_dim=2)
 
 
 class SkeletonDataset(_PoseMetadata, GeneratedDataset):

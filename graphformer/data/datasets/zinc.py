@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 
 from graphformer.data.datasets.downloaded import DGLSource, check_codes, check_count
-from graphformer.data.datasets.sbm import check_split
+from graphformer.data.info import DatasetInfo
+from graphformer.data.splits import check_split
 
 import dgl
 import torch
@@ -26,8 +27,8 @@ NUM_BOND_TYPES = 4
 class ZINC12kDataset:
     """One split of ZINC-12k: samples ``(graph, target)``.
 
-    ``graph.ndata['feat']`` are int64 atom codes below :attr:`num_categories` (28),
-    ``graph.edata['feat']`` int64 bond codes below :attr:`edge_categories` (4); ``target``
+    ``graph.ndata['feat']`` are int64 atom codes below ``info.num_categories`` (28),
+    ``graph.edata['feat']`` int64 bond codes below ``info.edge_categories`` (4); ``target``
     is a float32 tensor of shape (1,).
 
     Parameters
@@ -40,13 +41,13 @@ class ZINC12kDataset:
     num_graphs : keep only the split's first ``num_graphs`` graphs (``None``: all).
     """
 
-    level = "graph"
-    out_dim = 1
-    num_classes = None
-    in_dim = None
-    num_categories = NUM_ATOM_TYPES
-    edge_in_dim = None
-    edge_categories = NUM_BOND_TYPES
+    info = DatasetInfo(
+        level="graph",
+        task="regression",
+        out_dim=1,
+        num_categories=NUM_ATOM_TYPES,
+        edge_categories=NUM_BOND_TYPES,
+    )
 
     def __init__(
         self,

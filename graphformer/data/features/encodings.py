@@ -34,6 +34,7 @@ from typing import Any
 
 from graphformer.data import cache
 from graphformer.data.cache import DATASET, CacheError, dataset_digest
+from graphformer.data.field_cache import sample_graph
 from graphformer.data.progress import progress
 from graphformer.nn.layers.encoders import LAP_PE, RWSE, pe_transform
 
@@ -50,18 +51,6 @@ SETTINGS = "settings_digest"
 ENCODINGS_VERSION = 2
 #: Seeds the ARPACK start vector of each matrix size (see :func:`_seeded_arpack`).
 ARPACK_SEED = 0
-
-
-def sample_graph(sample: Any) -> dgl.DGLGraph:
-    """The graph of a dataset sample: the sample itself, or the first item of a
-    ``(graph, label)`` pair."""
-    graph = sample[0] if isinstance(sample, (tuple, list)) else sample
-    if not isinstance(graph, dgl.DGLGraph):
-        raise TypeError(
-            "dataset samples must be a DGLGraph or a (DGLGraph, label) pair; got "
-            f"{type(sample).__name__}"
-        )
-    return graph
 
 
 def encodings_path(cache_path: str | os.PathLike, lap_k: int, rwse_k: int) -> Path:

@@ -1,0 +1,175 @@
+r"""Node fields (:class:`graphformer.fields.Field`) computed once per dataset, cached on disk
+beside it, and attached to every sample.
+
+A field's cache file is ``<dataset cache stem>.<name>.bin`` (``.<name>-v<version>.bin`` from
+version 2 on, so a changed computation never reads an old file). It holds the values of
+every graph concatenated, each graph's node count and a digest of the dataset's structure
+(node counts and edges, :func:`graphformer.data.cache.dataset_digest`), checked against the
+dataset so that a regenerated dataset invalidates it; :mod:`graphformer.data.cache` makes
+writes atomic and detects damage. A per-node field is stored as its rows, ``(Σ n_g, ...)``;
+a pairwise field as each graph's :math:`n_g \times n_g` matrix flattened (``Σ n_g²`` values),
+the layout of the shortest-path distances' ``.spd.bin`` files.
+
+:class:`WithFields` attaches each graph's values under the field's name; a pairwise field's
+rows are padded with the field's ``pad`` to the width of the dataset's largest graph, and
+:func:`pad_pairwise` pads the samples of a batch to its widest one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from graphformer.data.cache import DATASET, CacheError, dataset_digest, load_or_compute_tensors
+from graphformer.data.progress import progress
+from graphformer.fields import FIELDS, Field, get_field
+
+import dgl
+import torch
+
+NUM_NODES = "num_nodes"
+
+
+def field_path(cache_path: str | os.PathLike, field: str | Field) -> Path:
+    """``<dir>/<stem>.<name>.bin`` (``<stem>.<name>-v<version>.bin`` for versions ≥ 2) for a
+    dataset cached at ``cache_path``."""
+    field = get_field(field)
+    cache_path = Path(cache_path)
+    suffix = field.name if field.version == 1 else f"{field.name}-v{field.version}"
+    return cache_path.with_name(f"{cache_path.stem}.{suffix}.bin")
+
+
+def compute_field(field: str | Field, graphs: Sequence[dgl.DGLGraph]) -> dict[str, torch.Tensor]:
+    """``field`` of every graph, concatenated (pairwise matrices flattened), each graph's node
+    count and the dataset's digest."""
+    field = get_field(field)
+    what = f"computing {field.description or field.name}"
+    values = [field(graph) for graph in progress(graphs, len(graphs), what)]
+    if field.pairwise:
+        values = [value.reshape(-1) for value in values]
+    return {
+        field.name: torch.cat(values) if values else torch.zeros(0),
+        NUM_NODES: torch.tensor([graph.num_nodes() for graph in graphs], dtype=torch.int64),
+        DATASET: dataset_digest(graphs),
+    }
+
+
+def load_or_compute_field(
+    field: str | Field, graphs: Sequence[dgl.DGLGraph], path: str | os.PathLike | None
+) -> dict[str, torch.Tensor]:
+    """``field`` of ``graphs`` from the cache at ``path``, else computed (and saved there).
+
+    An unreadable or inconsistent cache (other node counts or edges) is recomputed with a
+    ``CacheWarning``. With ``path=None`` nothing is cached.
+    """
+    field = get_field(field)
+    num_nodes = torch.tensor([graph.num_nodes() for graph in graphs], dtype=torch.int64)
+
+    def check(stored: dict[str, torch.Tensor]) -> None:
+        if NUM_NODES not in stored or not torch.equal(stored[NUM_NODES], num_nodes):
+            raise CacheError("node counts differ from the dataset's (was the dataset rebuilt?)")
+        rows = int(num_nodes.square().sum() if field.pairwise else num_nodes.sum())
+        shape = tuple(stored[field.name].shape) if field.name in stored else None
+        if not shape or shape[0] != rows or (field.pairwise and len(shape) != 1):
+            expected = f"({rows},)" if field.pairwise else f"({rows}, ...)"
+            raise CacheError(f"{field.name} has shape {shape}, expected {expected}")
+        if DATASET not in stored or not torch.equal(stored[DATASET], dataset_digest(graphs)):
+            raise CacheError("computed for other graphs (the dataset's edges differ)")
+
+    # "shortest-path distances" → "shortest-path-distance cache ..." in the warning
+    what = (field.description or field.name).replace(" ", "-").removesuffix("s")
+    return load_or_compute_tensors(path, what, lambda: compute_field(field, graphs), check)
+
+
+def sample_graph(sample: Any) -> dgl.DGLGraph:
+    """The graph of a dataset sample: the sample itself, or the first item of a
+    ``(graph, label)`` pair."""
+    graph = sample[0] if isinstance(sample, (tuple, list)) else sample
+    if not isinstance(graph, dgl.DGLGraph):
+        raise TypeError(
+            "dataset samples must be a DGLGraph or a (DGLGraph, label) pair; got "
+            f"{type(sample).__name__}"
+        )
+    return graph
+
+
+class WithFields(torch.utils.data.Dataset):
+    """``dataset`` whose graphs carry the cached ``fields`` in ``ndata``.
+
+    ``values`` maps each field name to what :func:`load_or_compute_field` returned. Each
+    access attaches the fields to a shallow copy (``local_var``) of the sample's graph, so
+    the wrapped dataset is never modified; a pairwise field of a graph of :math:`n` nodes
+    is an (n, width) tensor, row :math:`i` its values for every node of the sample, padded
+    with the field's ``pad`` up to ``width`` = the largest graph's node count. Other
+    attributes (``info``, ``num_classes``, ...) read through.
+    """
+
+    #: What the fields are, in messages.
+    what = "fields"
+
+    def __init__(self, dataset: Any, values: dict[str, dict[str, torch.Tensor]]) -> None:
+        self.dataset = dataset
+        self.fields: dict[str, tuple[Field, torch.Tensor, list[int]]] = {}
+        self.num_nodes: list[int] = []
+        for name, stored in values.items():
+            field = get_field(name)
+            self.num_nodes = stored[NUM_NODES].tolist()
+            sizes = stored[NUM_NODES].square() if field.pairwise else stored[NUM_NODES]
+            offsets = torch.cat([sizes.new_zeros(1), torch.cumsum(sizes, 0)]).tolist()
+            self.fields[name] = (field, stored[name], offsets)
+        self.width = max(self.num_nodes, default=0)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        index = index + len(self) if index < 0 else index
+        sample = self.dataset[index]
+        graph = sample_graph(sample).local_var()
+        n = self.num_nodes[index] if self.num_nodes else graph.num_nodes()
+        if graph.num_nodes() != n:
+            raise ValueError(
+                f"graph {index} has {graph.num_nodes()} nodes but its {self.what} were "
+                f"computed for {n} (ndata {sorted(self.fields)}); recompute them "
+                "(load_or_compute_field) for this dataset"
+            )
+        for name, (field, values, offsets) in self.fields.items():
+            value = values[offsets[index] : offsets[index + 1]]
+            if field.pairwise:
+                rows = values.new_full((n, self.width), field.pad)
+                rows[:, :n] = value.view(n, n)
+                value = rows
+            graph.ndata[name] = value
+        return (graph, *sample[1:]) if isinstance(sample, (tuple, list)) else graph
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def pad_pairwise(graphs: list[dgl.DGLGraph]) -> list[dgl.DGLGraph]:
+    """``graphs`` whose pairwise fields (registered with a ``pad``) are padded with it to the
+    widest of the batch, so ``dgl.batch`` can stack samples of datasets padded to other
+    widths (:class:`WithFields` pads to its own dataset's largest graph, so within one split
+    nothing is copied)."""
+    for name in list(graphs[0].ndata):
+        field = FIELDS.get(name)
+        if field is None or not field.pairwise:
+            continue
+        widths = [graph.ndata[name].shape[1] for graph in graphs]
+        width = max(widths)
+        if min(widths) == width:
+            continue
+        padded = []
+        for graph, own in zip(graphs, widths, strict=True):
+            if own < width:
+                graph = graph.local_var()
+                graph.ndata[name] = torch.nn.functional.pad(
+                    graph.ndata[name], (0, width - own), value=field.pad
+                )
+            padded.append(graph)
+        graphs = padded
+    return graphs
