@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from graphformer.graphs import add_self_loops_with_features
 from graphformer.nn.checks import check_edge_tensor, check_node_features, check_positive
-from graphformer.nn.message_passing import MessagePassing, check_engine
+from graphformer.nn.message_passing import MESSAGE_PASSING_ENGINES, MessagePassing, check_engine
 
 import dgl
 import torch
@@ -43,7 +43,7 @@ class GCNConv(nn.Module):
     ) -> None:
         super().__init__()
         check_positive(in_dim=in_dim, out_dim=out_dim)
-        self.engine = check_engine(engine)
+        self.engine = check_engine(engine, MESSAGE_PASSING_ENGINES, "GCNConv")
         self.in_dim, self.out_dim = in_dim, out_dim
         self.self_loops, self.check_finite = self_loops, check_finite
         self.weight = nn.Parameter(torch.empty(in_dim, out_dim))
@@ -109,7 +109,7 @@ class SAGEConv(nn.Module):
     ) -> None:
         super().__init__()
         check_positive(in_dim=in_dim, out_dim=out_dim)
-        self.engine = check_engine(engine)
+        self.engine = check_engine(engine, MESSAGE_PASSING_ENGINES, "SAGEConv")
         self.in_dim, self.out_dim, self.check_finite = in_dim, out_dim, check_finite
         self.root = nn.Linear(in_dim, out_dim, bias=bias)
         self.neigh = nn.Linear(in_dim, out_dim, bias=False)

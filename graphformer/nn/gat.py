@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from graphformer.nn.checks import check_node_features, check_positive
-from graphformer.nn.message_passing import MessagePassing, check_engine
+from graphformer.nn.message_passing import MESSAGE_PASSING_ENGINES, MessagePassing, check_engine
 
 import dgl
 import torch
@@ -58,7 +58,7 @@ class GATConv(nn.Module):
                 f"with concat=True, num_heads={num_heads} must divide out_dim={out_dim}; "
                 "change either, or average the heads with concat=False"
             )
-        self.engine = check_engine(engine)
+        self.engine = check_engine(engine, MESSAGE_PASSING_ENGINES, "GATConv")
         self.in_dim, self.num_heads, self.concat = in_dim, num_heads, concat
         self.head_dim = out_dim // num_heads if concat else out_dim
         self.negative_slope, self.check_finite = negative_slope, check_finite

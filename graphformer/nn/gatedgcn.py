@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from graphformer.nn.checks import check_edge_tensor, check_node_features, check_positive
-from graphformer.nn.message_passing import MessagePassing, check_engine
+from graphformer.nn.message_passing import MESSAGE_PASSING_ENGINES, MessagePassing, check_engine
 
 import dgl
 import torch
@@ -59,7 +59,7 @@ class GatedGCN(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); got {dropout}")
         self.dim, self.residual, self.check_finite = dim, residual, check_finite
-        self.engine = check_engine(engine)
+        self.engine = check_engine(engine, MESSAGE_PASSING_ENGINES, "GatedGCN")
         self.gate_dst, self.gate_src, self.gate_edge = (nn.Linear(dim, dim) for _ in range(3))
         self.root, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim)
         norm = nn.BatchNorm1d if batch_norm else lambda width: nn.Identity()

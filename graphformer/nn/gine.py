@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from graphformer.nn.checks import check_edge_tensor, check_node_features, check_positive
-from graphformer.nn.message_passing import MessagePassing, check_engine
+from graphformer.nn.message_passing import MESSAGE_PASSING_ENGINES, MessagePassing, check_engine
 
 import dgl
 import torch
@@ -41,7 +41,7 @@ class GINE(nn.Module):
         super().__init__()
         check_positive(dim=dim)
         self.dim, self.check_finite = dim, check_finite
-        self.engine = check_engine(engine)
+        self.engine = check_engine(engine, MESSAGE_PASSING_ENGINES, "GINE")
         self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
         eps = torch.zeros(1)
         if learn_eps:

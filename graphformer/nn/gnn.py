@@ -10,7 +10,7 @@ from graphformer.nn.block import ACTIVATIONS, choose
 from graphformer.nn.checks import check_node_features, check_positive
 from graphformer.nn.conv import GCNConv, SAGEConv
 from graphformer.nn.gat import GATConv
-from graphformer.nn.message_passing import check_engine
+from graphformer.nn.message_passing import MESSAGE_PASSING_ENGINES, check_engine
 from graphformer.nn.readout import Readout
 
 import dgl
@@ -81,7 +81,7 @@ class GNN(nn.Module):
         choose("activation", activation, ACTIVATIONS)
         self.level = choose("level", level, ("node", "graph"))
         self.in_dim, self.check_finite = in_dim, check_finite
-        self.engine = check_engine(engine)
+        self.engine = check_engine(engine, MESSAGE_PASSING_ENGINES, "GNN")
         widths = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
         if level == "graph" or head_layers:
             widths[-1] = hidden_dim

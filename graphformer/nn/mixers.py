@@ -23,11 +23,11 @@ and validation tests pick every entry up from here.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphformer.graphs import complete_graph_of
 from graphformer.nn.attention import MultiHeadAttention
 from graphformer.nn.conv import GCNConv, SAGEConv
 from graphformer.nn.exphormer import ExphormerAttention
@@ -117,9 +117,7 @@ class FullAttention(nn.Module):
     def forward(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self.attention.engine in ("auto", "dense"):
-            return self.attention.full_attention(x, graph.batch_num_nodes()), edge_state
-        return self.attention(complete_graph_of(graph), x), edge_state
+        return self.attention.sample_attention(graph, x), edge_state
 
 
 def _attention(options: MixerOptions, edges: bool, engine: str) -> MultiHeadAttention:
@@ -199,4 +197,5 @@ def build_mixer(name: str, options: MixerOptions, scope: str | None = None) -> n
                 f"global_kwargs {unknown} are not settings of {name!r}; it takes "
                 f"{sorted(entry.settings) or 'none'}"
             )
-    return entry.build(options)
+    local = dataclasses.replace(options, engine=local_engine(options.engine))  # (message_passing)
+    return entry.build(local if entry.scope == "local" else options)
