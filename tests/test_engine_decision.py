@@ -198,3 +198,16 @@ def test_grouped_attention_equals_one_group():
         want = F.scaled_dot_product_attention(q, k, v).transpose(0, 1)
         assert_close("one group vs SDPA per sample", reference[start : start + n], want)
         start += n
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"mixer": "gcn"}, {"mixer": "attention"}, {"mixer": "gps", "global_attention": "performer"}],
+    ids=["gcn", "attention", "gps-performer"],
+)
+def test_a_block_without_a_dense_mixer_refuses_dense(kwargs):
+    with pytest.raises(ValueError, match=r"GraphTransformerBlock\(engine='dense'\).*'auto'"):
+        GraphTransformerBlock(8, num_heads=2, engine="dense", **kwargs)
+    GraphTransformerBlock(8, num_heads=2, engine="auto", **kwargs)
+    for mixer in ("full", "exphormer"):  # a global attention takes it
+        GraphTransformerBlock(8, mixer="gps", global_attention=mixer, engine="dense")

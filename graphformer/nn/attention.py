@@ -57,8 +57,9 @@ class MultiHeadAttention(nn.Module):
         keeps only the key term, so edge features only reweigh the edges (Exphormer's
         edge-kind embeddings do this), and the dense engine can run the call.
     check_finite : raise on NaN/inf input features.
-    engine : see ``graphformer.nn.message_passing``. ``dense`` runs the call as padded SDPA
-        per sample (``graphformer.nn.dense``): on a graph from
+    engine : see ``graphformer.nn.message_passing``; each call asks
+        :func:`~graphformer.nn.message_passing.decide_engine` once. ``dense`` runs the call
+        as padded SDPA per sample (``graphformer.nn.dense``): on a graph from
         ``graphformer.graphs.complete_graph`` with a key-padding mask only, on any other
         graph whose edges stay within samples with the adjacency (and the bias and Shaw key
         terms) as the mask; it raises on calls it cannot run (cross-attention, Shaw value

@@ -6,7 +6,7 @@ from typing import Any
 
 from graphformer.graphs import add_self_loops_with_features
 from graphformer.nn.checks import check_batch_norm, check_node_features, check_positive
-from graphformer.nn.message_passing import check_engine
+from graphformer.nn.message_passing import check_dense_taken, check_engine
 from graphformer.nn.mixers import MixerOptions, build_mixer, names
 
 import dgl
@@ -104,7 +104,7 @@ class GraphTransformerBlock(nn.Module):
         graph itself, so edge state keeps one layout across blocks.
     check_finite : raise on NaN/inf input features.
     engine : ``graphformer.nn.message_passing``; a block's ``dense`` runs its global
-        attention as padded SDPA and its local mixers on ``auto``.
+        attention as padded SDPA and its local mixers on ``auto``; refused without one.
     local, global_mixer : mixer modules to use instead of the named ones (either or both).
     """
 
@@ -154,6 +154,7 @@ class GraphTransformerBlock(nn.Module):
                 + (f", local_mixer={local_mixer!r}" if mixer == "gps" else "")
             )
         self.local, self.full = local, global_mixer
+        check_dense_taken(engine, self, "GraphTransformerBlock")  # message_passing: the rule
         #: ``graph.ndata`` fields its mixers read besides ``x`` (``graphformer.nn.mixers``).
         self.needs = tuple(
             sorted({key for m in (local, global_mixer) for key in getattr(m, "needs", ())})

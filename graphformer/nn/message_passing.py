@@ -48,7 +48,8 @@ Blocks: a block's ``engine`` is handed to its mixers by scope. Its global mixer 
 the dense engine; its local mixers pass messages on the input graph and get
 :func:`local_engine` (``dense`` → ``auto``, which still runs local attention dense where
 it pays off). ``performer`` has a single path (no message passing), so no engine applies
-to it.
+to it. A block none of whose mixers takes ``dense`` (local mixers only, or a ``performer``
+global mixer) refuses it (:func:`check_dense_taken`) rather than running ``auto``.
 """
 
 from __future__ import annotations
@@ -90,6 +91,20 @@ def local_engine(engine: str) -> str:
     """The engine a block's local mixers run on: a block's ``dense`` (its global attention)
     → ``auto``; the others unchanged."""
     return "auto" if engine == "dense" else check_engine(engine)
+
+
+def check_dense_taken(engine: str, module: torch.nn.Module, who: str) -> None:
+    """Refuse a block's ``engine='dense'`` that none of its (sub)modules took: a block
+    hands ``dense`` to its global attention only (:func:`local_engine`), so a block without
+    one (local mixers only, or ``performer``) would silently run ``auto``."""
+    if engine == "dense" and not any(
+        getattr(sub, "engine", None) == "dense" for sub in module.modules() if sub is not module
+    ):
+        raise ValueError(
+            f"{who}(engine='dense') pins its global attention to the dense engine, but none "
+            "of its mixers has a dense path (local mixers run on 'auto'; performer has no "
+            "engine): use engine='auto', which runs attention dense where it pays off"
+        )
 
 
 def needs_fallback(graph: dgl.DGLGraph, x: torch.Tensor) -> bool:
