@@ -5,6 +5,7 @@ from __future__ import annotations
 from graphformer.graphs import add_self_loops_with_features
 from graphformer.nn.config import ACTIVATIONS, GPS, NORMS, BlockConfig, choose
 from graphformer.nn.core.checks import check_batch_norm, check_node_features
+from graphformer.nn.core.message_passing import check_dense_taken
 from graphformer.nn.mixers import REGISTRY, Mixer, build, names
 
 import dgl
@@ -154,6 +155,7 @@ class GraphTransformerBlock(nn.Module):
         self.norm_ffn = NORMS[block.norm](dim)
         self.ffn = feed_forward(dim, block.ffn_ratio, block.activation, block.dropout)
         self.dropout = nn.Dropout(block.dropout)
+        check_dense_taken(block.engine, self, "GraphTransformerBlock")  # the rule: message_passing
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         """Load state dicts written before the Mixer refactor too (``full.*``,

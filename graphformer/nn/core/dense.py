@@ -52,34 +52,7 @@ def padding_index(sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]
     return sample, position, int(sizes.max()) if len(sizes) else 0
 
 
-class Padding:
-    """Where each of N rows, laid out sample after sample, sits in a (B, L) padded batch."""
-
-    def __init__(self, sizes: torch.Tensor, device: torch.device) -> None:
-        # Index on the sizes' own device, then move: no host sync on the features' device.
-        sample, position, self.longest = padding_index(sizes)
-        self.sample, self.position = sample.to(device), position.to(device)
-        self.sizes = sizes.to(device)
-
-    def pad(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, H, D) rows → (B, H, L, D), zeros at padding."""
-        padded = x.new_zeros(len(self.sizes), self.longest, *x.shape[1:])
-        padded[self.sample, self.position] = x
-        return padded.transpose(1, 2)
-
-    def unpad(self, padded: torch.Tensor) -> torch.Tensor:
-        """(B, H, L, D) → (N, H, D): the valid rows."""
-        return padded.transpose(1, 2)[self.sample, self.position]
-
-    def key_mask(self) -> torch.Tensor:
-        """(B, 1, 1, L): True at valid keys. A sample without keys sees only padding (zero
-        values), so its queries get zeros, as message passing gives a node without in-edges."""
-        valid = torch.arange(self.longest, device=self.sizes.device) < self.sizes.unsqueeze(1)
-        valid = valid | (self.sizes == 0).unsqueeze(1)
-        return valid[:, None, None, :]
-
-
-#: At most this many size groups per batch (:class:`SizeGroups`).
+#: At most this many size groups per batch (:class:`Padding`).
 MAX_SIZE_GROUPS = 4
 #: Fewest groups whose padded cells are within this factor of the best.
 GROUP_TOLERANCE = 1.05
@@ -95,14 +68,18 @@ def _grouped_cells(sorted_sizes: torch.Tensor, groups: int) -> tuple[int, list[t
 
 
 def size_groups(sizes: torch.Tensor, max_groups: int | None = None) -> tuple[int, list]:
-    """Split samples into at most ``max_groups`` groups of similar size, each padded to its
-    own longest sample: the fewest groups whose padded cells are within
-    :data:`GROUP_TOLERANCE` of the best.
+    """Split samples into at most ``max_groups`` (default :data:`MAX_SIZE_GROUPS`) groups of
+    similar size, each padded to its own longest sample: the fewest groups whose padded
+    cells are within :data:`GROUP_TOLERANCE` of the best.
     Returns the cells and, per group, its samples in batch order (CPU tensors)."""
     sizes = sizes.cpu()
     max_groups = MAX_SIZE_GROUPS if max_groups is None else max_groups
+    if max_groups < 1:
+        raise ValueError(f"max_groups must be a positive int; got {max_groups}")
     if len(sizes) == 0:
         return 0, []
+    if max_groups == 1:  # one group: the batch in its own order
+        return len(sizes) * int(sizes.max()) ** 2, [torch.arange(len(sizes))]
     by_size = torch.argsort(sizes, stable=True)
     options = [_grouped_cells(sizes[by_size], g) for g in range(1, max_groups + 1)]
     best = min(cells for cells, _ in options)
@@ -110,19 +87,32 @@ def size_groups(sizes: torch.Tensor, max_groups: int | None = None) -> tuple[int
     return cells, [torch.sort(by_size[chunk]).values for chunk in chunks]
 
 
-class SizeGroups:
-    r"""Samples in groups of similar size, each group padded to its own longest sample.
+def key_mask(sizes: torch.Tensor, longest: int) -> torch.Tensor:
+    """(B, 1, 1, longest): True at the valid keys of samples of ``sizes``. A sample without
+    keys sees only padding (zero values), so its queries get zeros, as message passing
+    gives a node without in-edges."""
+    valid = torch.arange(longest, device=sizes.device) < sizes.unsqueeze(1)
+    valid = valid | (sizes == 0).unsqueeze(1)
+    return valid[:, None, None, :]
+
+
+class Padding:
+    r"""Rows laid out sample after sample, padded per sample into groups of similar size.
 
     Padding every sample to the batch's longest wastes :math:`B L^2 - \sum_b n_b^2`
     score cells; on CLUSTER's 40–190-node samples grouping cuts the padded cells by about
     a third (:func:`size_groups`). Group :math:`g` is a :math:`(B_g, L_g)` padded block of
     one flat buffer; node :math:`n` sits at row ``flat[n]`` of it (slot of its sample in
     the group × :math:`L_g` + its position in the sample), so padding and unpadding are one
-    scatter and one gather for the whole batch.
+    scatter and one gather for the whole batch. ``max_groups=1`` is the plain padded
+    batch: one :math:`(B, L)` block, samples in batch order (a decoder's causal and cross
+    attention, whose masks need the samples aligned).
     """
 
-    def __init__(self, sizes: torch.Tensor, device: torch.device) -> None:
-        _, chunks = size_groups(sizes)
+    def __init__(
+        self, sizes: torch.Tensor, device: torch.device, max_groups: int | None = None
+    ) -> None:
+        _, chunks = size_groups(sizes, max_groups)
         sizes = sizes.cpu()
         sample, self.position, _ = padding_index(sizes)
         #: Per group (CPU): its samples' sizes, and (samples, longest sample).
@@ -151,8 +141,11 @@ class SizeGroups:
         self.device = device
 
     def key_masks(self) -> list[torch.Tensor]:
-        """Per group, (B_g, 1, 1, L_g): True at valid keys (see :meth:`Padding.key_mask`)."""
-        return [Padding(counts, self.device).key_mask() for counts in self.counts]
+        """Per group, (B_g, 1, 1, L_g): True at valid keys (:func:`key_mask`)."""
+        return [
+            key_mask(counts.to(self.device), longest)
+            for counts, (_, longest) in zip(self.counts, self.shapes, strict=True)
+        ]
 
     def pad(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(N, ...) rows → per group (B_g, L_g, ...), zeros at padding."""
@@ -167,8 +160,8 @@ class SizeGroups:
 
     def unpad(self, blocks: list[torch.Tensor]) -> torch.Tensor:
         """Per group (B_g, L_g, ...) → (N, ...): the valid rows in batch order."""
-        rows = torch.cat([block.reshape(-1, *block.shape[2:]) for block in blocks])
-        return rows.index_select(0, self.flat)
+        rows = [block.reshape(-1, *block.shape[2:]) for block in blocks]
+        return (rows[0] if len(rows) == 1 else torch.cat(rows)).index_select(0, self.flat)
 
     def attend(
         self,
@@ -198,11 +191,11 @@ def dense_attention(
     ``qkv``: (N, 3, H, D) queries, keys and values, nodes ordered sample by sample;
     ``sizes``: (B,) nodes per sample, summing to N; ``dropout``: on the attention weights;
     ``scale`` :math:`s`: SDPA's (default :math:`1/\sqrt{D}`). Samples run in size groups
-    (:class:`SizeGroups`). Returns (N, H, D).
+    (:class:`Padding`). Returns (N, H, D).
     """
     if qkv.shape[0] == 0:
         return qkv.new_zeros(0, *qkv.shape[2:])
-    groups = SizeGroups(sizes, qkv.device)
+    groups = Padding(sizes, qkv.device)
     return groups.attend(qkv, groups.key_masks(), dropout, scale)
 
 
@@ -230,7 +223,7 @@ class AttentionLayout:
     r"""The edges of a batched graph as cells of padded per-sample score matrices.
 
     Edge :math:`j \to i` of sample :math:`b` is the cell :math:`(b, i, j)` of its size
-    group's :math:`(B_g, L_g, L_g)` matrix (:class:`SizeGroups`), :math:`i, j` the nodes'
+    group's :math:`(B_g, L_g, L_g)` matrix (:class:`Padding`), :math:`i, j` the nodes'
     positions in the sample; the groups' matrices are blocks of one flat buffer, and
     ``cell[e]`` is edge e's place in it. Built once per graph object and device
     (:func:`attention_layout`), with no sort: multiplicities are counted into the buffer.
@@ -243,7 +236,7 @@ class AttentionLayout:
         # syncs on the features' device. The masks are built there.
         sizes = graph.batch_num_nodes().cpu()
         src, dst = (ends.cpu() for ends in graph.edges())
-        self.groups = groups = SizeGroups(sizes, device)
+        self.groups = groups = Padding(sizes, device)
         sample_dst = groups.sample[dst]
         self.within_samples = bool(torch.equal(groups.sample[src], sample_dst))
         if not self.within_samples:

@@ -1,4 +1,5 @@
-r"""The message-passing core: the primitives every layer writes φ and □ in, once per engine.
+r"""The message-passing core: one engine decision per call, and the primitives every layer
+writes φ and □ in, behind one interface.
 
 A layer computes per-edge messages :math:`m_{ij} = φ(x_i, x_j, e_{ij})` for each edge
 :math:`j \to i` and reduces them at the destination, :math:`a_i = □_{j \in N(i)} m_{ij}`.
@@ -11,48 +12,99 @@ A layer computes per-edge messages :math:`m_{ij} = φ(x_i, x_j, e_{ij})` for eac
 - :meth:`~MessagePassing.edge_softmax` over the in-edges of each destination;
 - reduce edge data at destinations: :meth:`~MessagePassing.copy_e_reduce`;
 - fused message + reduce (no (E, ...) message tensor is built):
-  :meth:`~MessagePassing.copy_u_reduce`, :meth:`~MessagePassing.u_mul_e_reduce`.
+  :meth:`~MessagePassing.copy_u_reduce`, :meth:`~MessagePassing.u_mul_e_reduce`;
+- :meth:`~MessagePassing.degrees`.
+
+Two classes implement them, one per message-passing engine, and no method branches on
+the engine: :class:`DGLPrimitives` (DGL's builtin kernels, ``dgl.ops``: gSDDMM for edge
+operations, gSpMM for the fused forms, ``edge_softmax``; never Python UDFs) and
+:class:`TorchPrimitives` (``index_select`` / ``index_add`` / ``scatter_reduce`` on edge
+indices, on the features' device: PyPI's DGL is CPU-only, so on a GPU the graph stays on
+the CPU, ``graphformer.graphs.to_device``, and this engine runs the layer there).
+``MessagePassing(graph, engine, like)`` returns the right one.
 
 Reductions (:data:`REDUCES`) are ``sum``, ``mean`` and ``max``; a node without in-edges
-receives zeros. Engines (:data:`ENGINES`), one ``engine`` argument on every layer:
+receives zeros.
 
-- ``dgl``: DGL's builtin kernels (``dgl.ops``: gSDDMM for edge operations, gSpMM for the
-  fused forms, ``edge_softmax``), never Python UDFs;
-- ``torch``: the same with ``index_select`` / ``index_add`` / ``scatter_reduce`` on edge
-  indices, on the features' device. PyPI's DGL is CPU-only, so on a GPU the graph stays on
-  the CPU (``graphformer.graphs.to_device``) and this engine runs the layer there;
-- ``dense``: attention as padded SDPA per sample, the graph's adjacency as the mask
-  (``graphformer.nn.core.dense``); only attention has it. Other layers given ``dense`` run as
-  ``auto``; a block given ``dense`` runs its global attention dense and its local mixers
-  on ``auto`` (:func:`local_engine`);
-- ``auto`` (default): attention ``dense`` where the call allows it and it pays off
-  (:func:`graphformer.nn.core.dense.dense_pays_off`); message passing on ``torch`` where DGL
-  could not place the graph on the features' device, on ``dgl`` otherwise
-  (:func:`resolve_engine`).
+Engines (:data:`ENGINES`), one ``engine`` argument on every layer, decided once per call
+by :func:`decide_engine`, the only place that chooses:
+
+- ``dgl`` / ``torch``: message passing with :class:`DGLPrimitives` / :class:`TorchPrimitives`;
+- ``dense``: attention as padded SDPA per sample (``graphformer.nn.core.dense``), the graph's
+  adjacency as the mask, or no graph at all on a complete graph (and on a decoder's causal
+  and cross-attention, fixed by the sample sizes). Only attention layers have it
+  (:data:`ATTENTION_ENGINES`); a layer without a dense path (``GCNConv``, ``SAGEConv``,
+  ``GATConv``, ``GatedGCN``, ``GINE``, ``GNN``) refuses it (:func:`check_engine` with
+  :data:`MESSAGE_PASSING_ENGINES`) and names ``auto`` instead. Pinned ``dense`` raises
+  on a call it cannot run (cross-attention on a graph, Shaw value terms, returned
+  weights, edges between samples, a decoder given graphs);
+- ``auto`` (default): attention ``dense`` on a complete graph, and on another graph where
+  the call allows it and it pays off (:func:`graphformer.nn.core.dense.dense_pays_off`);
+  message passing on ``torch`` where DGL could not place the graph on the features'
+  device, on ``dgl`` otherwise (:func:`resolve_engine`).
+
+Blocks: a block's ``engine`` is handed to its mixers by scope. Its global mixer (``full``,
+``exphormer``, ``graphormer``) gets it as is, so ``dense`` pins the global attention to
+the dense engine; its local mixers pass messages on the input graph and get
+:func:`local_engine` (``dense`` → ``auto``, which still runs local attention dense where
+it pays off). ``performer`` has a single path (no message passing), so no engine applies
+to it. A block none of whose mixers takes ``dense`` (local mixers only, or a ``performer``
+global mixer) refuses it (:func:`check_dense_taken`) rather than running ``auto``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from graphformer.graphs import is_complete
 from graphformer.nn.core.checks import check_kernel_dtype
+from graphformer.nn.core.dense import AttentionLayout, attention_layout, dense_pays_off
 
 import dgl
 import dgl.ops
 import torch
 
 ENGINES = ("auto", "dgl", "dense", "torch")
+#: The engines of a layer with a dense path (attention).
+ATTENTION_ENGINES = ENGINES
+#: The engines of a layer that only passes messages.
+MESSAGE_PASSING_ENGINES = ("auto", "dgl", "torch")
 REDUCES = ("sum", "mean", "max")
 
 
-def check_engine(engine: str) -> str:
-    """``engine`` if it names one of :data:`ENGINES`, else a ValueError listing them."""
+def check_engine(engine: str, supported: tuple[str, ...] = ENGINES, layer: str = "") -> str:
+    """``engine`` if it names one of :data:`ENGINES` that ``layer`` supports (``supported``),
+    else a ValueError: an unknown value lists :data:`ENGINES`; a known one the layer cannot
+    honour names the layer, the value and what to use."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
+    if engine not in supported:
+        who = layer or "this layer"
+        raise ValueError(
+            f"{who} has no {engine!r} engine (only attention layers run dense); it takes "
+            f"{supported}: use engine='auto' (the default), which picks dgl or torch per call"
+        )
     return engine
 
 
 def local_engine(engine: str) -> str:
-    """The engine a block's local mixers run on: ``dense`` (global attention only) → ``auto``."""
+    """The engine a block's local mixers run on: a block's ``dense`` (its global attention)
+    → ``auto``; the others unchanged."""
     return "auto" if engine == "dense" else check_engine(engine)
+
+
+def check_dense_taken(engine: str, module: torch.nn.Module, who: str) -> None:
+    """Refuse a block's ``engine='dense'`` that none of its (sub)modules took: a block
+    hands ``dense`` to its global attention only (:func:`local_engine`), so a block without
+    one (local mixers only, or ``performer``) would silently run ``auto``."""
+    if engine == "dense" and not any(
+        getattr(sub, "engine", None) == "dense" for sub in module.modules() if sub is not module
+    ):
+        raise ValueError(
+            f"{who}(engine='dense') pins its global attention to the dense engine, but none "
+            "of its mixers has a dense path (local mixers run on 'auto'; performer has no "
+            "engine): use engine='auto', which runs attention dense where it pays off"
+        )
 
 
 def needs_fallback(graph: dgl.DGLGraph, x: torch.Tensor) -> bool:
@@ -61,12 +113,86 @@ def needs_fallback(graph: dgl.DGLGraph, x: torch.Tensor) -> bool:
 
 
 def resolve_engine(engine: str, graph: dgl.DGLGraph, x: torch.Tensor) -> str:
-    """The message-passing engine for this call: ``torch`` when asked, or (unless pinned
-    to ``dgl``) when DGL could not follow the features' device; else ``dgl``. Attention
-    decides first whether it runs dense instead (:mod:`graphformer.nn.core.dense`)."""
+    """The message-passing half of :func:`decide_engine`: ``torch`` when asked, or (unless
+    pinned to ``dgl``) when DGL could not follow the features' device; else ``dgl``."""
     if engine == "torch" or (engine != "dgl" and needs_fallback(graph, x)):
         return "torch"
     return "dgl"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one call runs: ``engine`` is ``dense``, ``dgl`` or ``torch``. A dense call on a
+    graph carries its ``layout``; a dense call without one runs per-sample full attention
+    (a complete graph) or a decoder's attention from the sizes."""
+
+    engine: str
+    layout: AttentionLayout | None = None
+
+    @property
+    def dense(self) -> bool:
+        return self.engine == "dense"
+
+
+def decide_engine(
+    engine: str,
+    graph: dgl.DGLGraph | None,
+    like: torch.Tensor,
+    *,
+    attention: bool = False,
+    cross: bool = False,
+    edge_terms: bool = False,
+    value_terms: bool = False,
+    weights: bool = False,
+    from_sizes: bool = False,
+) -> Plan:
+    """The one engine decision: how this call runs (module docstring).
+
+    ``engine``: the layer's setting; ``graph``/``like``: the call's graph and features.
+    What the call needs: ``attention`` (it has a dense path), ``cross`` (bipartite
+    queries ← keys), ``edge_terms`` (a bias or Shaw terms), ``value_terms`` (Shaw value
+    terms), ``weights`` (returned attention weights), ``from_sizes`` (a decoder's causal or
+    cross-attention, defined by the sample sizes: ``graph`` is the one the caller was
+    given, or None). Raises where a pinned ``dense`` cannot run the call.
+    """
+    if from_sizes:
+        if graph is None:
+            return Plan("dense" if engine in ("auto", "dense") else engine)
+        if engine == "dense":
+            raise ValueError(
+                "engine='dense' computes causal and cross-attention from the sizes and cannot "
+                "honour a given self_graph/cross_graph; drop them, or use engine='auto' or "
+                "'dgl' to pass messages on them"
+            )
+        return Plan(resolve_engine(engine, graph, like))
+    if engine in ("dgl", "torch") or (engine == "auto" and not attention):
+        return Plan(resolve_engine(engine, graph, like))
+    if not attention:
+        check_engine(engine, MESSAGE_PASSING_ENGINES)
+    if not (edge_terms or cross or weights) and is_complete(graph):
+        return Plan("dense")
+    blockers = [
+        name
+        for name, used in (
+            ("cross-attention", cross),
+            ("Shaw value terms (edge_value)", value_terms),
+            ("return_attention", weights),
+        )
+        if used
+    ]
+    pinned = engine == "dense"
+    if not blockers and (pinned or dense_pays_off(graph)):
+        layout = attention_layout(graph, like.device)
+        if layout.within_samples:
+            return Plan("dense", layout)
+        blockers.append("an edge between two samples")
+    if pinned:
+        raise ValueError(
+            "engine='dense' runs self-attention whose edges stay within samples, without "
+            f"Shaw value terms or returned weights; got {', '.join(blockers)}. Use "
+            "engine='auto' to fall back to message passing where the dense engine cannot run."
+        )
+    return Plan(resolve_engine(engine, graph, like))
 
 
 def edge_index(graph: dgl.DGLGraph, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,85 +251,69 @@ def segment_readout(x: torch.Tensor, sizes: torch.Tensor, op: str) -> torch.Tens
 
 
 class MessagePassing:
-    """The primitives on one graph under one engine, chosen once by :func:`resolve_engine`.
+    """The primitives on one graph under one message-passing engine.
 
-    Build one per forward: ``mp = MessagePassing(graph, self.engine, x)``. Node tensors
-    are (N_src or N_dst, ...), edge tensors (E, ...), in the graph's edge order; trailing
-    dimensions broadcast as in DGL (e.g. (N, H, D) node data with (E, H, 1) edge weights).
+    Build one per forward: ``mp = MessagePassing(graph, self.engine, x)`` returns a
+    :class:`DGLPrimitives` or a :class:`TorchPrimitives`, as :func:`decide_engine` decides
+    for a message-passing call (``engine`` ``auto``, ``dgl`` or ``torch``; attention hands
+    its plan's ``dgl`` / ``torch``). Node tensors are (N_src or N_dst, ...), edge tensors
+    (E, ...), in the graph's edge order; trailing dimensions broadcast as in DGL (e.g.
+    (N, H, D) node data with (E, H, 1) edge weights).
     """
+
+    #: ``dgl`` or ``torch``: the engine these primitives run on.
+    engine: str
+
+    def __new__(cls, graph: dgl.DGLGraph, engine: str, like: torch.Tensor) -> MessagePassing:
+        if cls is MessagePassing:
+            cls = PRIMITIVES[decide_engine(engine, graph, like).engine]
+        return super().__new__(cls)
 
     def __init__(self, graph: dgl.DGLGraph, engine: str, like: torch.Tensor) -> None:
         self.graph = graph
-        self.engine = resolve_engine(engine, graph, like)
-        if self.engine == "dgl":
-            check_kernel_dtype("x", like, graph)
         self.num_dst = graph.num_dst_nodes()
-        if self.engine == "torch":
-            self.src, self.dst = edge_index(graph, like.device)
 
     # gather node data to edges
     def copy_u(self, u: torch.Tensor) -> torch.Tensor:
         """Source node data on each edge: (E, ...)."""
-        return u[self.src] if self.engine == "torch" else dgl.ops.copy_u(self.graph, u)
+        raise NotImplementedError
 
     def copy_v(self, v: torch.Tensor) -> torch.Tensor:
         """Destination node data on each edge: (E, ...)."""
-        return v[self.dst] if self.engine == "torch" else dgl.ops.copy_v(self.graph, v)
+        raise NotImplementedError
 
     # per-edge operations
     def u_dot_v(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """:math:`u_j \\cdot v_i` over the last dimension, kept: (E, ..., 1)."""
-        if self.engine == "torch":
-            return (u[self.src] * v[self.dst]).sum(-1, keepdim=True)
-        return dgl.ops.u_dot_v(self.graph, u, v)
+        raise NotImplementedError
 
     def e_dot_v(self, e: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """:math:`e_{ij} \\cdot v_i` over the last dimension, kept: (E, ..., 1)."""
-        if self.engine == "torch":
-            return (e * v[self.dst]).sum(-1, keepdim=True)
-        return dgl.ops.e_dot_v(self.graph, e, v)
+        raise NotImplementedError
 
     def u_add_v(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """:math:`u_j + v_i`: (E, ...)."""
-        if self.engine == "torch":
-            return u[self.src] + v[self.dst]
-        return dgl.ops.u_add_v(self.graph, u, v)
+        raise NotImplementedError
 
     def edge_softmax(self, scores: torch.Tensor) -> torch.Tensor:
         """Softmax of (E, ...) scores over the in-edges of each destination."""
-        if self.engine == "torch":
-            return segment_softmax(scores, self.dst, self.num_dst)
-        return dgl.ops.edge_softmax(self.graph, scores)
+        raise NotImplementedError
 
     # reduce at destinations
     def copy_e_reduce(self, e: torch.Tensor, op: str = "sum") -> torch.Tensor:
         """:math:`□_{j \\in N(i)} e_{ij}`: (N_dst, ...)."""
-        _check_reduce(op)
-        if self.engine == "torch":
-            return scatter(e, self.dst, self.num_dst, op)
-        return self._dgl_reduce(f"copy_e_{op}", e)
+        raise NotImplementedError
 
     def copy_u_reduce(self, u: torch.Tensor, op: str = "sum") -> torch.Tensor:
         """Fused :math:`□_{j \\in N(i)} u_j`: (N_dst, ...)."""
-        _check_reduce(op)
-        if self.engine == "torch":
-            return scatter(u[self.src], self.dst, self.num_dst, op)
-        return self._dgl_reduce(f"copy_u_{op}", u)
+        raise NotImplementedError
 
     def u_mul_e_reduce(self, u: torch.Tensor, e: torch.Tensor, op: str = "sum") -> torch.Tensor:
         """Fused :math:`□_{j \\in N(i)} u_j e_{ij}`: (N_dst, ...)."""
-        _check_reduce(op)
-        if self.engine == "torch":
-            return scatter(u[self.src] * e, self.dst, self.num_dst, op)
-        return self._dgl_reduce(f"u_mul_e_{op}", u, e)
+        raise NotImplementedError
 
-    def _dgl_reduce(self, name: str, *tensors: torch.Tensor) -> torch.Tensor:
-        """``dgl.ops.<name>``; its max leaves -inf at nodes without in-edges: zeros there."""
-        out = getattr(dgl.ops, name)(self.graph, *tensors)
-        if name.endswith("_max"):
-            empty = (self.graph.in_degrees() == 0).to(out.device)
-            out = out.masked_fill(empty.view(-1, *([1] * (out.dim() - 1))), 0.0)
-        return out
+    def _edges(self) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
 
     def degrees(
         self, like: torch.Tensor, weight: torch.Tensor | None = None
@@ -212,9 +322,106 @@ class MessagePassing:
         summing ``weight`` (E,) per edge when given."""
         if weight is None:
             return self.graph.out_degrees().to(like), self.graph.in_degrees().to(like)
-        src, dst = (self.src, self.dst) if self.engine == "torch" else self.graph.edges()
+        src, dst = self._edges()
         num_src = self.graph.num_src_nodes()
         return (
             scatter(weight, src, num_src, "sum").to(like),
             scatter(weight, dst, self.num_dst, "sum").to(like),
         )
+
+
+class DGLPrimitives(MessagePassing):
+    """The primitives as DGL's builtin kernels (``dgl.ops``)."""
+
+    engine = "dgl"
+
+    def __init__(self, graph: dgl.DGLGraph, engine: str, like: torch.Tensor) -> None:
+        super().__init__(graph, engine, like)
+        check_kernel_dtype("x", like, graph)
+
+    def copy_u(self, u: torch.Tensor) -> torch.Tensor:
+        return dgl.ops.copy_u(self.graph, u)
+
+    def copy_v(self, v: torch.Tensor) -> torch.Tensor:
+        return dgl.ops.copy_v(self.graph, v)
+
+    def u_dot_v(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return dgl.ops.u_dot_v(self.graph, u, v)
+
+    def e_dot_v(self, e: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return dgl.ops.e_dot_v(self.graph, e, v)
+
+    def u_add_v(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return dgl.ops.u_add_v(self.graph, u, v)
+
+    def edge_softmax(self, scores: torch.Tensor) -> torch.Tensor:
+        return dgl.ops.edge_softmax(self.graph, scores)
+
+    def copy_e_reduce(self, e: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        return self._reduce("copy_e", op, e)
+
+    def copy_u_reduce(self, u: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        return self._reduce("copy_u", op, u)
+
+    def u_mul_e_reduce(self, u: torch.Tensor, e: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        return self._reduce("u_mul_e", op, u, e)
+
+    def _reduce(self, message: str, op: str, *tensors: torch.Tensor) -> torch.Tensor:
+        """``dgl.ops.<message>_<op>``; its max leaves -inf at nodes without in-edges:
+        zeros there."""
+        _check_reduce(op)
+        out = getattr(dgl.ops, f"{message}_{op}")(self.graph, *tensors)
+        if op == "max":
+            empty = (self.graph.in_degrees() == 0).to(out.device)
+            out = out.masked_fill(empty.view(-1, *([1] * (out.dim() - 1))), 0.0)
+        return out
+
+    def _edges(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.graph.edges()
+
+
+class TorchPrimitives(MessagePassing):
+    """The primitives as torch index operations on the edge indices, on ``like``'s device."""
+
+    engine = "torch"
+
+    def __init__(self, graph: dgl.DGLGraph, engine: str, like: torch.Tensor) -> None:
+        super().__init__(graph, engine, like)
+        self.src, self.dst = edge_index(graph, like.device)
+
+    def copy_u(self, u: torch.Tensor) -> torch.Tensor:
+        return u[self.src]
+
+    def copy_v(self, v: torch.Tensor) -> torch.Tensor:
+        return v[self.dst]
+
+    def u_dot_v(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return (u[self.src] * v[self.dst]).sum(-1, keepdim=True)
+
+    def e_dot_v(self, e: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return (e * v[self.dst]).sum(-1, keepdim=True)
+
+    def u_add_v(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return u[self.src] + v[self.dst]
+
+    def edge_softmax(self, scores: torch.Tensor) -> torch.Tensor:
+        return segment_softmax(scores, self.dst, self.num_dst)
+
+    def copy_e_reduce(self, e: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        _check_reduce(op)
+        return scatter(e, self.dst, self.num_dst, op)
+
+    def copy_u_reduce(self, u: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        _check_reduce(op)
+        return scatter(u[self.src], self.dst, self.num_dst, op)
+
+    def u_mul_e_reduce(self, u: torch.Tensor, e: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        _check_reduce(op)
+        return scatter(u[self.src] * e, self.dst, self.num_dst, op)
+
+    def _edges(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.src, self.dst
+
+
+#: The primitives of each message-passing engine.
+PRIMITIVES: dict[str, type[MessagePassing]] = {"dgl": DGLPrimitives, "torch": TorchPrimitives}

@@ -5,20 +5,20 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from graphformer.graphs import complete_graph_of, is_complete
+from graphformer.graphs import complete_graph_of
 from graphformer.nn.core.checks import (
     check_divisible,
     check_edge_tensor,
     check_node_features,
     check_positive,
 )
-from graphformer.nn.core.dense import (
-    AttentionLayout,
-    attention_layout,
-    dense_attention,
-    dense_pays_off,
+from graphformer.nn.core.dense import AttentionLayout, Padding, dense_attention
+from graphformer.nn.core.message_passing import (
+    MessagePassing,
+    check_engine,
+    decide_engine,
+    local_engine,
 )
-from graphformer.nn.core.message_passing import MessagePassing, check_engine, local_engine
 from graphformer.nn.mixers import Mixer, register
 
 import dgl
@@ -75,8 +75,9 @@ class MultiHeadAttention(Mixer):
         keeps only the key term, so edge features only reweigh the edges (Exphormer's
         edge-kind embeddings do this), and the dense engine can run the call.
     check_finite : raise on NaN/inf input features.
-    engine : see ``graphformer.nn.core.message_passing``. ``dense`` runs the call as padded SDPA
-        per sample (``graphformer.nn.core.dense``): on a graph from
+    engine : see ``graphformer.nn.core.message_passing``; each call asks
+        :func:`~graphformer.nn.core.message_passing.decide_engine` once. ``dense`` runs the call
+        as padded SDPA per sample (``graphformer.nn.core.dense``): on a graph from
         ``graphformer.graphs.complete_graph`` with a key-padding mask only, on any other
         graph whose edges stay within samples with the adjacency (and the bias and Shaw key
         terms) as the mask; it raises on calls it cannot run (cross-attention, Shaw value
@@ -182,14 +183,6 @@ class MultiHeadAttention(Mixer):
         out, self.weights = self(graph, x, edge_state, return_attention=True)
         return out, edge_state
 
-    def sample_attention(self, graph: dgl.DGLGraph, x: torch.Tensor) -> torch.Tensor:
-        """Self-attention among all nodes of each sample of ``graph`` (a plain Transformer):
-        padded SDPA on the ``auto``/``dense`` engines, else message passing on the complete
-        graph (built once per batch graph, ``graphformer.graphs.complete_graph_of``)."""
-        if self.engine in ("auto", "dense"):
-            return self.full_attention(x, graph.batch_num_nodes())
-        return self(complete_graph_of(graph), x)
-
     def reset_parameters(self) -> None:
         r"""Initialise as ``torch.nn.MultiheadAttention._reset_parameters`` does.
 
@@ -229,8 +222,21 @@ class MultiHeadAttention(Mixer):
         bias = None if self.q_proj.bias is None else torch.cat([p.bias for p in projections])
         return F.linear(x, weight, bias).view(-1, 3, self.num_heads, self.head_dim)
 
+    def projections(
+        self, x_src: torch.Tensor, x_dst: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries :math:`q / \\sqrt d` of ``x_dst``, keys and values of ``x_src``, each
+        (N, H, D): the projections of cross-attention (and of message passing)."""
+        q = self._heads(self.q_proj(x_dst)) / math.sqrt(self.head_dim)
+        return q, self._heads(self.k_proj(x_src)), self._heads(self.v_proj(x_src))
+
     def _dropout(self) -> float:
+        """The dropout probability on the attention weights for this call (SDPA's)."""
         return self.attn_dropout.p if self.training else 0.0
+
+    def _output(self, out: torch.Tensor) -> torch.Tensor:
+        """(N, H, D) heads → (N, embed_dim) through ``out_proj``."""
+        return self.out_proj(out.reshape(-1, self.embed_dim))
 
     def full_attention(self, x: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
         """Self-attention among the nodes of each sample (the dense engine, no graph).
@@ -239,40 +245,58 @@ class MultiHeadAttention(Mixer):
         node counts (``graph.batch_num_nodes()``). Equals ``forward`` on
         ``complete_graph(sizes)``.
         """
-        out = dense_attention(self.packed_projections(x), sizes, self._dropout())
-        return self.out_proj(out.reshape(-1, self.embed_dim))
+        return self._output(dense_attention(self.packed_projections(x), sizes, self._dropout()))
 
-    def _dense_layout(
-        self, graph: dgl.DGLGraph, x: torch.Tensor, cross: bool, value_terms: bool, weights: bool
-    ) -> AttentionLayout | None:
-        """The layout to run this call on the dense engine (``graphformer.nn.core.dense``), or
-        None for message passing. ``auto`` takes it where it pays off
-        (:func:`~graphformer.nn.core.dense.dense_pays_off`); ``dense`` raises where it cannot."""
-        if self.engine in ("dgl", "torch"):
-            return None
-        blockers = [
-            name
-            for name, used in (
-                ("cross-attention", cross),
-                ("Shaw value terms (edge_value)", value_terms),
-                ("return_attention", weights),
-            )
-            if used
-        ]
-        pinned = self.engine == "dense"
-        layout = None
-        if not blockers and (pinned or dense_pays_off(graph)):
-            layout = attention_layout(graph, x.device)
-            if not layout.within_samples:
-                blockers.append("an edge between two samples")
-                layout = None
-        if pinned and layout is None:
-            raise ValueError(
-                "engine='dense' runs self-attention whose edges stay within samples, without "
-                f"Shaw value terms or returned weights; got {', '.join(blockers)}. Use "
-                "engine='auto' to fall back to message passing where the dense engine cannot run."
-            )
-        return layout
+    def sample_attention(self, graph: dgl.DGLGraph, x: torch.Tensor) -> torch.Tensor:
+        """Attention among all nodes of each sample of ``graph`` (a plain Transformer):
+        padded SDPA where :func:`~graphformer.nn.core.message_passing.decide_engine` runs it
+        dense (``auto``, ``dense``), else message passing on the complete graph (built
+        once per batch graph, ``graphformer.graphs.complete_graph_of``)."""
+        if decide_engine(self.engine, None, x, attention=True, from_sizes=True).dense:
+            return self.full_attention(x, graph.batch_num_nodes())
+        return self(complete_graph_of(graph), x)
+
+    def dense_causal(self, x: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+        r"""Masked self-attention :math:`o_i = W_O \sum_{j \le i} \mathrm{softmax}_j(q_i
+        \cdot k_j / \sqrt d)\, v_j` within each sample as padded SDPA: this layer on
+        ``causal_graph(sizes)``. ``x``: (N, embed_dim), rows sample after sample; ``sizes``:
+        (B,). Samples are right-padded, so a valid query's causal window never reaches
+        padding and ``is_causal`` alone is the whole mask."""
+        if x.shape[0] == 0:
+            return self.out_proj(x)
+        padding = Padding(sizes, x.device, max_groups=1)
+        (block,) = padding.pad(self.packed_projections(x))
+        q, k, v = block.transpose(1, 3).unbind(2)  # (B, H, L, D) each
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self._dropout(), is_causal=True)
+        return self._output(padding.unpad([out.transpose(1, 2)]))
+
+    def dense_cross(
+        self,
+        memory: torch.Tensor,
+        memory_sizes: torch.Tensor,
+        x: torch.Tensor,
+        sizes: torch.Tensor,
+    ) -> torch.Tensor:
+        r"""Cross-attention :math:`o_i = W_O \sum_{j \in M(i)} \mathrm{softmax}_j(q_i
+        \cdot k_j / \sqrt d)\, v_j` over the memory rows :math:`M(i)` of query i's sample
+        as padded SDPA: this layer on ``complete_bipartite(memory_sizes, sizes)`` with inputs
+        ``(memory, x)``. ``memory``: (N_src, src_dim); ``x``: (N_dst, embed_dim)."""
+        if x.shape[0] == 0 or memory.shape[0] == 0:  # no queries, or no keys anywhere
+            return self.out_proj(x.new_zeros(x.shape))
+        queries = Padding(sizes, x.device, max_groups=1)
+        keys = Padding(memory_sizes, x.device, max_groups=1)
+        q, k, v = self.projections(memory, x)
+        (q,), (k,), (v,) = queries.pad(q), keys.pad(k), keys.pad(v)  # (B, L, H, D)
+        (mask,) = keys.key_masks()
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            attn_mask=mask,
+            dropout_p=self._dropout(),
+            scale=1.0,
+        )
+        return self._output(queries.unpad([out.transpose(1, 2)]))
 
     def forward(
         self,
@@ -313,27 +337,26 @@ class MultiHeadAttention(Mixer):
             shape = (num_edges, self.num_heads)
             check_edge_tensor("edge_bias", edge_bias, shape, self.check_finite, dtype=dtype)
 
-        edge_terms = edge_feat is not None or edge_bias is not None
         cross = isinstance(x, tuple)
-        plain = not (edge_terms or cross or return_attention)
-        if self.engine in ("auto", "dense") and plain and is_complete(graph):
-            return self.full_attention(x_dst, graph.batch_num_nodes())
         value_terms = edge_feat is not None and self.edge_value is not None
-        layout = self._dense_layout(graph, x_dst, cross, value_terms, return_attention)
-        if layout is not None:
-            qkv = self.packed_projections(x_dst)
-            terms = edge_bias
-            if edge_feat is not None:  # q_i · a^K_ij / √d, (E, H)
-                q = qkv[:, 0].index_select(0, layout.dst) / math.sqrt(self.head_dim)
-                key_terms = (q * self._heads(self.edge_key(edge_feat))).sum(-1)
-                terms = key_terms if terms is None else terms + key_terms
-            out = layout.attend(qkv, terms, self._dropout())
-            return self.out_proj(out.reshape(-1, self.embed_dim))
-        q = self._heads(self.q_proj(x_dst)) / math.sqrt(self.head_dim)
-        k, v = self._heads(self.k_proj(x_src)), self._heads(self.v_proj(x_src))
+        plan = decide_engine(
+            self.engine,
+            graph,
+            x_dst,
+            attention=True,
+            cross=cross,
+            edge_terms=edge_feat is not None or edge_bias is not None,
+            value_terms=value_terms,
+            weights=return_attention,
+        )
+        if plan.dense and plan.layout is None:  # a complete graph: no mask to build
+            return self.full_attention(x_dst, graph.batch_num_nodes())
+        if plan.dense:
+            return self._dense_on_layout(plan.layout, x_dst, edge_feat, edge_bias)
+        q, k, v = self.projections(x_src, x_dst)
         ek = self._heads(self.edge_key(edge_feat)) if edge_feat is not None else None
         ev = self._heads(self.edge_value(edge_feat)) if value_terms else None
-        mp = MessagePassing(graph, self.engine, x_dst)
+        mp = MessagePassing(graph, plan.engine, x_dst)
         score = mp.u_dot_v(k, q)  # (E, H, 1)
         if ek is not None:
             score = score + mp.e_dot_v(ek, q)
@@ -344,8 +367,25 @@ class MultiHeadAttention(Mixer):
         out = mp.u_mul_e_reduce(v, weights, "sum")
         if ev is not None:
             out = out + mp.copy_e_reduce(ev * weights, "sum")
-        out = self.out_proj(out.reshape(-1, self.embed_dim))
+        out = self._output(out)
         return (out, attention.squeeze(-1)) if return_attention else out
+
+    def _dense_on_layout(
+        self,
+        layout: AttentionLayout,
+        x: torch.Tensor,
+        edge_feat: torch.Tensor | None,
+        edge_bias: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Self-attention on ``layout``'s graph as masked SDPA; the bias and the Shaw key
+        terms :math:`q_i \\cdot a^K_{ij} / \\sqrt d` enter the mask."""
+        qkv = self.packed_projections(x)
+        terms = edge_bias
+        if edge_feat is not None:  # q_i · a^K_ij / √d, (E, H)
+            q = qkv[:, 0].index_select(0, layout.dst) / math.sqrt(self.head_dim)
+            key_terms = (q * self._heads(self.edge_key(edge_feat))).sum(-1)
+            terms = key_terms if terms is None else terms + key_terms
+        return self._output(layout.attend(qkv, terms, self._dropout()))
 
 
 @register("full")

@@ -6,7 +6,12 @@ from typing import TYPE_CHECKING
 
 from graphformer.graphs import add_self_loops_with_features
 from graphformer.nn.core.checks import check_edge_tensor, check_node_features, check_positive
-from graphformer.nn.core.message_passing import MessagePassing, check_engine, local_engine
+from graphformer.nn.core.message_passing import (
+    MESSAGE_PASSING_ENGINES,
+    MessagePassing,
+    check_engine,
+    local_engine,
+)
 from graphformer.nn.mixers import Mixer, register
 
 import dgl
@@ -61,7 +66,7 @@ class GCNConv(Mixer):
     ) -> None:
         super().__init__()
         check_positive(in_dim=in_dim, out_dim=out_dim)
-        self.engine = check_engine(engine)
+        self.engine = check_engine(engine, MESSAGE_PASSING_ENGINES, "GCNConv")
         self.in_dim, self.out_dim = in_dim, out_dim
         self.add_self_loops, self.check_finite = add_self_loops, check_finite
         self.weight = nn.Parameter(torch.empty(in_dim, out_dim))
@@ -154,7 +159,7 @@ class SAGEConv(Mixer):
     ) -> None:
         super().__init__()
         check_positive(in_dim=in_dim, out_dim=out_dim)
-        self.engine = check_engine(engine)
+        self.engine = check_engine(engine, MESSAGE_PASSING_ENGINES, "SAGEConv")
         self.in_dim, self.out_dim, self.check_finite = in_dim, out_dim, check_finite
         self.root = nn.Linear(in_dim, out_dim, bias=bias)
         self.neigh = nn.Linear(in_dim, out_dim, bias=False)

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from graphformer.nn.core.checks import check_node_features, check_positive
-from graphformer.nn.core.message_passing import MessagePassing, check_engine, local_engine
+from graphformer.nn.core.message_passing import (
+    MESSAGE_PASSING_ENGINES,
+    MessagePassing,
+    check_engine,
+    local_engine,
+)
 from graphformer.nn.mixers import Mixer, register
 
 import dgl
@@ -77,7 +82,7 @@ class GATConv(Mixer):
                 f"with concat=True, num_heads={num_heads} must divide out_dim={out_dim}; "
                 "change either, or average the heads with concat=False"
             )
-        self.engine = check_engine(engine)
+        self.engine = check_engine(engine, MESSAGE_PASSING_ENGINES, "GATConv")
         self.in_dim, self.num_heads, self.concat = in_dim, num_heads, concat
         self.head_dim = out_dim // num_heads if concat else out_dim
         self.negative_slope, self.check_finite = negative_slope, check_finite

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from graphformer.nn.core.checks import check_edge_tensor, check_node_features, check_positive
-from graphformer.nn.core.message_passing import MessagePassing, check_engine
+from graphformer.nn.core.message_passing import (
+    MESSAGE_PASSING_ENGINES,
+    MessagePassing,
+    check_engine,
+    local_engine,
+)
 from graphformer.nn.mixers import Mixer, register
 
 import dgl
@@ -73,7 +78,7 @@ class GatedGCN(Mixer):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); got {dropout}")
         self.dim, self.residual, self.check_finite = dim, residual, check_finite
-        self.engine = check_engine(engine)
+        self.engine = check_engine(engine, MESSAGE_PASSING_ENGINES, "GatedGCN")
         self.gate_dst, self.gate_src, self.gate_edge = (nn.Linear(dim, dim) for _ in range(3))
         self.root, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim)
         norm = nn.BatchNorm1d if batch_norm else lambda width: nn.Identity()
@@ -91,7 +96,12 @@ class GatedGCN(Mixer):
         in_dim: int | None = None,
         out_dim: int | None = None,
     ) -> Mixer:
-        return cls(config.dim, dropout=config.dropout, check_finite=False, engine=config.engine)
+        return cls(
+            config.dim,
+            dropout=config.dropout,
+            check_finite=False,
+            engine=local_engine(config.engine),
+        )
 
     def mix(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from graphformer.nn.core.checks import check_edge_tensor, check_node_features, check_positive
-from graphformer.nn.core.message_passing import MessagePassing, check_engine
+from graphformer.nn.core.message_passing import (
+    MESSAGE_PASSING_ENGINES,
+    MessagePassing,
+    check_engine,
+    local_engine,
+)
 from graphformer.nn.mixers import Mixer, register
 
 import dgl
@@ -55,7 +60,7 @@ class GINE(Mixer):
         super().__init__()
         check_positive(dim=dim)
         self.dim, self.check_finite = dim, check_finite
-        self.engine = check_engine(engine)
+        self.engine = check_engine(engine, MESSAGE_PASSING_ENGINES, "GINE")
         self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
         eps = torch.zeros(1)
         if learn_eps:
@@ -72,7 +77,7 @@ class GINE(Mixer):
         in_dim: int | None = None,
         out_dim: int | None = None,
     ) -> Mixer:
-        return cls(config.dim, check_finite=False, engine=config.engine)
+        return cls(config.dim, check_finite=False, engine=local_engine(config.engine))
 
     def mix(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from graphformer.graphs import Counts, causal_graph, complete_bipartite, sample_sizes
 from graphformer.nn.block import feed_forward
-from graphformer.nn.config import NORMS, BlockConfig, choose
+from graphformer.nn.config import NORMS, BlockConfig
 from graphformer.nn.core.checks import check_node_features, check_positive
-from graphformer.nn.core.dense_decoder import causal_attention, cross_attention
-from graphformer.nn.core.message_passing import ENGINES
+from graphformer.nn.core.message_passing import check_engine, decide_engine
 from graphformer.nn.layers.attention import MultiHeadAttention
 
 import dgl
 import torch
 from torch import nn
-
-MESSAGE_PASSING = ("dgl", "torch")
 
 
 def check_sizes(name: str, sizes: Counts, num_rows: int) -> torch.Tensor:
@@ -80,30 +77,25 @@ class DecoderBlock(nn.Module):
             raise TypeError(f"block must be a graphformer.nn.BlockConfig; got {block!r}")
         dim, num_heads, engine = block.dim, block.num_heads, block.engine
         self.config = block
-        self.engine = choose("engine", engine, ENGINES)
+        self.engine = check_engine(engine)
         self.dim, self.prenorm, self.check_finite = dim, block.prenorm, check_finite
         self.memory_dim = dim if memory_dim is None else memory_dim
-        sparse = engine if engine in MESSAGE_PASSING else "auto"
         attn_dropout = block.attn_dropout
         self.self_attn = MultiHeadAttention(
-            dim, num_heads, attn_dropout, check_finite=False, engine=sparse
+            dim, num_heads, attn_dropout, check_finite=False, engine=engine
         )
         self.cross_attn = MultiHeadAttention(
-            dim, num_heads, attn_dropout, src_dim=memory_dim, check_finite=False, engine=sparse
+            dim, num_heads, attn_dropout, src_dim=memory_dim, check_finite=False, engine=engine
         )
         self.norm1, self.norm2, self.norm3 = (NORMS[block.norm](dim) for _ in range(3))
         self.ffn = feed_forward(dim, block.ffn_ratio, block.activation, block.dropout)
         self.dropout = nn.Dropout(block.dropout)
 
-    def passes_messages(self, graphs_given: bool) -> bool:
-        """Whether attention runs on graphs (else as padded SDPA)."""
-        if self.engine == "dense" and graphs_given:
-            raise ValueError(
-                "engine='dense' computes causal and cross-attention from the sizes and cannot "
-                "honour a given self_graph/cross_graph; drop them, or use engine='auto' or "
-                "'dgl' to pass messages on them"
-            )
-        return self.engine in MESSAGE_PASSING or graphs_given
+    def passes_messages(self, graph: dgl.DGLGraph | None, like: torch.Tensor) -> bool:
+        """Whether attention runs on graphs (else as padded SDPA from the sizes), as
+        :func:`~graphformer.nn.core.message_passing.decide_engine` decides; ``graph``: one the
+        caller gave (None: none given)."""
+        return not decide_engine(self.engine, graph, like, attention=True, from_sizes=True).dense
 
     def forward(
         self,
@@ -130,8 +122,8 @@ class DecoderBlock(nn.Module):
                 f"sizes and memory_sizes must describe the same samples; got {len(sizes)} and "
                 f"{len(memory_sizes)} samples"
             )
-        given = self_graph is not None or cross_graph is not None
-        if self.passes_messages(given):
+        given = self_graph if self_graph is not None else cross_graph
+        if self.passes_messages(given, x):
             self_graph = causal_graph(sizes) if self_graph is None else self_graph
             cross_graph = (
                 complete_bipartite(memory_sizes, sizes) if cross_graph is None else cross_graph
@@ -145,10 +137,10 @@ class DecoderBlock(nn.Module):
         else:
 
             def attend_self(y):
-                return causal_attention(self.self_attn, y, sizes)
+                return self.self_attn.dense_causal(y, sizes)
 
             def attend_memory(y):
-                return cross_attention(self.cross_attn, memory, memory_sizes, y, sizes)
+                return self.cross_attn.dense_cross(memory, memory_sizes, y, sizes)
 
         sublayers = ((attend_self, self.norm1), (attend_memory, self.norm2), (self.ffn, self.norm3))
         for mixer, norm in sublayers:
@@ -198,7 +190,7 @@ class TransformerDecoder(nn.Module):
     ) -> torch.Tensor:
         """(N, dim) decoder rows and (N_src, memory_dim) memory rows → (N, dim)."""
         self_graph = cross_graph = None
-        if self.blocks[0].passes_messages(False):
+        if self.blocks[0].passes_messages(None, x):
             sizes = check_sizes("sizes", sizes, len(x))
             self_graph = causal_graph(sizes)
             cross_graph = complete_bipartite(

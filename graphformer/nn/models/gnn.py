@@ -8,6 +8,7 @@ from graphformer.graphs import add_self_loops
 from graphformer.nn.block import rename_legacy_keys
 from graphformer.nn.config import ACTIVATIONS, BlockConfig, choose
 from graphformer.nn.core.checks import check_node_features, check_positive
+from graphformer.nn.core.message_passing import MESSAGE_PASSING_ENGINES, check_engine
 from graphformer.nn.layers.readout import Readout
 from graphformer.nn.mixers import build, names
 
@@ -90,7 +91,7 @@ class GNN(nn.Module):
         self.conv_name = choose("mixer", block.mixer, names(resizes=True))
         self.level = choose("level", level, ("node", "graph"))
         self.config, self.in_dim, self.check_finite = block, in_dim, check_finite
-        self.engine = block.engine
+        self.engine = check_engine(block.engine, MESSAGE_PASSING_ENGINES, "GNN")
         widths = [in_dim] + [dim] * (num_layers - 1) + [out_dim]
         if level == "graph" or head_layers:
             widths[-1] = dim
