@@ -327,7 +327,7 @@ def test_auto_engine_runs_when_the_graph_stays_on_another_device(model):
     finite-input check reads a value back, which meta tensors cannot do: it is off here.)
     """
     model = model().train().to("meta")
-    graph = sparse_graph()
+    graph = with_needs(sparse_graph(), model)  # the fields its mixers read, on the CPU
     graph.ndata["lap_pe"] = torch.randn(graph.num_nodes(), 2)
     x = torch.randn(graph.num_nodes(), 5, device="meta")
     edge_feat = torch.randn(graph.num_edges(), 2, device="meta")
