@@ -156,7 +156,7 @@ def test_gps_block_is_graphgps_layer_by_hand(local_mixer):
     with torch.no_grad():
         for norm in (block.norm_local, block.norm_global, block.norm_ffn):
             norm.weight.uniform_(0.5, 1.5)
-    graph = batch()
+    graph = with_needs(batch(), block)  # the fields its mixers read
     x = torch.randn(graph.num_nodes(), DIM)
     mixer = block.local
     out = mixer.mix(add_self_loops(graph) if mixer.self_loops else graph, x, None)[0]

@@ -98,6 +98,8 @@ class GNN(nn.Module):
         self.convs = nn.ModuleList(
             build(block.mixer, block, in_dim=a, out_dim=b) for a, b in itertools.pairwise(widths)
         )
+        #: ``graph.ndata`` fields its convolutions read besides ``x`` (``graphformer.fields``).
+        self.needs = tuple(sorted({key for conv in self.convs for key in conv.needs}))
         self.dropout = nn.Dropout(block.dropout)
         self.activation = ACTIVATIONS[block.activation]()
         self.readout = Readout(readout) if level == "graph" else None
