@@ -24,6 +24,7 @@ from graphformer.nn.block import GraphTransformerBlock
 from graphformer.nn.config import BlockConfig
 from graphformer.nn.layers.attention import FullAttention, MultiHeadAttention, ProjectedAttention
 from graphformer.nn.layers.conv import GCNConv, SAGEConv
+from graphformer.nn.layers.degree_gcn import DegreeScaledGCN
 from graphformer.nn.layers.encoders import (
     CategoricalEncoder,
     LapPEEncoder,
@@ -51,6 +52,7 @@ __all__ = [
     "CategoricalEncoder",
     "CentralityEncoding",
     "DecoderBlock",
+    "DegreeScaledGCN",
     "ExphormerAttention",
     "FullAttention",
     "GATConv",
