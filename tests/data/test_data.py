@@ -34,7 +34,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 # Cora in DGL's cache layout: in shared/ beside the checkout (or inside it).
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED_DGL = next(
     (p for p in (REPO.parent / "shared/data/dgl", REPO / "shared/data/dgl") if p.is_dir()),
     REPO.parent / "shared/data/dgl",
