@@ -31,8 +31,9 @@ from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.cli.resume import read_checkpoint, stored_config
+from graphformer.data import pe_transform
 from graphformer.data.datasets.sbm import cluster_graph
-from graphformer.nn import GraphTransformer, pe_transform
+from graphformer.nn import GraphTransformer
 
 import hydra
 import matplotlib

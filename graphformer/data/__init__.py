@@ -14,6 +14,7 @@ compatibility hook before DGL loads.
 from graphformer.data.cache import CacheError, CacheWarning
 from graphformer.data.datamodule import GraphDataModule, collate, seed_worker
 from graphformer.data.datasets.citation import CitationDataset
+from graphformer.data.datasets.h36m import H36MDataset, load_h36m
 from graphformer.data.datasets.molhiv import MolHIVDataset
 from graphformer.data.datasets.sbm import (
     BENCHMARK_SIZES,
@@ -25,18 +26,14 @@ from graphformer.data.datasets.sbm import (
 )
 from graphformer.data.datasets.sbm_official import OfficialSBMDataset
 from graphformer.data.datasets.sequences import DigitSequenceDataset
-from graphformer.data.datasets.skeleton import (
-    H36MDataset,
-    SkeletonDataset,
-    generate_poses,
-    load_h36m,
-)
+from graphformer.data.datasets.skeleton import SkeletonDataset, generate_poses
 from graphformer.data.datasets.zinc import ZINC12kDataset
 from graphformer.data.features.encodings import (
     WithEncodings,
     compute_encodings,
     encodings_path,
     load_or_compute_encodings,
+    pe_transform,
 )
 from graphformer.data.info import DatasetInfo
 from graphformer.data.splits import SPLITS, check_split
@@ -70,6 +67,7 @@ __all__ = [
     "load_h36m",
     "load_or_compute_encodings",
     "pattern_graph",
+    "pe_transform",
     "random_pattern",
     "seed_worker",
 ]

@@ -109,7 +109,7 @@ class GraphDataModule(L.LightningDataModule):
     num_workers : loader worker processes (persistent when > 0, seeded by
         :func:`seed_worker`).
     lap_pe_k, rwse_k : widths of ``ndata['lap_pe']`` / ``ndata['rwse']``
-        (:func:`graphformer.nn.pe_transform`); 0 disables. Computed once per split and
+        (:func:`graphformer.data.pe_transform`); 0 disables. Computed once per split and
         cached at ``<dataset cache stem>.pe-lap<k>-rw<k>.bin``.
     fields : names of registered node fields (:func:`graphformer.fields.register_field`)
         to attach to every graph, e.g. ``("spd",)``: each is computed once per split with

@@ -30,7 +30,6 @@ from graphformer.nn.layers.encoders import (
     LapPEEncoder,
     LinearEncoder,
     RWSEEncoder,
-    pe_transform,
 )
 from graphformer.nn.layers.exphormer import ExphormerAttention
 from graphformer.nn.layers.gat import GATConv
@@ -74,5 +73,4 @@ __all__ = [
     "SpatialBias",
     "TransformerDecoder",
     "TransformerEncoder",
-    "pe_transform",
 ]

@@ -7,6 +7,7 @@ import math
 import re
 
 import graphformer  # noqa: F401  (before DGL)
+from graphformer.data import pe_transform
 from graphformer.data.datasets.sbm import cluster_graph
 from graphformer.graphs import add_self_loops, complete_graph
 from graphformer.nn import (
@@ -15,7 +16,6 @@ from graphformer.nn import (
     GraphTransformerBlock,
     LapPEEncoder,
     Readout,
-    pe_transform,
 )
 from graphformer.nn.block import block_mixers
 from graphformer.nn.mixers import build, names

@@ -1,6 +1,6 @@
 """Positional encodings computed once per dataset with DGL's transforms, cached on disk.
 
-:func:`graphformer.nn.pe_transform` (DGL's ``LapPE`` and ``RandomWalkPE``) runs once per
+:func:`pe_transform` (DGL's ``LapPE`` and ``RandomWalkPE``) runs once per
 graph; the results go to ``<dataset cache stem>.pe-lap<k>-rw<k>.bin`` next to the
 dataset's own cache, so each set of parameters has its own file. The file stores the
 encodings of all graphs concatenated, the node count of each graph, a digest of the
@@ -36,7 +36,8 @@ from graphformer.data import cache
 from graphformer.data.cache import DATASET, CacheError, dataset_digest
 from graphformer.data.field_cache import sample_graph
 from graphformer.data.progress import progress
-from graphformer.nn.layers.encoders import LAP_PE, RWSE, pe_transform
+from graphformer.data.validation import check_int
+from graphformer.fields import LAP_PE, RWSE
 
 import dgl
 import numpy as np
@@ -51,6 +52,29 @@ SETTINGS = "settings_digest"
 ENCODINGS_VERSION = 2
 #: Seeds the ARPACK start vector of each matrix size (see :func:`_seeded_arpack`).
 ARPACK_SEED = 0
+
+
+def pe_transform(lap_k: int = 0, rwse_k: int = 0) -> dgl.transforms.Compose:
+    """A DGL transform storing ``ndata['lap_pe']`` (k eigenvectors) and ``ndata['rwse']``.
+
+    Laplacian eigenvectors come from ``dgl.transforms.LapPE`` with ``padding=True``: a graph
+    with fewer than ``k + 1`` nodes gets zero columns for the missing eigenvectors.
+    Random-walk landing probabilities for 1..k steps come from ``dgl.transforms.RandomWalkPE``.
+
+    >>> import dgl
+    >>> from graphformer.data import pe_transform
+    >>> graph = pe_transform(lap_k=2, rwse_k=3)(dgl.graph(([0, 1, 2], [1, 2, 0])))
+    >>> graph.ndata["lap_pe"].shape, graph.ndata["rwse"].shape
+    (torch.Size([3, 2]), torch.Size([3, 3]))
+    """
+    steps = []
+    if lap_k:
+        check_int("lap_k", lap_k, 1)
+        steps.append(dgl.transforms.LapPE(lap_k, feat_name=LAP_PE, padding=True))
+    if rwse_k:
+        check_int("rwse_k", rwse_k, 1)
+        steps.append(dgl.transforms.RandomWalkPE(rwse_k, feat_name=RWSE))
+    return dgl.transforms.Compose(steps)
 
 
 def encodings_path(cache_path: str | os.PathLike, lap_k: int, rwse_k: int) -> Path:

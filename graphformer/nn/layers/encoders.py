@@ -1,8 +1,8 @@
 """Input encoders: node/edge features and positional/structural encodings → hidden width.
 
 The encodings themselves are computed once per graph by DGL's transforms
-(:func:`pe_transform`, wrapping ``dgl.lap_pe`` and ``dgl.random_walk_pe``); the encoders
-here only embed them.
+(:func:`graphformer.data.pe_transform`, wrapping ``dgl.lap_pe`` and
+``dgl.random_walk_pe``); the encoders here only embed them.
 """
 
 from __future__ import annotations
@@ -13,29 +13,6 @@ from graphformer.nn.core.checks import check_node_features, check_positive
 import dgl
 import torch
 from torch import nn
-
-
-def pe_transform(lap_k: int = 0, rwse_k: int = 0) -> dgl.transforms.Compose:
-    """A DGL transform storing ``ndata['lap_pe']`` (k eigenvectors) and ``ndata['rwse']``.
-
-    Laplacian eigenvectors come from ``dgl.transforms.LapPE`` with ``padding=True``: a graph
-    with fewer than ``k + 1`` nodes gets zero columns for the missing eigenvectors.
-    Random-walk landing probabilities for 1..k steps come from ``dgl.transforms.RandomWalkPE``.
-
-    >>> import dgl
-    >>> from graphformer.nn import pe_transform
-    >>> graph = pe_transform(lap_k=2, rwse_k=3)(dgl.graph(([0, 1, 2], [1, 2, 0])))
-    >>> graph.ndata["lap_pe"].shape, graph.ndata["rwse"].shape
-    (torch.Size([3, 2]), torch.Size([3, 3]))
-    """
-    steps = []
-    if lap_k:
-        check_positive(lap_k=lap_k)
-        steps.append(dgl.transforms.LapPE(lap_k, feat_name=LAP_PE, padding=True))
-    if rwse_k:
-        check_positive(rwse_k=rwse_k)
-        steps.append(dgl.transforms.RandomWalkPE(rwse_k, feat_name=RWSE))
-    return dgl.transforms.Compose(steps)
 
 
 class CategoricalEncoder(nn.Module):
@@ -98,7 +75,8 @@ class LapPEEncoder(nn.Module):
     r"""Laplacian eigenvector PE (Dwivedi & Bresson, 2020): :math:`h = W (s \odot U_{:k})`.
 
     Eigenvectors are defined up to sign, so in training each graph draws a random sign
-    :math:`s \in \{\pm 1\}^k` per eigenvector. Input (N, k) from :func:`pe_transform`.
+    :math:`s \in \{\pm 1\}^k` per eigenvector. Input (N, k) from
+    :func:`graphformer.data.pe_transform`.
 
     >>> import dgl, torch
     >>> from graphformer.nn import LapPEEncoder
@@ -125,7 +103,8 @@ class LapPEEncoder(nn.Module):
 
 class RWSEEncoder(nn.Module):
     r"""Random-walk structural encoding (Dwivedi et al., 2022): :math:`h = W p_i`, with
-    :math:`p_i = (RW_{ii}, RW^2_{ii}, \dots, RW^k_{ii})`. Input (N, k) from :func:`pe_transform`.
+    :math:`p_i = (RW_{ii}, RW^2_{ii}, \dots, RW^k_{ii})`. Input (N, k) from
+    :func:`graphformer.data.pe_transform`.
 
     >>> import dgl, torch
     >>> from graphformer.nn import RWSEEncoder

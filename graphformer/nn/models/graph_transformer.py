@@ -61,7 +61,7 @@ class GraphTransformer(nn.Module):
     edge_in_dim / edge_categories : the same for edge features (for local mixers that read
         edge state: ``graphformer.nn.block.edge_readers()``).
     lap_pe_k, rwse_k : widths of the LapPE / RWSE read from ``graph.ndata['lap_pe']`` /
-        ``['rwse']`` (made by ``graphformer.nn.pe_transform``); 0 disables.
+        ``['rwse']`` (made by ``graphformer.data.pe_transform``); 0 disables.
     centrality_max_degree : Graphormer's centrality encoding
         (:class:`~graphformer.nn.CentralityEncoding`): learned embeddings of each node's
         in- and out-degree in the input graph (before self-loops), degrees clipped at this
@@ -204,7 +204,7 @@ class GraphTransformer(nn.Module):
                 if name not in graph.ndata:
                     raise ValueError(
                         f"the model uses {name} but graph.ndata has no {name!r}; apply "
-                        f"graphformer.nn.pe_transform(lap_k=..., rwse_k=...) to the dataset"
+                        f"graphformer.data.pe_transform(lap_k=..., rwse_k=...) to the dataset"
                     )
                 h = h + encoder(graph, graph.ndata[name].to(h.device))
         if self.centrality is not None:  # degrees of the input graph: before self-loops
