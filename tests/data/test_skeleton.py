@@ -8,18 +8,17 @@ from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.cli.train import train
-from graphformer.data import GraphDataModule, H36MDataset, SkeletonDataset, load_h36m
+from graphformer.data import GraphDataModule, H36MDataset, SkeletonDataset, kinematics, load_h36m
 from graphformer.data.datasets import skeleton as skeleton_module
-from graphformer.data.datasets.skeleton import (
+from graphformer.data.datasets.h36m import H36M_KEPT_JOINTS
+from graphformer.data.datasets.skeleton import generate_poses, sample_poses
+from graphformer.data.kinematics import (
     BODY_TO_CAMERA,
-    H36M_KEPT_JOINTS,
     NUM_JOINTS,
     PARENTS,
     Camera,
-    generate_poses,
     normalize_keypoints,
     project,
-    sample_poses,
     skeleton_graph,
 )
 from graphformer.nn import GNN
@@ -67,7 +66,7 @@ def test_skeleton_is_a_connected_tree_with_bones_both_ways():
 
 def test_generated_bones_have_the_chains_lengths_and_the_root_is_the_origin():
     poses = sample_poses(np.random.default_rng(0), 300)
-    parent, child = skeleton_module.bones()
+    parent, child = kinematics.bones()
     bone = np.linalg.norm(poses.joints[:, child] - poses.joints[:, parent], axis=-1)
     np.testing.assert_allclose(bone, poses.lengths[:, child], rtol=1e-10)
     np.testing.assert_array_equal(poses.joints[:, 0], 0.0)
@@ -87,7 +86,7 @@ def test_projecting_the_targets_with_the_sampled_camera_gives_the_inputs():
     expected = (poses.keypoints - poses.keypoints[:, :1]) / (skeleton_module.IMAGE_SIZE / 2)
     np.testing.assert_allclose(poses.feat, expected)
 
-    graphs = skeleton_module.pose_graphs(poses.feat, poses.joints)
+    graphs = kinematics.pose_graphs(poses.feat, poses.joints)
     assert torch.equal(graphs[3].ndata["feat"], torch.tensor(poses.feat[3], dtype=torch.float32))
 
 
@@ -174,7 +173,7 @@ def test_pose_lifting_scales_outputs_and_uses_mpjpe(tmp_path):
     model = GNN(3, 2, GNN_BLOCK.replace(dim=8, dropout=0.0, attn_dropout=0.0), head_layers=1)
     task = PoseLifting(model, functools.partial(torch.optim.Adam), output_scale=1000.0)
     assert task.hparams.loss == "mpjpe" and set(task.metrics()) == {"mpjpe", "mae"}
-    graph = dgl.batch(skeleton_module.pose_graphs(np.zeros((2, 17, 2)), np.ones((2, 17, 3))))
+    graph = dgl.batch(kinematics.pose_graphs(np.zeros((2, 17, 2)), np.ones((2, 17, 3))))
     out = task(graph)
     assert torch.allclose(out, 1000.0 * model(graph, graph.ndata["feat"]))
     target = graph.ndata["label"]
