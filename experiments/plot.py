@@ -22,14 +22,13 @@ Needs matplotlib (``pip install matplotlib``).
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import shutil
 import statistics
-from collections import defaultdict
 from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
+from graphformer.cli.plot import METRICS, read_epochs
 from graphformer.cli.resume import read_checkpoint, stored_config
 from graphformer.data import pe_transform
 from graphformer.data.datasets.sbm import cluster_graph
@@ -43,22 +42,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.collections import LineCollection
 from matplotlib.ticker import MaxNLocator
-
-#: The validation metric drawn when none is named: the first one a log has.
-METRICS = ("val/acc", "val/mpjpe", "val/mae", "val/bench_acc")
-
-
-def read_epochs(path: Path) -> dict[str, dict[int, float]]:
-    """metric → epoch → value, from a CSVLogger file (one metric group per row)."""
-    series: dict[str, dict[int, float]] = defaultdict(dict)
-    with open(path, newline="") as file:
-        for row in csv.DictReader(file):
-            if not row.get("epoch"):
-                continue
-            for key, value in row.items():
-                if key not in ("epoch", "step") and value:
-                    series[key][int(row["epoch"])] = float(value)
-    return series
 
 
 def collect_groups(multirun: Path, folder: Path) -> dict[tuple[str, ...], dict[str, list[float]]]:

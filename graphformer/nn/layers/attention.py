@@ -388,6 +388,28 @@ class MultiHeadAttention(Mixer):
         return self._output(layout.attend(qkv, terms, self._dropout()))
 
 
+def global_attention_build(
+    cls: type[Mixer],
+    config: BlockConfig,
+    *,
+    edge_dim: int | None = None,
+    in_dim: int | None = None,
+    out_dim: int | None = None,
+    **settings: object,
+) -> Mixer:
+    """The ``build`` of every global attention mixer (``full``, ``exphormer``,
+    ``graphormer``): ``cls(dim, num_heads, attn_dropout=..., check_finite=False, engine=...,
+    **settings)``, ``settings`` being ``config.global_kwargs`` (the class's ``settings``)."""
+    return cls(
+        config.dim,
+        config.num_heads,
+        attn_dropout=config.attn_dropout,
+        check_finite=False,
+        engine=config.engine,
+        **settings,
+    )
+
+
 @register("full")
 class FullAttention(MultiHeadAttention):
     """:class:`MultiHeadAttention` as the global mixer ``full``: attention among all nodes of
@@ -407,22 +429,7 @@ class FullAttention(MultiHeadAttention):
     reads_edges = False
     resizes = False
 
-    @classmethod
-    def build(
-        cls,
-        config: BlockConfig,
-        *,
-        edge_dim: int | None = None,
-        in_dim: int | None = None,
-        out_dim: int | None = None,
-    ) -> Mixer:
-        return cls(
-            config.dim,
-            config.num_heads,
-            attn_dropout=config.attn_dropout,
-            check_finite=False,
-            engine=config.engine,
-        )
+    build = classmethod(global_attention_build)
 
     def mix(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None

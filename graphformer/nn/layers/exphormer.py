@@ -25,7 +25,7 @@ from graphformer.graphs import (
 )
 from graphformer.nn.core.checks import check_node_features
 from graphformer.nn.core.message_passing import segment_readout
-from graphformer.nn.layers.attention import MultiHeadAttention
+from graphformer.nn.layers.attention import MultiHeadAttention, global_attention_build
 from graphformer.nn.mixers import Mixer, register
 
 import dgl
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from graphformer.nn.config import BlockConfig
+    pass
 
 
 @dataclass
@@ -264,25 +264,7 @@ class ExphormerAttention(Mixer):
         self.virtual = nn.Embedding(virtual_nodes, dim) if virtual_nodes else None
         self.reset_parameters()
 
-    @classmethod
-    def build(
-        cls,
-        config: BlockConfig,
-        *,
-        edge_dim: int | None = None,
-        in_dim: int | None = None,
-        out_dim: int | None = None,
-        **settings: object,
-    ) -> Mixer:
-        """``exphormer``; ``settings`` (``config.global_kwargs``): degree, virtual_nodes, seed."""
-        return cls(
-            config.dim,
-            config.num_heads,
-            attn_dropout=config.attn_dropout,
-            check_finite=False,
-            engine=config.engine,
-            **settings,
-        )
+    build = classmethod(global_attention_build)
 
     def mix(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from graphformer.fields import SPD, VIRTUAL
 from graphformer.graphs import complete_graph_of
 from graphformer.nn.core.checks import check_positive
-from graphformer.nn.layers.attention import MultiHeadAttention
+from graphformer.nn.layers.attention import MultiHeadAttention, global_attention_build
 from graphformer.nn.mixers import Mixer, register
 
 import dgl
@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from graphformer.nn.config import BlockConfig
+    pass
 
 
 def _init_embedding(embedding: nn.Embedding) -> None:
@@ -251,25 +251,7 @@ class GraphormerAttention(Mixer):
         )
         self.spatial = SpatialBias(num_heads, max_distance)
 
-    @classmethod
-    def build(
-        cls,
-        config: BlockConfig,
-        *,
-        edge_dim: int | None = None,
-        in_dim: int | None = None,
-        out_dim: int | None = None,
-        **settings: object,
-    ) -> Mixer:
-        """``graphormer``; ``settings`` (``config.global_kwargs``): max_distance."""
-        return cls(
-            config.dim,
-            config.num_heads,
-            attn_dropout=config.attn_dropout,
-            check_finite=False,
-            engine=config.engine,
-            **settings,
-        )
+    build = classmethod(global_attention_build)
 
     def mix(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
