@@ -10,6 +10,7 @@ from graphformer.fields import EDGE_KIND, HOPS, VIRTUAL
 from graphformer.graphs.batch import (
     Counts,
     check_homogeneous,
+    check_within_samples,
     regrouped_graph,
     sample_of,
     sample_pairs,
@@ -113,11 +114,13 @@ def khop_graph(graph: dgl.DGLGraph, k: int, self_loops: bool = True) -> dgl.DGLG
     ``dgl.khop_graph`` (edges of :math:`A^k`: walks of exactly ``k`` steps, counted with
     multiplicity), each reachable pair appears once. Vectorised: ``k`` sparse
     frontier expansions over all samples at once; each sample's edges are contiguous,
-    sorted by (destination, source). No node or edge features are copied.
+    sorted by (destination, source). No node or edge features are copied. An edge between
+    two samples is refused (ValueError).
     """
     check_homogeneous(graph, "khop_graph")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k (hops) must be an int ≥ 1; got {k!r}")
+    check_within_samples(graph, "khop_graph")
     num_nodes = graph.num_nodes()
     src, dst = graph.edges()
     # reached[i, j]: j reaches i; keys i · N + j, sorted and unique; hops by frontier.

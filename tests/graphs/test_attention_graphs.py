@@ -371,3 +371,13 @@ def test_khop_graph_of_one_hop_is_the_input_plus_self_loops_once():
 def test_khop_graph_rejects_bad_k(k):
     with pytest.raises(ValueError, match="k \\(hops\\) must be an int ≥ 1"):
         khop_graph(random_graph([3]), k)
+
+
+def test_khop_graph_refuses_an_edge_between_two_samples():
+    """An edge from sample 0 into sample 1 would give cross-sample k-hop edges counted in
+    the wrong sample's ``batch_num_edges``: refused, naming the edge."""
+    graph = dgl.graph(([0, 1, 2], [1, 2, 3]), num_nodes=4)  # 1 → 2 joins the samples
+    graph.set_batch_num_nodes(torch.tensor([2, 2]))
+    graph.set_batch_num_edges(torch.tensor([2, 1]))
+    with pytest.raises(ValueError, match=r"khop_graph.*joins sample 0 and sample 1"):
+        khop_graph(graph, 2)
