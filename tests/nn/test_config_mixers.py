@@ -60,7 +60,9 @@ def test_every_field_is_checked_with_a_clear_message(fields, pattern):
 
 
 def test_global_kwargs_are_checked_only_against_the_global_mixer_in_use():
-    BlockConfig(mixer="attention", global_kwargs={"degree": 6})  # no global mixer: unused
+    BlockConfig(mixer="attention")  # no global mixer, no settings
+    with pytest.raises(ValueError, match=r"mixer='attention' has none, so they would be ignored"):
+        BlockConfig(mixer="attention", global_kwargs={"degree": 6})  # issue 22, item 2
     BlockConfig(mixer="exphormer", global_kwargs={"degree": 6})
     with pytest.raises(ValueError, match=r"\['degree'\] are not settings of 'full'"):
         BlockConfig(mixer="full", global_kwargs={"degree": 6})
