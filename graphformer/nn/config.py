@@ -59,8 +59,8 @@ class BlockConfig:
     local_mixer : the local half of ``gps``: a name of ``names("local")``.
     global_mixer : the global half of ``gps``: a name of ``names("global")``.
     global_kwargs : settings of the global mixer in use (its class's ``settings``, e.g.
-        exphormer's ``degree``); refused, named, when it does not take them, and when
-        ``mixer`` selects no global mixer (they would be ignored).
+        exphormer's ``degree``); refused, named, when it does not take them; a block
+        refuses them when ``mixer`` selects no global mixer (they would be ignored).
     ffn_ratio : FFN hidden width / ``dim``.
     activation : ``relu``, ``gelu``, ``silu`` or ``elu`` (FFN, heads, between GNN layers).
     norm : ``layer``, ``batch`` or ``none``.
@@ -128,13 +128,6 @@ class BlockConfig:
         _, global_name = self.split()
         if global_name is not None:
             check_settings(global_name, self.global_kwargs)
-        elif self.global_kwargs:
-            raise ValueError(
-                f"global_kwargs {self.global_kwargs} are settings of a global mixer, but "
-                f"mixer={self.mixer!r} has none, so they would be ignored: drop "
-                "global_kwargs (model.block.global_kwargs), or choose a global mixer "
-                f"(mixer='gps' with global_mixer=..., or mixer in {sorted(names('global'))})"
-            )
 
     def __hash__(self) -> int:
         """Hashable like any frozen dataclass, ``global_kwargs`` by its sorted items."""
