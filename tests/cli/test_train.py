@@ -478,3 +478,15 @@ def test_help_describes_the_job_and_its_main_options(main, expected, monkeypatch
     shown = capsys.readouterr().out
     for pattern in expected:
         assert re.search(pattern, shown), pattern
+
+
+@pytest.mark.parametrize("override", ["+model.block.mixer=gps", "+task.lr=0.1"])
+def test_eval_refuses_model_and_task_overrides(tmp_path, data_dir, override):
+    """Issue 22, item 7: ``+model.mixer=gps`` was ignored (exit 0 with the checkpoint's own
+    metrics); only data settings can be overridden at evaluation."""
+    cfg = compose_config(
+        [f"ckpt_path={tmp_path / 'x.ckpt'}", override], tmp_path, data_dir, config_name="eval"
+    )
+    key = override[1:].split("=")[0]
+    with pytest.raises(ValueError, match=rf"{re.escape(key)}.*cannot change the model"):
+        evaluate(cfg)
