@@ -436,3 +436,9 @@ def test_model_built_for_edges_names_the_setting_and_the_missing_data():
         ValueError, match=r"edge_in_dim=4\).*no edata\['feat'\].*model.edge_in_dim=null"
     ):
         net(GRAPH, torch.randn(N, 3))
+
+
+def test_float16_on_the_cpu_names_the_cli_settings():
+    """Issue 22, item 16: the message named no setting a CLI user can change."""
+    with pytest.raises(ValueError, match=r"16-bit trainer.precision .*model.block.engine=torch"):
+        GCNConv(8, 4).half()(GRAPH, torch.randn(N, 8).half())
