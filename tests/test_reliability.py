@@ -595,3 +595,15 @@ def test_printed_checkpoint_overrides_parse_back_to_the_path(path):
     assert len(words) == 1
     (override,) = OverridesParser.create().parse_overrides(words)
     assert (override.key_or_group, override.value()) == ("ckpt_path", path)
+
+
+def test_a_partial_checkpoint_names_the_finished_one_to_pass_instead(tmp_path):
+    """Issue 22, item 16: a ``.partial`` file's error listed the folder's checkpoints but
+    not the finished file it was written to replace."""
+    from graphformer.cli.checkpoint import CheckpointError, verify
+
+    finished = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {}}, finished)
+    partial = Path(shutil.copy(finished, tmp_path / "last.ckpt.partial"))
+    with pytest.raises(CheckpointError, match=rf"pass ckpt_path={re.escape(str(finished))}"):
+        verify(partial)

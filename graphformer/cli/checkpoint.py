@@ -29,9 +29,15 @@ def verify(path: str | os.PathLike) -> None:
     2-core dev machine: 46 ms for the default model's 1.7 MB checkpoint (``torch.load``:
     226 ms), 0.69 s for 256 MB (``torch.load``: 1.0 s).
     """
-    path = Path(path)
+    path, hint = Path(path), ""
     if path.name.endswith(PARTIAL):
         problem = "is a checkpoint that was still being written when its job stopped"
+        finished = path.with_name(path.name[: -len(PARTIAL)])
+        if finished.is_file():
+            hint = (
+                f"The finished checkpoint it was to replace is {finished}: pass "
+                f"ckpt_path={finished}. "
+            )
     elif path.stat().st_size == 0:
         problem = "is empty (0 bytes)"
     else:
@@ -44,7 +50,7 @@ def verify(path: str | os.PathLike) -> None:
             if damaged is None:
                 return
             problem = f"is damaged: the CRC-32 of its entry {damaged!r} does not match its content"
-    raise CheckpointError(f"{path} {problem}, so it cannot be loaded. {_fallbacks(path)}")
+    raise CheckpointError(f"{path} {problem}, so it cannot be loaded. {hint}{_fallbacks(path)}")
 
 
 def _fallbacks(path: Path) -> str:

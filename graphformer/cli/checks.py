@@ -12,9 +12,28 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def check_settings(cfg: DictConfig) -> None:
-    """Types of every constructor argument, and the run's switches, before anything is built."""
+    """Types of every constructor argument, and the run's switches, before anything is built;
+    first, that the data, model and task configs are not empty."""
+    check_not_empty(cfg)
     typecheck.check(cfg, "data", "model", "task", "trainer", "callbacks", "logger")
     typecheck.check_flags(cfg, "train", "test")
+
+
+def check_not_empty(cfg: DictConfig, groups: tuple[str, ...] = ("data", "model", "task")) -> None:
+    """Refuse an empty (or missing) config of ``groups``: an empty group file (``data=empty``
+    found through ``hydra.searchpath``) otherwise ends in an interpolation error about a key
+    another config reads from it (``'data.out_dim' not found``)."""
+    for group in groups:
+        node = cfg.get(group)
+        if node is None or (isinstance(node, DictConfig) and len(node) == 0):
+            choice = _choice(group) or (
+                cfg.hydra.runtime.choices.get(group) if "hydra" in cfg else None
+            )
+            raise ValueError(
+                f"the {group} config is empty ({group}={choice}): it needs a _target_ and its "
+                f"settings (see conf/{group}/*.yaml, e.g. the default's). Fill in the file, or "
+                f"choose another {group}=..."
+            )
 
 
 def check_overrides(cfg: DictConfig, overrides: list[str] | None = None) -> None:

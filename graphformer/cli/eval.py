@@ -15,9 +15,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Rebuild data, model and task from the checkpoint's config, then test the checkpoint.
 
     ``+data.KEY=VALUE`` overrides one of the checkpoint's data settings (e.g. the size of
-    the test split); a key the checkpoint's data config does not have is refused.
+    the test split); a key the checkpoint's data config does not have is refused, and so
+    are ``+model.*`` / ``+task.*`` overrides (they cannot change a trained checkpoint).
     """
     checks.check_overrides(cfg)
+    refuse_model_overrides(cfg)
     typecheck.check(cfg, "trainer", "logger")
     from graphformer.cli import build, console, report, results, resume, seeding, signals, tracking
 
@@ -45,6 +47,26 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     finally:
         tracking.finish()
     return tested
+
+
+def refuse_model_overrides(cfg: DictConfig) -> None:
+    """Refuse ``+model.*`` / ``+task.*`` overrides: the checkpoint is tested with the model
+    and task it was trained with, so they would be ignored (exit 0, the checkpoint's own
+    metrics)."""
+    for group in ("model", "task"):
+        node = cfg.get(group)
+        if node:
+            keys = (
+                [f"{group}.{key}" for key in _leaf_keys(node)]
+                if isinstance(node, DictConfig)
+                else [group]
+            )
+            raise ValueError(
+                f"graphformer-eval tests the checkpoint with the {group} it was trained with; "
+                f"{', '.join(keys)} cannot change the model or task of a trained checkpoint "
+                f"and would be ignored. Drop the override (only +data.KEY=VALUE applies at "
+                f"evaluation), or train a new run with {keys[0]}=..."
+            )
 
 
 def override_data(stored: DictConfig, overrides: DictConfig | None) -> DictConfig:

@@ -147,3 +147,24 @@ def check_homogeneous(graph: dgl.DGLGraph, what: str) -> None:
             else type(graph).__name__
         )
         raise ValueError(f"{what} needs homogeneous DGLGraphs; got {got}")
+
+
+def check_within_samples(graph: dgl.DGLGraph, what: str) -> None:
+    """Raise ValueError if an edge of the batched ``graph`` joins two samples (by
+    ``batch_num_nodes``): ``what`` works per sample and would count such an edge in the
+    wrong sample. Names the first such edge and what to do."""
+    counts = graph.batch_num_nodes()
+    if graph.num_edges() == 0 or len(counts) < 2:
+        return
+    sample = sample_of(counts)
+    src, dst = graph.edges()
+    cross = torch.nonzero(sample[src] != sample[dst]).flatten()
+    if len(cross):
+        e = int(cross[0])
+        u, v = int(src[e]), int(dst[e])
+        raise ValueError(
+            f"{what} works per sample, but edge {e} ({u} → {v}) joins sample "
+            f"{int(sample[u])} and sample {int(sample[v])} ({len(cross)} such edges; samples "
+            f"by batch_num_nodes {counts.tolist()}): batch samples with dgl.batch, or set "
+            "batch_num_nodes/batch_num_edges so that every edge stays in its sample"
+        )

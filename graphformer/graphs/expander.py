@@ -10,6 +10,7 @@ from graphformer.fields import EDGE_KIND, HOPS, VIRTUAL
 from graphformer.graphs.batch import (
     Counts,
     check_homogeneous,
+    check_within_samples,
     regrouped_graph,
     sample_of,
     sample_pairs,
@@ -33,6 +34,22 @@ class EdgeKind(enum.IntEnum):
     EXPANDER = 1
     TO_VIRTUAL = 2
     FROM_VIRTUAL = 3
+
+
+#: The seeds ``torch.Generator.manual_seed`` takes: ints in [-2**63, 2**64).
+SEED_RANGE = (-(2**63), 2**64)
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """``seed`` if it is an int in :data:`SEED_RANGE` (what ``torch.Generator.manual_seed``
+    takes), else a ValueError naming the value and the range."""
+    low, high = SEED_RANGE
+    if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed < high:
+        raise ValueError(
+            f"{name} must be an int; got {seed!r}. It must lie in [-2**63, 2**64) (the seeds "
+            f"torch's generator takes): pass e.g. {name}=0, or a large seed modulo 2**64."
+        )
+    return seed
 
 
 def expander_graph(
@@ -65,10 +82,12 @@ def expander_graph(
     ``degree`` self-loops.
 
     Vectorised: all permutations of all samples come from two sorts (by key, then stably
-    by sample) of uniform keys drawn from ``torch.Generator().manual_seed(seed)``, so the
-    graph is a function of (sizes, degree, seed). To give each dataset graph one fixed expander,
-    build it per graph (``expander_graph(g.num_nodes(), d, seed=index)``) and batch those.
-    Edges of each sample are contiguous: per node :math:`i`, its :math:`d/2` out-edges to
+    by sample) of uniform keys drawn from
+    ``torch.Generator().manual_seed(seed)`` (``seed``: an int in :data:`SEED_RANGE`, else
+    ValueError), so the graph is a function of (sizes, degree, seed). To give each dataset
+    graph one fixed expander, build it per graph
+    (``expander_graph(g.num_nodes(), d, seed=index)``) and batch those. Edges
+    of each sample are contiguous: per node :math:`i`, its :math:`d/2` out-edges to
     :math:`\sigma_k(i)`, then its :math:`d/2` in-edges from them.
     """
     if isinstance(degree, bool) or not isinstance(degree, int) or degree <= 0 or degree % 2:
@@ -76,6 +95,7 @@ def expander_graph(
             f"degree must be a positive even int (degree/2 random permutations, each linked "
             f"both ways); got {degree!r}. Exphormer's exp_deg=k is degree=2·k."
         )
+    check_seed(seed)
     counts = sample_sizes(num_nodes)
     if device is None and isinstance(num_nodes, dgl.DGLGraph):
         device = num_nodes.device
@@ -113,11 +133,13 @@ def khop_graph(graph: dgl.DGLGraph, k: int, self_loops: bool = True) -> dgl.DGLG
     ``dgl.khop_graph`` (edges of :math:`A^k`: walks of exactly ``k`` steps, counted with
     multiplicity), each reachable pair appears once. Vectorised: ``k`` sparse
     frontier expansions over all samples at once; each sample's edges are contiguous,
-    sorted by (destination, source). No node or edge features are copied.
+    sorted by (destination, source). No node or edge features are copied. An edge between
+    two samples is refused (ValueError).
     """
     check_homogeneous(graph, "khop_graph")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k (hops) must be an int ≥ 1; got {k!r}")
+    check_within_samples(graph, "khop_graph")
     num_nodes = graph.num_nodes()
     src, dst = graph.edges()
     # reached[i, j]: j reaches i; keys i · N + j, sorted and unique; hops by frontier.

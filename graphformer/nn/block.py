@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from graphformer.graphs import add_self_loops_with_features
 from graphformer.nn.config import ACTIVATIONS, GPS, NORMS, BlockConfig, choose
 from graphformer.nn.core.checks import check_batch_norm, check_node_features
@@ -40,13 +42,73 @@ def feed_forward(dim: int, ffn_ratio: float, activation: str, dropout: float) ->
     )
 
 
+#: The call every mixer answers (``graphformer.nn.mixers``), quoted in the errors below.
+PROTOCOL = (
+    "mix(graph, x, edge_state) -> (x, edge_state): x (N, dim) in and out, edge_state "
+    "None or (E, ...) in and out"
+)
+
+
 def _check_mixer(name: str, module: object, scope: str) -> None:
-    if module is not None and not isinstance(module, Mixer):
+    """Check an injected module once: a :class:`Mixer`, or a module with a compatible
+    ``mix`` (its traits then take the :class:`Mixer` defaults)."""
+    if module is None:
+        return
+    mix = getattr(module, "mix", None)
+    if not isinstance(module, nn.Module) or not callable(mix):
         raise TypeError(
             f"{name} must be a graphformer.nn.Mixer (a {scope} mixer: subclass "
-            f"graphformer.nn.mixers.Mixer, or build one with graphformer.nn.mixers.build); "
-            f"got {type(module).__name__}"
+            f"graphformer.nn.mixers.Mixer, or build one with graphformer.nn.mixers.build), "
+            f"or an nn.Module with {PROTOCOL}; got {type(module).__name__}"
         )
+    try:
+        signature = inspect.signature(mix)
+    except (TypeError, ValueError):  # a builtin without one: checked at the first call
+        return
+    try:
+        signature.bind(None, None, None)
+    except TypeError:
+        raise TypeError(
+            f"{name}: {type(module).__name__}.mix{signature} cannot be called as "
+            f"{PROTOCOL}; give it that signature"
+        ) from None
+
+
+def _trait(mixer: nn.Module, name: str) -> object:
+    """A mixer's trait; a duck-typed module without it gets the :class:`Mixer` default."""
+    return getattr(mixer, name, getattr(Mixer, name))
+
+
+def _check_mixed(
+    who: str, mixer: nn.Module, out: object, graph: dgl.DGLGraph, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The result of ``mixer.mix`` on ``graph``: a pair (x', edge_state') with x' of x's
+    shape and edge_state' None or one row per edge; else a ValueError stating the protocol
+    (a bare tensor would unpack row-wise, one row would broadcast to every node)."""
+    name = type(mixer).__name__
+    if not (isinstance(out, tuple | list) and len(out) == 2):
+        got = type(out).__name__ + (f" of length {len(out)}" if isinstance(out, tuple) else "")
+        raise ValueError(f"the {who} mixer {name} returned a {got}; it must answer {PROTOCOL}")
+    h, edge_state = out
+    if not isinstance(h, torch.Tensor) or h.shape != x.shape:
+        got = f"x of shape {tuple(h.shape)}" if isinstance(h, torch.Tensor) else type(h).__name__
+        raise ValueError(
+            f"the {who} mixer {name} returned {got} for input x of shape {tuple(x.shape)} "
+            f"(one row per node); it must answer {PROTOCOL}"
+        )
+    if edge_state is not None and (
+        not isinstance(edge_state, torch.Tensor) or len(edge_state) != graph.num_edges()
+    ):
+        got = (
+            f"{len(edge_state)} rows"
+            if isinstance(edge_state, torch.Tensor)
+            else type(edge_state).__name__
+        )
+        raise ValueError(
+            f"the {who} mixer {name} returned edge_state with {got} for a graph of "
+            f"{graph.num_edges()} edges; it must answer {PROTOCOL}"
+        )
+    return h, edge_state
 
 
 def rename_legacy_keys(module: nn.Module, state_dict: dict, prefix: str, renames: dict) -> None:
@@ -101,7 +163,11 @@ class GraphTransformerBlock(nn.Module):
         (built once per graph object and reused). ``GraphTransformer`` passes the looped
         graph itself, so edge state keeps one layout across blocks.
     check_finite : raise on NaN/inf input features.
-    local, global_mixer : mixer modules to use instead of the named ones (either or both).
+    local, global_mixer : mixer modules to use instead of the named ones (either or both):
+        :class:`~graphformer.nn.mixers.Mixer` s, or modules with a compatible ``mix(graph,
+        x, edge_state) -> (x, edge_state)`` (their traits take the Mixer defaults). Each
+        call's result is checked: a pair, x with one row per node, edge state None or one
+        row per edge; anything else is refused, the message stating this protocol.
 
     >>> import dgl, torch
     >>> from graphformer.nn import BlockConfig, GraphTransformerBlock
@@ -118,8 +184,8 @@ class GraphTransformerBlock(nn.Module):
         edge_dim: int | None = None,
         self_loops: bool = True,
         check_finite: bool = True,
-        local: Mixer | None = None,
-        global_mixer: Mixer | None = None,
+        local: nn.Module | None = None,
+        global_mixer: nn.Module | None = None,
     ) -> None:
         super().__init__()
         block = BlockConfig() if block is None else block
@@ -136,11 +202,18 @@ class GraphTransformerBlock(nn.Module):
         self.check_finite = check_finite
         if local is None and global_mixer is None:
             local_name, global_name = block.split()
+            if global_name is None and block.global_kwargs:
+                raise ValueError(
+                    f"global_kwargs {block.global_kwargs} are settings of a global mixer, but "
+                    f"mixer={block.mixer!r} has none, so they would be ignored: drop "
+                    "global_kwargs (model.block.global_kwargs), or choose a global mixer "
+                    f"(mixer='gps' with global_mixer=..., or one of {sorted(names('global'))})"
+                )
             if local_name:
                 local = build(local_name, block, "local", edge_dim=edge_dim)
             if global_name:
                 global_mixer = build(global_name, block, "global")
-        self.reads_edges = local is not None and local.reads_edges
+        self.reads_edges = local is not None and bool(_trait(local, "reads_edges"))
         if edge_dim is not None and not self.reads_edges:
             raise ValueError(
                 f"edge features (edge_dim={edge_dim}) need a local mixer that reads them "
@@ -149,7 +222,9 @@ class GraphTransformerBlock(nn.Module):
             )
         self.local, self.global_mixer = local, global_mixer
         #: ``graph.ndata`` fields its mixers read besides ``x`` (``graphformer.nn.mixers``).
-        self.needs = tuple(sorted({key for m in (local, global_mixer) if m for key in m.needs}))
+        self.needs = tuple(
+            sorted({key for m in (local, global_mixer) if m for key in _trait(m, "needs")})
+        )
         self.norm_local = NORMS[block.norm](dim) if local is not None else None
         self.norm_global = NORMS[block.norm](dim) if global_mixer is not None else None
         self.norm_ffn = NORMS[block.norm](dim)
@@ -166,7 +241,7 @@ class GraphTransformerBlock(nn.Module):
 
     def _branch(
         self,
-        mixer: Mixer,
+        mixer: nn.Module,
         norm: nn.Module,
         graph: dgl.DGLGraph,
         x: torch.Tensor,
@@ -174,12 +249,14 @@ class GraphTransformerBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One branch: pre-norm ``drop(m(norm(x)))``, post-norm ``norm(x + drop(m(x)))``
         (``norm(m(x))`` for a mixer that owns its residual)."""
+        who = "local" if mixer is self.local else "global"
+        owns_residual = _trait(mixer, "owns_residual")
         if self.prenorm:
             h = norm(x)
-            out, edge_state = mixer.mix(graph, h, edge_state)
-            return (out - h if mixer.owns_residual else self.dropout(out)), edge_state
-        out, edge_state = mixer.mix(graph, x, edge_state)
-        return norm(out if mixer.owns_residual else x + self.dropout(out)), edge_state
+            out, edge_state = _check_mixed(who, mixer, mixer.mix(graph, h, edge_state), graph, h)
+            return (out - h if owns_residual else self.dropout(out)), edge_state
+        out, edge_state = _check_mixed(who, mixer, mixer.mix(graph, x, edge_state), graph, x)
+        return norm(out if owns_residual else x + self.dropout(out)), edge_state
 
     def forward(
         self,
@@ -205,7 +282,7 @@ class GraphTransformerBlock(nn.Module):
         branches = []
         if self.local is not None:
             local_graph = graph
-            if self.self_loops and self.local.self_loops:
+            if self.self_loops and _trait(self.local, "self_loops"):
                 local_graph, edge_state = add_self_loops_with_features(graph, edge_state)
             out, edge_state = self._branch(self.local, self.norm_local, local_graph, x, edge_state)
             branches.append(out)

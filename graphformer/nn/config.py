@@ -59,7 +59,8 @@ class BlockConfig:
     local_mixer : the local half of ``gps``: a name of ``names("local")``.
     global_mixer : the global half of ``gps``: a name of ``names("global")``.
     global_kwargs : settings of the global mixer in use (its class's ``settings``, e.g.
-        exphormer's ``degree``); refused, named, when it does not take them.
+        exphormer's ``degree``); refused, named, when it does not take them; a block
+        refuses them when ``mixer`` selects no global mixer (they would be ignored).
     ffn_ratio : FFN hidden width / ``dim``.
     activation : ``relu``, ``gelu``, ``silu`` or ``elu`` (FFN, heads, between GNN layers).
     norm : ``layer``, ``batch`` or ``none``.

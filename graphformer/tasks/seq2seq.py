@@ -42,7 +42,8 @@ class SequenceToSequence(GraphTask):
     model, optimizer, scheduler, scheduler_monitor, on_nonfinite : see
         :class:`~graphformer.tasks.GraphTask`.
     num_classes : target vocabulary size (``pad``, ``bos`` and the end token included).
-    pad, bos : the padding and start token ids of the targets.
+    pad, bos : the padding and start token ids of the targets (padding only after the end
+        of a target: a pad before a token is refused).
     """
 
     level = "graph"
@@ -78,6 +79,16 @@ class SequenceToSequence(GraphTask):
         if stage == "test":
             return self.model.generate(src, src_sizes, labels.shape[1], self.bos)[1]
         valid = labels != self.pad
+        gaps = valid[:, 1:] & ~valid[:, :-1]  # a valid token after a pad
+        if bool(gaps.any()):
+            sample, position = (int(i) for i in torch.nonzero(gaps)[0])
+            raise ValueError(
+                f"PAD (id {self.pad}) in the middle of target {sample} (at position "
+                f"{int(torch.nonzero(~valid[sample])[0])}, before a token at position "
+                f"{position + 1}): teacher forcing drops pads, so the inputs after it would "
+                "shift by one. Pad only after the end of each target (pad=, the dataset's "
+                "padding), or give the token another id"
+            )
         start = labels.new_full((len(labels), 1), self.bos)
         inputs = torch.cat([start, labels[:, :-1]], dim=1)[valid]
         logits = self.model(src, src_sizes, inputs, valid.sum(1).cpu())

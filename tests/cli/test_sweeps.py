@@ -491,3 +491,16 @@ def test_curves_have_whole_epoch_ticks(tmp_path, monkeypatch):
         ticks = [t for t in axis.get_xticks() if axis.get_xlim()[0] <= t <= axis.get_xlim()[1]]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
     close(figures[0])
+
+
+DATA_CONFIGS = sorted(p.stem for p in (Path(__file__).parents[2] / "conf" / "data").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("data", DATA_CONFIGS)
+@pytest.mark.parametrize("value", ["true", "false", "null"])
+def test_every_data_config_takes_data_distances(data, value, tmp_path):
+    """Issue 22, item 15: conf/model/graphormer.yaml and graphformer's own advice say
+    ``data.distances=...``, but no data config had the key: Hydra refused the override
+    ('Key 'distances' is not in struct')."""
+    cfg = compose_config([f"data={data}", f"data.distances={value}"], tmp_path, tmp_path)
+    assert cfg.data.distances == {"true": True, "false": False, "null": None}[value]

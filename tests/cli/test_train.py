@@ -478,3 +478,28 @@ def test_help_describes_the_job_and_its_main_options(main, expected, monkeypatch
     shown = capsys.readouterr().out
     for pattern in expected:
         assert re.search(pattern, shown), pattern
+
+
+@pytest.mark.parametrize("override", ["+model.block.mixer=gps", "+task.lr=0.1"])
+def test_eval_refuses_model_and_task_overrides(tmp_path, data_dir, override):
+    """Issue 22, item 7: ``+model.mixer=gps`` was ignored (exit 0 with the checkpoint's own
+    metrics); only data settings can be overridden at evaluation."""
+    cfg = compose_config(
+        [f"ckpt_path={tmp_path / 'x.ckpt'}", override], tmp_path, data_dir, config_name="eval"
+    )
+    key = override[1:].split("=")[0]
+    with pytest.raises(ValueError, match=rf"{re.escape(key)}.*cannot change the model"):
+        evaluate(cfg)
+
+
+@pytest.mark.parametrize("empty", [None, {}])
+def test_an_empty_data_config_is_named(tmp_path, data_dir, empty):
+    """Issue 22, item 8: an empty config group file (``data=empty`` via hydra.searchpath)
+    ended in ``InterpolationKeyError: 'data.out_dim' not found``."""
+    from omegaconf import open_dict
+
+    cfg = compose_config([], tmp_path, data_dir)
+    with open_dict(cfg):
+        cfg.data = empty
+    with pytest.raises(ValueError, match=r"the data config is empty.*_target_"):
+        check_settings(cfg)

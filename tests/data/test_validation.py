@@ -426,3 +426,19 @@ def test_batch_norm_on_a_single_node_in_training_is_named():
     ):
         net(one, torch.randn(1, 3))
     assert net.eval()(one, torch.randn(1, 3)).shape == (1, 2)
+
+
+def test_model_built_for_edges_names_the_setting_and_the_missing_data():
+    """Issue 22, item 14: the message named neither edge_in_dim nor the data's missing edge
+    features (a CLI user never passes edge_feat)."""
+    net = GraphTransformer(2, SMALL, 1, in_dim=3, edge_in_dim=4)
+    with pytest.raises(
+        ValueError, match=r"edge_in_dim=4\).*no edata\['feat'\].*model.edge_in_dim=null"
+    ):
+        net(GRAPH, torch.randn(N, 3))
+
+
+def test_float16_on_the_cpu_names_the_cli_settings():
+    """Issue 22, item 16: the message named no setting a CLI user can change."""
+    with pytest.raises(ValueError, match=r"16-bit trainer.precision .*model.block.engine=torch"):
+        GCNConv(8, 4).half()(GRAPH, torch.randn(N, 8).half())

@@ -371,3 +371,28 @@ def test_khop_graph_of_one_hop_is_the_input_plus_self_loops_once():
 def test_khop_graph_rejects_bad_k(k):
     with pytest.raises(ValueError, match="k \\(hops\\) must be an int ≥ 1"):
         khop_graph(random_graph([3]), k)
+
+
+def test_khop_graph_refuses_an_edge_between_two_samples():
+    """An edge from sample 0 into sample 1 would give cross-sample k-hop edges counted in
+    the wrong sample's ``batch_num_edges``: refused, naming the edge."""
+    graph = dgl.graph(([0, 1, 2], [1, 2, 3]), num_nodes=4)  # 1 → 2 joins the samples
+    graph.set_batch_num_nodes(torch.tensor([2, 2]))
+    graph.set_batch_num_edges(torch.tensor([2, 1]))
+    with pytest.raises(ValueError, match=r"khop_graph.*joins sample 0 and sample 1"):
+        khop_graph(graph, 2)
+
+
+@pytest.mark.parametrize("seed", [None, 2**70, -(2**63) - 1, 1.5, True])
+def test_expander_graph_refuses_a_seed_torch_cannot_take(seed):
+    """A seed that is not an int in torch's range [-2**63, 2**64) is refused by name, not
+    by torch's 'manual_seed expected a long' or 'Overflow when unpacking long long'."""
+    with pytest.raises(
+        ValueError, match=r"seed must be an int; got .*It must lie in \[-2\*\*63, 2\*\*64\)"
+    ):
+        expander_graph([3, 4], 2, seed=seed)
+
+
+def test_expander_graph_takes_the_ends_of_the_seed_range():
+    for seed in (-(2**63), 2**64 - 1):
+        assert expander_graph([3, 4], 2, seed=seed).num_edges() == 14

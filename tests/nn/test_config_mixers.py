@@ -218,3 +218,87 @@ def test_gat_is_a_block_mixer():
     graph = random_graph([3, 4], p=0.5, seed=1)
     out = block(graph, torch.randn(graph.num_nodes(), 8))
     assert out.shape == (7, 8) and block.local.self_loops
+
+
+# --- the mixer protocol of injected modules (issue 22, items 3, 4, 12) -------------------
+
+
+class _BareTensor(Mixer):
+    """Returns a bare tensor, not (x, edge_state)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(16, 16)
+
+    def mix(self, graph, x, edge_state=None):
+        return self.lin(x)
+
+
+class _OneRow(Mixer):
+    """A global mixer returning one row for the whole graph."""
+
+    scope = "global"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(16, 16)
+
+    def mix(self, graph, x, edge_state=None):
+        return self.lin(x).mean(0, keepdim=True), None
+
+
+class _DuckMixer(torch.nn.Module):
+    """Not a Mixer, but with a compatible ``mix``: accepted, with the default traits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(16, 16)
+
+    def mix(self, graph, x, edge_state=None):
+        return self.lin(x), edge_state
+
+
+class _WrongSignature(Mixer):
+    def mix(self, x):
+        return x, None
+
+
+PROTOCOL = r"mix\(graph, x, edge_state\) -> \(x, edge_state\)"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "num_nodes", "message"),
+    [
+        ({"local": _BareTensor()}, 2, r"local mixer _BareTensor returned a Tensor"),
+        ({"global_mixer": _OneRow()}, 5, r"global mixer _OneRow returned x of shape \(1, 16\)"),
+    ],
+)
+def test_injected_mixer_outputs_are_checked_against_the_protocol(kwargs, num_nodes, message):
+    """A bare tensor was unpacked row-wise on a 2-node graph (row 0 the output, row 1 the
+    edge state) and one row was broadcast to every node: both are refused at the forward,
+    the message stating the protocol."""
+    graph = dgl.graph((torch.arange(num_nodes), torch.arange(num_nodes).roll(1)))
+    block = GraphTransformerBlock(BlockConfig(dim=16), **kwargs)
+    with pytest.raises(ValueError, match=f"{message}.*{PROTOCOL}"):
+        block(graph, torch.randn(num_nodes, 16))
+
+
+def test_injected_modules_need_a_compatible_mix():
+    with pytest.raises(TypeError, match=rf"local must be a graphformer.nn.Mixer .*{PROTOCOL}"):
+        GraphTransformerBlock(BlockConfig(dim=16), local=torch.nn.Linear(16, 16))
+    with pytest.raises(TypeError, match=r"_WrongSignature\.mix\(x\) cannot be called as mix"):
+        GraphTransformerBlock(BlockConfig(dim=16), local=_WrongSignature())
+    graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    block = GraphTransformerBlock(BlockConfig(dim=16), local=_DuckMixer())
+    assert block(graph, torch.randn(3, 16)).shape == (3, 16)
+
+
+@pytest.mark.parametrize("mixer", ["gcn", "attention"])
+def test_a_block_without_a_global_mixer_refuses_global_kwargs(mixer):
+    """Issue 22, item 2: the settings were accepted and ignored (the config alone may carry
+    them, e.g. for ``build('exphormer', config)``; a block that would ignore them refuses)."""
+    config = BlockConfig(dim=16, mixer=mixer, global_kwargs={"degree": 6})
+    with pytest.raises(ValueError, match=rf"mixer='{mixer}' has none, so they would be ignored"):
+        GraphTransformerBlock(config)
+    with pytest.raises(ValueError, match=r"would be ignored"):
+        GraphTransformer(3, config, 1, in_dim=4)

@@ -350,3 +350,46 @@ def test_auto_engine_runs_when_the_graph_stays_on_another_device(model):
 def test_unknown_engine_lists_the_valid_ones(build):
     with pytest.raises(ValueError, match=r"unknown engine 'fast'.*'auto', 'dgl', 'dense', 'torch'"):
         build("fast")
+
+
+#: Batches with empty samples: 0-node samples among others (dense enough that ``auto``
+#: takes the dense engine for attention), and a batch whose samples all have 0 nodes.
+EMPTY_SAMPLE_BATCHES = {"some_empty": [0, 12, 0, 9], "all_empty": [0, 0]}
+
+
+@pytest.mark.parametrize("batch", EMPTY_SAMPLE_BATCHES)
+@pytest.mark.parametrize("other", ["auto", "torch", "dense"])
+@pytest.mark.parametrize("name", REGISTRY)
+def test_every_registered_mixer_on_batches_with_empty_samples_equals_dgl(name, other, batch):
+    """Every engine (``auto`` included) gives the DGL engine's result on a batch with 0-node
+    samples, and on an all-empty batch, for every registered mixer."""
+    torch.manual_seed(4)
+    config, edge_dim = BlockConfig(dim=16, num_heads=4), 16 if reads_edges(name) else None
+    dgl_mixer = build(name, config.replace(engine="dgl"), edge_dim=edge_dim)
+    other_mixer = build(name, config.replace(engine=other), edge_dim=edge_dim)
+    other_mixer.load_state_dict(copy.deepcopy(dgl_mixer.state_dict()))
+    graph = random_graph(EMPTY_SAMPLE_BATCHES[batch], p=0.9, seed=6)
+    graph = add_self_loops(graph) if dgl_mixer.self_loops else graph
+    graph = with_needs(graph, dgl_mixer)
+    edge_state = torch.randn(graph.num_edges(), 16) if edge_dim else None
+    x = torch.randn(graph.num_nodes(), 16)
+    for mixer in (dgl_mixer, other_mixer):
+        mixer.eval()
+    want, want_edges = dgl_mixer.mix(graph, x, edge_state)
+    got, got_edges = other_mixer.mix(graph, x, edge_state)
+    assert got.shape == (graph.num_nodes(), 16)
+    assert_close(f"{name} on {batch} ({other} vs dgl)", got, want, atol=1e-5)
+    if want_edges is not None:
+        assert_close(f"{name} edges on {batch}", got_edges, want_edges, atol=1e-5)
+
+
+def test_auto_attention_model_on_a_batch_with_an_empty_sample_equals_dgl():
+    """The issue's case: ``auto`` attention on one 0-node sample plus three 100-node ones
+    takes the dense path, and must give the DGL engine's result."""
+    torch.manual_seed(5)
+    graph = dgl.batch([dgl.graph(([], []), num_nodes=0)] + [dgl.rand_graph(100, 1500)] * 3)
+    block = BlockConfig(dim=8, mixer="attention", num_heads=2)
+    reference, auto = twins(GraphTransformer, 3, block=block, num_layers=2, in_dim=4, other="auto")
+    reference.eval(), auto.eval()
+    x = torch.randn(graph.num_nodes(), 4)
+    assert_close("auto vs dgl, empty sample", auto(graph, x), reference(graph, x), atol=1e-5)

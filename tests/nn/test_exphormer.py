@@ -350,3 +350,18 @@ def test_heterograph_and_bad_features_are_refused():
     x[0, 0] = float("nan")
     with pytest.raises(ValueError, match="x contains NaN or inf"):
         mixer()(graph, x)
+
+
+@pytest.mark.parametrize("seed", [None, 2**70])
+def test_a_seed_out_of_torchs_range_is_refused_when_built(seed):
+    """Refused at construction (from the CLI: before the data is prepared), not at the
+    first forward with torch's 'Overflow when unpacking long long'."""
+    with pytest.raises(
+        ValueError, match=r"seed must be an int; got .*It must lie in \[-2\*\*63, 2\*\*64\)"
+    ):
+        ExphormerAttention(16, 4, seed=seed)
+    with pytest.raises(ValueError, match=r"seed must be"):
+        build(
+            "exphormer",
+            BlockConfig(dim=16, num_heads=4, mixer="exphormer", global_kwargs={"seed": seed}),
+        )

@@ -105,3 +105,17 @@ def test_gatedgcn_names_bad_edge_state():
     graph = random_graph([4], p=0.5, seed=6)
     with pytest.raises(ValueError, match=rf"edge_state must have shape \({graph.num_edges()}, 6\)"):
         GatedGCN(DIM)(graph, torch.randn(4, DIM), torch.randn(graph.num_edges(), 2))
+
+
+def test_one_edge_in_training_names_gatedgcns_own_batch_norm():
+    """Issue 22, item 13: with norm='layer' a 1-edge graph ended in torch's 'Expected more
+    than 1 value per channel', about a batch norm the user had not chosen."""
+    from graphformer.nn import BlockConfig, GraphTransformer
+
+    import dgl
+
+    model = GraphTransformer(3, BlockConfig(dim=8, mixer="gatedgcn", norm="layer"), 1, in_dim=4)
+    graph = dgl.graph(([0], [1]), num_nodes=2)
+    with pytest.raises(ValueError, match=r"GatedGCN batch-normalises .*whatever the block's norm"):
+        model.train()(graph, torch.randn(2, 4))
+    model.eval()(graph, torch.randn(2, 4))  # running statistics: fine

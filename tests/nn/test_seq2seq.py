@@ -26,6 +26,7 @@ from graphformer.nn.core.dense_decoder import causal_attention
 from graphformer.nn.models import decoder as decoder_module
 from graphformer.nn.models.seq2seq import SEQ2SEQ_BLOCK
 
+import dgl
 import pytest
 import torch
 from helpers import assert_close, copy_into_torch_mha, offsets, pad, randomize_biases, unpad
@@ -489,3 +490,35 @@ def test_digits_recipe_starts_and_takes_a_step(tmp_path, data_dir):
     assert cfg.optimized_metric == "val/seq_acc"
     metric = train(cfg)
     assert metric is not None and 0.0 <= metric <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"bos": 4, "eos": 5}, r"eos=5 must be a target token id in \[0, 5\)"),
+        ({"bos": 4, "eos": 3, "pad": 10}, r"pad=10 must be a target token id in \[0, 5\)"),
+        ({"bos": -1}, r"bos=-1 must be a target token id in \[0, 5\)"),
+        ({"bos": 4, "pad": 0}, r"pad=0 is used only with eos"),
+    ],
+)
+def test_generate_refuses_token_ids_outside_the_target_vocabulary(kwargs, message):
+    """Issue 22, item 5: an eos the head can never produce ran generation to full length."""
+    model = Seq2SeqTransformer(5, 5, SEQ2SEQ_BLOCK.replace(dim=8, num_heads=2), 1, max_len=6)
+    with pytest.raises(ValueError, match=message):
+        model.generate(torch.tensor([0, 1, 2]), [2, 1], 4, **kwargs)
+
+
+def test_teacher_forcing_refuses_pad_in_the_middle_of_a_target():
+    """Issue 22, item 6: ``[3, PAD, 1, EOS]`` shifted the inputs after the PAD by one."""
+    from functools import partial
+
+    from graphformer.data.datasets.sequences import EOS, PAD, VOCAB
+    from graphformer.tasks import SequenceToSequence
+
+    model = Seq2SeqTransformer(10, VOCAB, SEQ2SEQ_BLOCK.replace(dim=8, num_heads=2), 1)
+    task = SequenceToSequence(model, partial(torch.optim.AdamW), num_classes=VOCAB)
+    graph = dgl.batch([dgl.graph(([], []), num_nodes=2)] * 2)
+    graph.ndata["feat"] = torch.tensor([1, 2, 3, 4])
+    labels = torch.tensor([[3, 1, EOS, PAD], [3, PAD, 1, EOS]])
+    with pytest.raises(ValueError, match=r"PAD \(id \d+\) in the middle of target 1.*position 1"):
+        task.outputs(graph, labels, "train")

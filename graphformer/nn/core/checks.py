@@ -120,7 +120,9 @@ def check_kernel_dtype(name: str, x: torch.Tensor, graph: dgl.DGLGraph) -> None:
         raise ValueError(
             f"{name} is float16 but the graph is on the CPU, where DGL's message passing "
             "supports bfloat16, float32 and float64 only; use float32 on the CPU "
-            "(model.float(), x.float()), engine='torch' (torch's own kernels), or a GPU"
+            "(model.float(), x.float()), engine='torch' (torch's own kernels), or a GPU. "
+            "From the CLI: drop the 16-bit trainer.precision (the default is 32; bf16-mixed "
+            "runs on the CPU), or set model.block.engine=torch"
         )
 
 

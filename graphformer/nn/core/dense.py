@@ -282,7 +282,7 @@ class AttentionLayout:
         parts = cells.split([batch * longest * longest for batch, longest in shapes])
         blocks = []
         for part, empty, (batch, longest) in zip(parts, self.empty, shapes, strict=True):
-            block = part.view(batch, longest, longest, -1)
+            block = part.view(batch, longest, longest, cells.shape[1])
             blocks.append(block.masked_fill(empty[:, :, None, None], 0.0))
         return blocks
 

@@ -21,6 +21,9 @@ from graphformer.graphs import (
     check_homogeneous,
     derived,
     expander_graph,
+)
+from graphformer.graphs.expander import (
+    check_seed,
     union_graphs,
 )
 from graphformer.nn.core.checks import check_node_features
@@ -83,7 +86,7 @@ def check_exphormer_settings(degree: int, virtual_nodes: int, seed: int) -> None
         "a non-negative int (virtual nodes per sample)",
         "Pass 0 for none (Exphormer's num_virt_node).",
     )
-    _check_setting("seed", seed, True, "an int", "It seeds the expander's permutations (any int).")
+    check_seed(seed)  # an int torch's generator takes
 
 
 def _check_batched(graph: dgl.DGLGraph) -> None:

@@ -146,7 +146,7 @@ class GATConv(Mixer):
             F.leaky_relu(mp.u_add_v(score_src, score_dst), self.negative_slope)
         )
         out = mp.u_mul_e_reduce(h, self.attn_dropout(attention), "sum")
-        out = out.reshape(len(x), -1) if self.concat else out.mean(dim=1)
+        out = out.flatten(1) if self.concat else out.mean(dim=1)
         if self.bias is not None:
             out = out + self.bias
         return (out, attention.squeeze(-1)) if return_attention else out

@@ -109,14 +109,31 @@ class GatedGCN(Mixer):
         """:meth:`forward`: node and edge state both updated."""
         return self(graph, x, edge_state)
 
+    def _check_batch_norm(self, graph: dgl.DGLGraph) -> None:
+        """Its own BatchNorms (``batch_norm=True``, whatever the block's ``norm``) need more
+        than one node and more than one edge per batch in training."""
+        if not (self.training and isinstance(self.norm_node, nn.BatchNorm1d)):
+            return
+        nodes, edges = graph.num_nodes(), graph.num_edges()
+        if nodes == 1 or edges == 1:
+            raise ValueError(
+                f"GatedGCN batch-normalises its node and edge updates (as in GraphGPS, "
+                f"whatever the block's norm), which in training needs more than one node and "
+                f"more than one edge per batch; this batch has {nodes} node(s) and {edges} "
+                "edge(s). Use a larger batch_size or drop such tiny graphs (or, in code, "
+                "GatedGCN(batch_norm=False))"
+            )
+
     def forward(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x``: (N, dim); ``edge_state``: (E, dim) or None. Returns both updated."""
+        """``x``: (N, dim); ``edge_state``: (E, dim) or None. Returns both updated. In
+        training with ``batch_norm`` a batch of 1 node or 1 edge is refused (ValueError)."""
         check_node_features("x", x, graph.num_nodes(), self.dim, self.check_finite)
         if edge_state is None:
             edge_state = x.new_zeros(graph.num_edges(), self.dim)
         check_edge_tensor("edge_state", edge_state, (graph.num_edges(), self.dim))
+        self._check_batch_norm(graph)
         mp = MessagePassing(graph, self.engine, x)
         gates = mp.u_add_v(self.gate_src(x), self.gate_dst(x)) + self.gate_edge(edge_state)
         sigma = torch.sigmoid(gates)

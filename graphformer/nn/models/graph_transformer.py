@@ -117,6 +117,11 @@ class GraphTransformer(nn.Module):
                 "(integer node codes); got neither"
             )
         # Edge features are checked (as edge_feat) in _check_edge_feat, not again here.
+        self.edge_setting = (
+            f"edge_in_dim={edge_in_dim}"
+            if edge_in_dim is not None
+            else f"edge_categories={edge_categories}"
+        )
         self.edge_encoder = feature_encoder(
             dim, edge_in_dim, edge_categories, "edge features", check_finite=False
         )
@@ -214,7 +219,13 @@ class GraphTransformer(nn.Module):
         edge_state = None
         if self.edge_encoder is not None:
             if edge_feat is None:
-                raise ValueError("the model was built for edge features; pass edge_feat")
+                raise ValueError(
+                    f"the model was built for edge features; pass edge_feat ({self.edge_setting}"
+                    f"): none was given and the graph has no edata['feat'] (edata keys "
+                    f"{sorted(graph.edata)}), so the dataset has no edge features. From the "
+                    "CLI: set model.edge_in_dim=null and model.edge_categories=null (a local "
+                    "mixer then creates its edge state), or choose a dataset with edge features"
+                )
             edge_state = self.edge_encoder(edge_feat)
         local = self.blocks[0].local
         if local is not None and local.self_loops:

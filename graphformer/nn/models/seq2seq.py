@@ -197,9 +197,26 @@ class Seq2SeqTransformer(nn.Module):
         Runs ``max_len`` steps, or fewer once every sample has produced ``eos`` (when
         given). Returns the tokens (B, T) without ``bos`` and the logits (B, T, tgt_vocab)
         they were chosen from; with ``pad`` (and ``eos``), tokens after each sample's first
-        ``eos`` are set to ``pad``. Call in eval mode for deterministic output.
+        ``eos`` are set to ``pad``. ``bos``, ``eos`` and ``pad`` must be ids in
+        ``[0, tgt_vocab)``, and ``pad`` needs ``eos`` (ValueError otherwise). Call in eval
+        mode for deterministic output.
         """
         check_positive(max_len=max_len)
+        vocab = self.head.out_features
+        for name, value in (("bos", bos), ("eos", eos), ("pad", pad)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < vocab
+            ):
+                raise ValueError(
+                    f"{name}={value!r} must be a target token id in [0, {vocab}) (tgt_vocab="
+                    f"{vocab}): pass the id your target vocabulary gives it, or build the "
+                    "model with a larger tgt_vocab"
+                )
+        if pad is not None and eos is None:
+            raise ValueError(
+                f"pad={pad} is used only with eos (tokens after each sample's first eos become "
+                "pad); pass eos=<end token id>, or drop pad"
+            )
         src_sizes = check_sizes("src_sizes", src_sizes, len(src))
         memory = self.encode(src, src_sizes)
         batch = len(src_sizes)
