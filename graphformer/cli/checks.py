@@ -102,7 +102,6 @@ def check_task_fits_data(cfg: DictConfig) -> None:
     from hydra.utils import get_class
 
     if getattr(get_class(target), "level", level) == level:
-        _check_task_kind(cfg, get_class(target), level)
         return
     fitting = []
     for path in sorted((_config_dir() / "task").glob("*.yaml")):
@@ -119,47 +118,6 @@ def check_task_fits_data(cfg: DictConfig) -> None:
         f"{cfg.data.get('out_dim')}) but task={task} predicts per "
         f"{getattr(get_class(target), 'level', '?')}; choose task={fitting[0]}"
         + (f" (other per-{level} tasks: {', '.join(fitting[1:])})" if fitting[1:] else "")
-    )
-
-
-def _task_kind(task_class: type) -> str | None:
-    """``classification`` or ``regression`` for the task classes that are one, else None."""
-    from graphformer.tasks.classification import Classification
-    from graphformer.tasks.regression import Regression
-
-    for kind, base in (("classification", Classification), ("regression", Regression)):
-        if issubclass(task_class, base):
-            return kind
-    return None
-
-
-def _check_task_kind(cfg: DictConfig, task_class: type, level: str) -> None:
-    """Refuse a regression task on data labelled with classes (or the other way round), naming
-    the dataset and the task configs of its level and kind (from its ``DatasetInfo``)."""
-    from graphformer.data.info import config_info
-
-    from hydra.utils import get_class
-
-    try:
-        kind = config_info(cfg.data).task
-    except (TypeError, ValueError):  # no dataset class to ask: nothing declared to compare
-        return
-    task_kind = _task_kind(task_class)
-    if task_kind is None or task_kind == kind:
-        return
-    fitting = []
-    for path in sorted((_config_dir() / "task").glob("*.yaml")):
-        task_target = OmegaConf.load(path).get("task", {}).get("_target_")
-        if not task_target:
-            continue
-        other = get_class(task_target)
-        if getattr(other, "level", None) == level and _task_kind(other) == kind:
-            fitting.append(path.stem)
-    data = _choice("data") or cfg.data.get("name")
-    task = _choice("task") or task_class.__name__
-    raise ValueError(
-        f"data={data} is a {kind} dataset (its DatasetInfo: task={kind!r}) but task={task} is "
-        f"{task_kind}; choose task={fitting[0] if fitting else f'<a {kind} task>'}"
     )
 
 

@@ -136,18 +136,6 @@ def test_data_that_needs_another_task_says_which_before_building(tmp_path, data_
         train(cfg)
 
 
-def test_a_regression_task_on_class_labels_names_the_dataset_and_the_task(tmp_path, data_dir):
-    """Issue 22, item 16: integer labels with a regression task failed inside the task
-    without naming the dataset; the dataset's DatasetInfo says which kind fits."""
-    cfg = compose_config(["task=node_regression"], tmp_path, data_dir)
-    with pytest.raises(
-        ValueError,
-        match=r"data=cluster is a classification dataset .* but task=node_regression is "
-        r"regression; choose task=node_classification",
-    ):
-        train(cfg)
-
-
 def test_a_callbacks_preset_keeps_checkpointing_unless_turned_off(tmp_path, data_dir):
     """`callbacks=early_stopping` dropped the checkpoints: the current weights were tested."""
     for preset in ("early_stopping", "none", "default"):
