@@ -88,14 +88,8 @@ class GatedGCN(Mixer):
         self.owns_residual = residual
 
     @classmethod
-    def build(
-        cls,
-        config: BlockConfig,
-        *,
-        edge_dim: int | None = None,
-        in_dim: int | None = None,
-        out_dim: int | None = None,
-    ) -> Mixer:
+    def build(cls, config: BlockConfig, **sizes: int | None) -> Mixer:
+        """``config.dim`` wide; the block's ``sizes`` (edge_dim, in_dim, out_dim) are unused."""
         return cls(
             config.dim,
             dropout=config.dropout,

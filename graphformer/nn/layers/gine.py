@@ -69,14 +69,8 @@ class GINE(Mixer):
             self.register_buffer("eps", eps)
 
     @classmethod
-    def build(
-        cls,
-        config: BlockConfig,
-        *,
-        edge_dim: int | None = None,
-        in_dim: int | None = None,
-        out_dim: int | None = None,
-    ) -> Mixer:
+    def build(cls, config: BlockConfig, **sizes: int | None) -> Mixer:
+        """``config.dim`` wide; the block's ``sizes`` (edge_dim, in_dim, out_dim) are unused."""
         return cls(config.dim, check_finite=False, engine=local_engine(config.engine))
 
     def mix(

@@ -175,14 +175,8 @@ class PerformerAttention(Mixer):
         self.redraw_features()
 
     @classmethod
-    def build(
-        cls,
-        config: BlockConfig,
-        *,
-        edge_dim: int | None = None,
-        in_dim: int | None = None,
-        out_dim: int | None = None,
-    ) -> Mixer:
+    def build(cls, config: BlockConfig, **sizes: int | None) -> Mixer:
+        """``config.dim`` wide; the block's ``sizes`` (edge_dim, in_dim, out_dim) are unused."""
         return cls(config.dim, config.num_heads, check_finite=False)
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
