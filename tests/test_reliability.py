@@ -362,12 +362,14 @@ def test_full_disk_names_the_cache_file_and_what_to_do(tmp_path, monkeypatch):
     [
         (
             ["task=node_regression"],
-            r"regression targets must be floating point; got torch.int64 .* look like class "
+            r"regression targets must be floating point; got torch.int64 labels of shape "
+            r"\(\d+,\) in data CLUSTER, which look like class "
             r"labels: choose task=node_classification",
         ),
         (
             ["model=gps", "data=skeleton"],
-            r"class labels must be integers; got torch.float32 labels of shape \(\d+, 3\).*"
+            r"class labels must be integers; got torch.float32 labels of shape \(\d+, 3\) "
+            r"in data skeleton\..*"
             r"choose task=pose_lifting",
         ),
         (

@@ -97,6 +97,13 @@ class GraphTask(L.LightningModule):
         """The model's outputs on a batch; a task may read the labels (teacher forcing)."""
         return self(graph)
 
+    def data_name(self) -> str:
+        """`` in data <name>`` for messages about labels, when the trainer's data module has a
+        name (``GraphDataModule(name=...)``, the data config's ``name``), else ``''``."""
+        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        name = getattr(data, "name", None)
+        return f" in data {name}" if name else ""
+
     # --- the loop ---------------------------------------------------------------------
     def forward(self, graph: dgl.DGLGraph) -> torch.Tensor:
         x = graph.ndata["feat"].to(self.device)

@@ -49,9 +49,9 @@ class Classification(GraphTask):
                 regression = "task=pose_lifting (3D joints) or " + regression
             raise ValueError(
                 f"class labels must be integers; got {target.dtype} labels of shape "
-                f"{tuple(target.shape)}. If they are continuous targets, this is regression: "
-                f"choose {regression}. If they are integer-valued classes, convert them "
-                "with labels.long() in the dataset."
+                f"{tuple(target.shape)}{self.data_name()}. If they are continuous targets, "
+                f"this is regression: choose {regression}. If they are integer-valued classes, "
+                "convert them with labels.long() in the dataset."
             )
         if tuple(target.shape) != (len(out),):
             squeeze = " (squeeze them: labels.squeeze(1))" if target.dim() == 2 else ""

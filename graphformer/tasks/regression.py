@@ -29,7 +29,7 @@ class Regression(GraphTask):
         if not target.is_floating_point():
             raise ValueError(
                 f"regression targets must be floating point; got {target.dtype} labels of shape "
-                f"{tuple(target.shape)}, which look like class labels: choose "
+                f"{tuple(target.shape)}{self.data_name()}, which look like class labels: choose "
                 f"task={item}_classification, or convert the targets with labels.float() in "
                 "the dataset"
             )
