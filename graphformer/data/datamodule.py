@@ -358,6 +358,12 @@ class GraphDataModule(L.LightningDataModule):
             generator=generator,
         )
 
+    def example_batch(self) -> tuple[dgl.DGLGraph, torch.Tensor]:
+        """The first ``batch_size`` training samples, collated as the loader collates them:
+        the input the model summary runs once to count FLOPs (:meth:`GraphTask.setup`)."""
+        dataset = self.split_dataset("train")
+        return collate([dataset[i] for i in range(min(self.batch_size, len(dataset)))])
+
     def train_dataloader(self) -> GraphDataLoader:
         return self._loader("train")
 

@@ -73,6 +73,9 @@ class SequenceToSequence(GraphTask):
         """Greedy decoding of ``max_len`` tokens per source sequence: (B, max_len) ids."""
         return self.model.generate(*self._source(graph), max_len, self.bos)[0]
 
+    def example_input(self, graph: dgl.DGLGraph, labels: torch.Tensor) -> tuple:
+        return (graph, labels.shape[1])
+
     def outputs(self, graph: dgl.DGLGraph, labels: torch.Tensor, stage: str) -> torch.Tensor:
         """Logits (B, L, num_classes): teacher-forced, or greedy when testing."""
         src, src_sizes = self._source(graph)
