@@ -42,7 +42,10 @@ registry order: :func:`names` (``names("local")``, ``names("global")``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+from graphformer.nn.core.message_passing import local_engine
 
 import dgl
 import torch
@@ -117,18 +120,39 @@ class Mixer(nn.Module):
         return self
 
     @classmethod
-    def build(
-        cls,
-        config: BlockConfig,
-        *,
-        edge_dim: int | None = None,
-        in_dim: int | None = None,
-        out_dim: int | None = None,
-        **settings: object,
-    ) -> Mixer:
-        """This mixer for ``config`` (width ``config.dim``, or ``in_dim → out_dim`` for a
-        GNN convolution when :attr:`resizes`); ``settings``: ``config.global_kwargs``."""
+    def build(cls, config: BlockConfig, sizes: Sizes, **settings: object) -> Mixer:
+        """This mixer for ``config``: ``config.dim`` wide in a block, ``sizes.in_dim →
+        sizes.out_dim`` as a GNN convolution (when :attr:`resizes`); ``settings`` are
+        ``config.global_kwargs`` (global mixers only)."""
         raise NotImplementedError(f"{cls.__name__} has no registry builder")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What the host of a mixer tells its builder besides the block config.
+
+    edge_dim : width of the edge state the block passes (None: the data has no edge features).
+    in_dim, out_dim : for a GNN convolution, its input and output widths; None in a block,
+        where every mixer is ``config.dim → config.dim``.
+    """
+
+    edge_dim: int | None = None
+    in_dim: int | None = None
+    out_dim: int | None = None
+
+    @property
+    def in_block(self) -> bool:
+        """Whether the mixer is built for a block (not as a GNN convolution)."""
+        return self.in_dim is None
+
+    def widths(self, config: BlockConfig) -> tuple[int, int]:
+        """``(config.dim, config.dim)`` in a block, ``(in_dim, out_dim)`` in a GNN."""
+        return (config.dim, config.dim) if self.in_block else (self.in_dim, self.out_dim)
+
+    def engine(self, config: BlockConfig) -> str:
+        """``config.engine``; in a block the local engine (a block's ``dense`` is its global
+        attention's: :func:`graphformer.nn.core.local_engine`)."""
+        return local_engine(config.engine) if self.in_block else config.engine
 
 
 #: Config name → mixer class, in registration order (import order of ``graphformer.nn``).
@@ -209,4 +233,4 @@ def build(
             f"mixer {name!r} keeps its width (dim → dim) and cannot be a convolution "
             f"{in_dim} → {out_dim}; choose one of {sorted(names(resizes=True))}"
         )
-    return cls.build(config, edge_dim=edge_dim, in_dim=in_dim, out_dim=out_dim, **settings)
+    return cls.build(config, Sizes(edge_dim, in_dim, out_dim), **settings)

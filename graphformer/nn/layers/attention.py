@@ -17,9 +17,8 @@ from graphformer.nn.core.message_passing import (
     MessagePassing,
     check_engine,
     decide_engine,
-    local_engine,
 )
-from graphformer.nn.mixers import Mixer, register
+from graphformer.nn.mixers import Mixer, Sizes, register
 
 import dgl
 import torch
@@ -149,29 +148,22 @@ class MultiHeadAttention(Mixer):
         return self.dim
 
     @classmethod
-    def build(
-        cls,
-        config: BlockConfig,
-        *,
-        edge_dim: int | None = None,
-        in_dim: int | None = None,
-        out_dim: int | None = None,
-    ) -> Mixer:
+    def build(cls, config: BlockConfig, sizes: Sizes) -> Mixer:
         """``attention`` in a block: on the local engine, Shaw terms when ``edge_dim``; as a
         GNN convolution ``in_dim → out_dim``: :class:`ProjectedAttention`, one head where
         ``num_heads`` does not divide ``out_dim``."""
-        if in_dim is not None:
-            heads = config.num_heads if out_dim % config.num_heads == 0 else 1
+        if not sizes.in_block:
+            heads = config.num_heads if sizes.out_dim % config.num_heads == 0 else 1
             return ProjectedAttention(
-                in_dim, out_dim, heads, config.attn_dropout, engine=config.engine
+                sizes.in_dim, sizes.out_dim, heads, config.attn_dropout, engine=config.engine
             )
         return cls(
             config.dim,
             config.num_heads,
             attn_dropout=config.attn_dropout,
-            edge_dim=edge_dim,
+            edge_dim=sizes.edge_dim,
             check_finite=False,
-            engine=local_engine(config.engine),
+            engine=sizes.engine(config),
         )
 
     def mix(
@@ -389,13 +381,7 @@ class MultiHeadAttention(Mixer):
 
 
 def global_attention_build(
-    cls: type[Mixer],
-    config: BlockConfig,
-    *,
-    edge_dim: int | None = None,
-    in_dim: int | None = None,
-    out_dim: int | None = None,
-    **settings: object,
+    cls: type[Mixer], config: BlockConfig, sizes: Sizes, **settings: object
 ) -> Mixer:
     """The ``build`` of every global attention mixer (``full``, ``exphormer``,
     ``graphormer``): ``cls(dim, num_heads, attn_dropout=..., check_finite=False, engine=...,

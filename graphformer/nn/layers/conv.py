@@ -10,9 +10,8 @@ from graphformer.nn.core.message_passing import (
     MESSAGE_PASSING_ENGINES,
     MessagePassing,
     check_engine,
-    local_engine,
 )
-from graphformer.nn.mixers import Mixer, register
+from graphformer.nn.mixers import Mixer, Sizes, register
 
 import dgl
 import torch
@@ -74,19 +73,10 @@ class GCNConv(Mixer):
         self.reset_parameters()
 
     @classmethod
-    def build(
-        cls,
-        config: BlockConfig,
-        *,
-        edge_dim: int | None = None,
-        in_dim: int | None = None,
-        out_dim: int | None = None,
-    ) -> Mixer:
+    def build(cls, config: BlockConfig, sizes: Sizes) -> Mixer:
         """``gcn``: the block (or GNN) adds the self-loops; a block's on the local engine."""
-        if in_dim is None:
-            dim, engine = config.dim, local_engine(config.engine)
-            return cls(dim, dim, add_self_loops=False, check_finite=False, engine=engine)
-        return cls(in_dim, out_dim, add_self_loops=False, check_finite=False, engine=config.engine)
+        engine = sizes.engine(config)
+        return cls(*sizes.widths(config), add_self_loops=False, check_finite=False, engine=engine)
 
     def reset_parameters(self) -> None:
         nn.init.xavier_uniform_(self.weight)
@@ -165,21 +155,11 @@ class SAGEConv(Mixer):
         self.neigh = nn.Linear(in_dim, out_dim, bias=False)
 
     @classmethod
-    def build(
-        cls,
-        config: BlockConfig,
-        *,
-        edge_dim: int | None = None,
-        in_dim: int | None = None,
-        out_dim: int | None = None,
-    ) -> Mixer:
+    def build(cls, config: BlockConfig, sizes: Sizes) -> Mixer:
         """``sage``: in a block on the graph plus self-loops and the local engine; as a GNN
         convolution on the graph as given."""
-        if in_dim is None:
-            dim, engine = config.dim, local_engine(config.engine)
-            conv = cls(dim, dim, check_finite=False, engine=engine)
-            return conv.with_traits(self_loops=True)
-        return cls(in_dim, out_dim, check_finite=False, engine=config.engine)
+        conv = cls(*sizes.widths(config), check_finite=False, engine=sizes.engine(config))
+        return conv.with_traits(self_loops=True) if sizes.in_block else conv
 
     def reset_parameters(self) -> None:
         self.root.reset_parameters()

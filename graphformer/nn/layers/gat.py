@@ -9,9 +9,8 @@ from graphformer.nn.core.message_passing import (
     MESSAGE_PASSING_ENGINES,
     MessagePassing,
     check_engine,
-    local_engine,
 )
-from graphformer.nn.mixers import Mixer, register
+from graphformer.nn.mixers import Mixer, Sizes, register
 
 import dgl
 import torch
@@ -94,33 +93,20 @@ class GATConv(Mixer):
         self.reset_parameters()
 
     @classmethod
-    def build(
-        cls,
-        config: BlockConfig,
-        *,
-        edge_dim: int | None = None,
-        in_dim: int | None = None,
-        out_dim: int | None = None,
-    ) -> Mixer:
+    def build(cls, config: BlockConfig, sizes: Sizes) -> Mixer:
         """``gat``: heads concatenated; as a GNN convolution, one head where ``num_heads``
         does not divide ``out_dim`` (GAT's output layer on Cora)."""
-        if in_dim is None:
-            return cls(
-                config.dim,
-                config.dim,
-                config.num_heads,
-                attn_dropout=config.attn_dropout,
-                check_finite=False,
-                engine=local_engine(config.engine),
-            )
-        heads = config.num_heads if out_dim % config.num_heads == 0 else 1
+        in_dim, out_dim = sizes.widths(config)
+        heads = config.num_heads
+        if not sizes.in_block and out_dim % heads:
+            heads = 1
         return cls(
             in_dim,
             out_dim,
             heads,
             attn_dropout=config.attn_dropout,
             check_finite=False,
-            engine=config.engine,
+            engine=sizes.engine(config),
         )
 
     def reset_parameters(self) -> None:

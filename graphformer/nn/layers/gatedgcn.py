@@ -11,7 +11,7 @@ from graphformer.nn.core.message_passing import (
     check_engine,
     local_engine,
 )
-from graphformer.nn.mixers import Mixer, register
+from graphformer.nn.mixers import Mixer, Sizes, register
 
 import dgl
 import torch
@@ -88,8 +88,8 @@ class GatedGCN(Mixer):
         self.owns_residual = residual
 
     @classmethod
-    def build(cls, config: BlockConfig, **sizes: int | None) -> Mixer:
-        """``config.dim`` wide; the block's ``sizes`` (edge_dim, in_dim, out_dim) are unused."""
+    def build(cls, config: BlockConfig, sizes: Sizes) -> Mixer:
+        """``config.dim`` wide; ``sizes`` unused."""
         return cls(
             config.dim,
             dropout=config.dropout,

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from graphformer.nn.core.checks import check_divisible, check_node_features, check_positive
 from graphformer.nn.core.dense import padding_index
-from graphformer.nn.mixers import Mixer, register
+from graphformer.nn.mixers import Mixer, Sizes, register
 
 import dgl
 import torch
@@ -175,8 +175,8 @@ class PerformerAttention(Mixer):
         self.redraw_features()
 
     @classmethod
-    def build(cls, config: BlockConfig, **sizes: int | None) -> Mixer:
-        """``config.dim`` wide; the block's ``sizes`` (edge_dim, in_dim, out_dim) are unused."""
+    def build(cls, config: BlockConfig, sizes: Sizes) -> Mixer:
+        """``config.dim`` wide; ``sizes`` unused."""
         return cls(config.dim, config.num_heads, check_finite=False)
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
