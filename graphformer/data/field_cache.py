@@ -111,15 +111,20 @@ class WithFields(torch.utils.data.Dataset):
 
     def __init__(self, dataset: Any, values: dict[str, dict[str, torch.Tensor]]) -> None:
         self.dataset = dataset
-        self.fields: dict[str, tuple[Field, torch.Tensor, list[int]]] = {}
+        # name -> (pad: None for a per-node field, its values, each graph's offset in them)
+        self.fields: dict[str, tuple[int | float | None, torch.Tensor, list[int]]] = {}
         self.num_nodes: list[int] = []
         for name, stored in values.items():
-            field = get_field(name)
+            pad = self.pad_of(name)
             self.num_nodes = stored[NUM_NODES].tolist()
-            sizes = stored[NUM_NODES].square() if field.pairwise else stored[NUM_NODES]
+            sizes = stored[NUM_NODES] if pad is None else stored[NUM_NODES].square()
             offsets = torch.cat([sizes.new_zeros(1), torch.cumsum(sizes, 0)]).tolist()
-            self.fields[name] = (field, stored[name], offsets)
+            self.fields[name] = (pad, stored[name], offsets)
         self.width = max(self.num_nodes, default=0)
+
+    def pad_of(self, name: str) -> int | float | None:
+        """The registered field's ``pad`` (None: a per-node field)."""
+        return get_field(name).pad
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -135,10 +140,10 @@ class WithFields(torch.utils.data.Dataset):
                 f"computed for {n} (ndata {sorted(self.fields)}); recompute them "
                 "(load_or_compute_field) for this dataset"
             )
-        for name, (field, values, offsets) in self.fields.items():
+        for name, (pad, values, offsets) in self.fields.items():
             value = values[offsets[index] : offsets[index + 1]]
-            if field.pairwise:
-                rows = values.new_full((n, self.width), field.pad)
+            if pad is not None:
+                rows = values.new_full((n, self.width), pad)
                 rows[:, :n] = value.view(n, n)
                 value = rows
             graph.ndata[name] = value

@@ -34,7 +34,7 @@ from typing import Any
 
 from graphformer.data import cache
 from graphformer.data.cache import DATASET, CacheError, dataset_digest
-from graphformer.data.field_cache import sample_graph
+from graphformer.data.field_cache import WithFields
 from graphformer.data.progress import progress
 from graphformer.data.validation import check_int
 from graphformer.fields import LAP_PE, RWSE
@@ -236,33 +236,21 @@ def load_or_compute_encodings(
     return result
 
 
-class WithEncodings(torch.utils.data.Dataset):
-    """``dataset`` whose graphs carry their rows of ``encodings`` in ``ndata``.
+class WithEncodings(WithFields):
+    """``dataset`` whose graphs carry their rows of ``encodings`` (what
+    :func:`load_or_compute_encodings` returned: ``lap_pe`` and/or ``rwse``, per node) in
+    ``ndata``, attached as :class:`~graphformer.data.field_cache.WithFields` attaches fields:
+    to a shallow copy of each sample's graph, its node count checked."""
 
-    Each access attaches the fields to a shallow copy (``local_var``) of the sample's
-    graph, so the wrapped dataset is never modified.
-    """
+    what = "encodings"
 
     def __init__(self, dataset: Any, encodings: dict[str, torch.Tensor]) -> None:
-        self.dataset = dataset
-        self.fields = {key: value for key, value in encodings.items() if key in (LAP_PE, RWSE)}
+        stored = {name: encodings[name] for name in (LAP_PE, RWSE) if name in encodings}
         num_nodes = encodings[NUM_NODES]
-        self.offsets = torch.cat([num_nodes.new_zeros(1), torch.cumsum(num_nodes, 0)]).tolist()
+        super().__init__(
+            dataset, {name: {NUM_NODES: num_nodes, name: value} for name, value in stored.items()}
+        )
 
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> Any:
-        index = index + len(self) if index < 0 else index
-        sample = self.dataset[index]
-        graph = sample_graph(sample).local_var()
-        start, stop = self.offsets[index], self.offsets[index + 1]
-        for name, value in self.fields.items():
-            graph.ndata[name] = value[start:stop]
-        return (graph, *sample[1:]) if isinstance(sample, (tuple, list)) else graph
-
-    def __getattr__(self, name: str) -> Any:
-        # Dataset metadata (num_classes, level, ...) reads through to the wrapped dataset.
-        if name == "dataset":
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
+    def pad_of(self, name: str) -> None:
+        """Encodings are per node."""
+        return None
