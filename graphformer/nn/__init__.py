@@ -29,6 +29,7 @@ from graphformer.nn.layers.encoders import (
     CategoricalEncoder,
     LapPEEncoder,
     LinearEncoder,
+    NodeEncodingProjection,
     RWSEEncoder,
 )
 from graphformer.nn.layers.exphormer import ExphormerAttention
@@ -64,6 +65,7 @@ __all__ = [
     "LinearEncoder",
     "Mixer",
     "MultiHeadAttention",
+    "NodeEncodingProjection",
     "PerformerAttention",
     "ProjectedAttention",
     "RWSEEncoder",

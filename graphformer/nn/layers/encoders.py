@@ -71,7 +71,32 @@ class LinearEncoder(nn.Module):
         return self.linear(x)
 
 
-class LapPEEncoder(nn.Module):
+class NodeEncodingProjection(nn.Module):
+    """:math:`h = W e`: a linear map of a precomputed (N, k) node encoding, stored in
+    ``graph.ndata[field]`` (:func:`graphformer.data.pe_transform`), checked for its shape,
+    dtype and values. :class:`LapPEEncoder` and :class:`RWSEEncoder` are its two uses."""
+
+    #: The ``ndata`` field the encoding comes from (named in messages).
+    field: str
+
+    def __init__(self, k: int, dim: int, check_finite: bool = True) -> None:
+        super().__init__()
+        check_positive(k=k, dim=dim)
+        self.k, self.check_finite = k, check_finite
+        self.linear = nn.Linear(k, dim)
+
+    def forward(self, graph: dgl.DGLGraph, encoding: torch.Tensor) -> torch.Tensor:
+        dtype = self.linear.weight.dtype
+        n = graph.num_nodes()
+        check_node_features(self.field, encoding, n, self.k, self.check_finite, dtype)
+        return self.linear(self.prepare(graph, encoding))
+
+    def prepare(self, graph: dgl.DGLGraph, encoding: torch.Tensor) -> torch.Tensor:
+        """The encoding as the linear map sees it (unchanged here)."""
+        return encoding
+
+
+class LapPEEncoder(NodeEncodingProjection):
     r"""Laplacian eigenvector PE (Dwivedi & Bresson, 2020): :math:`h = W (s \odot U_{:k})`.
 
     Eigenvectors are defined up to sign, so in training each graph draws a random sign
@@ -85,23 +110,18 @@ class LapPEEncoder(nn.Module):
     torch.Size([3, 8])
     """
 
-    def __init__(self, k: int, dim: int, check_finite: bool = True) -> None:
-        super().__init__()
-        check_positive(k=k, dim=dim)
-        self.k, self.check_finite = k, check_finite
-        self.linear = nn.Linear(k, dim)
+    field = LAP_PE
 
-    def forward(self, graph: dgl.DGLGraph, pe: torch.Tensor) -> torch.Tensor:
-        dtype = self.linear.weight.dtype
-        check_node_features(LAP_PE, pe, graph.num_nodes(), self.k, self.check_finite, dtype)
-        if self.training:
-            sizes = graph.batch_num_nodes().to(pe.device)
-            signs = torch.randint(0, 2, (len(sizes), self.k), device=pe.device) * 2 - 1
-            pe = pe * signs.to(pe.dtype).repeat_interleave(sizes, dim=0, output_size=len(pe))
-        return self.linear(pe)
+    def prepare(self, graph: dgl.DGLGraph, pe: torch.Tensor) -> torch.Tensor:
+        """In training, each graph's eigenvectors with a random sign each."""
+        if not self.training:
+            return pe
+        sizes = graph.batch_num_nodes().to(pe.device)
+        signs = torch.randint(0, 2, (len(sizes), self.k), device=pe.device) * 2 - 1
+        return pe * signs.to(pe.dtype).repeat_interleave(sizes, dim=0, output_size=len(pe))
 
 
-class RWSEEncoder(nn.Module):
+class RWSEEncoder(NodeEncodingProjection):
     r"""Random-walk structural encoding (Dwivedi et al., 2022): :math:`h = W p_i`, with
     :math:`p_i = (RW_{ii}, RW^2_{ii}, \dots, RW^k_{ii})`. Input (N, k) from
     :func:`graphformer.data.pe_transform`.
@@ -113,13 +133,4 @@ class RWSEEncoder(nn.Module):
     torch.Size([3, 8])
     """
 
-    def __init__(self, k: int, dim: int, check_finite: bool = True) -> None:
-        super().__init__()
-        check_positive(k=k, dim=dim)
-        self.k, self.check_finite = k, check_finite
-        self.linear = nn.Linear(k, dim)
-
-    def forward(self, graph: dgl.DGLGraph, rwse: torch.Tensor) -> torch.Tensor:
-        dtype = self.linear.weight.dtype
-        check_node_features(RWSE, rwse, graph.num_nodes(), self.k, self.check_finite, dtype)
-        return self.linear(rwse)
+    field = RWSE
