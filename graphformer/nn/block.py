@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 from graphformer.graphs import add_self_loops_with_features
-from graphformer.nn.config import ACTIVATIONS, GPS, NORMS, BlockConfig, choose
+from graphformer.nn.config import ACTIVATIONS, GPS, NORMS, BlockConfig, block_config, choose
 from graphformer.nn.core.checks import check_batch_norm, check_node_features
 from graphformer.nn.core.message_passing import check_dense_taken
 from graphformer.nn.mixers import REGISTRY, Mixer, build, names
@@ -188,12 +188,7 @@ class GraphTransformerBlock(nn.Module):
         global_mixer: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        block = BlockConfig() if block is None else block
-        if not isinstance(block, BlockConfig):
-            raise TypeError(
-                f"block must be a graphformer.nn.BlockConfig; got {type(block).__name__}. "
-                "Build one with BlockConfig(dim=..., mixer=..., ...)"
-            )
+        block = block_config(block)
         _check_mixer("local", local, "local")
         _check_mixer("global_mixer", global_mixer, "global")
         self.config = block

@@ -154,6 +154,19 @@ class BlockConfig:
         return dataclasses.replace(self, **changes)
 
 
+def block_config(block: BlockConfig | None, default: BlockConfig | None = None) -> BlockConfig:
+    """``block``, or ``default`` (``BlockConfig()``) when it is None: what a model's
+    ``block=`` argument resolves to. Anything else is refused, named."""
+    if block is None:
+        return BlockConfig() if default is None else default
+    if not isinstance(block, BlockConfig):
+        raise TypeError(
+            f"block must be a graphformer.nn.BlockConfig; got {type(block).__name__} "
+            f"{block!r}. Build one with BlockConfig(dim=..., mixer=..., ...)"
+        )
+    return block
+
+
 #: Model keys renamed when the block settings moved into BlockConfig (old → field).
 LEGACY_KEYS = {"hidden_dim": "dim", "conv": "mixer", "global_attention": "global_mixer"}
 #: Block settings whose defaults differed from BlockConfig's, per model class, before it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from graphformer.graphs import Counts, causal_graph, complete_bipartite, sample_sizes
 from graphformer.nn.block import feed_forward
-from graphformer.nn.config import NORMS, BlockConfig
+from graphformer.nn.config import NORMS, BlockConfig, block_config
 from graphformer.nn.core.checks import check_node_features, check_positive
 from graphformer.nn.core.message_passing import check_engine, decide_engine
 from graphformer.nn.layers.attention import MultiHeadAttention
@@ -72,9 +72,7 @@ class DecoderBlock(nn.Module):
         check_finite: bool = True,
     ) -> None:
         super().__init__()
-        block = BlockConfig() if block is None else block
-        if not isinstance(block, BlockConfig):
-            raise TypeError(f"block must be a graphformer.nn.BlockConfig; got {block!r}")
+        block = block_config(block)
         dim, num_heads, engine = block.dim, block.num_heads, block.engine
         self.config = block
         self.engine = check_engine(engine)
@@ -177,7 +175,7 @@ class TransformerDecoder(nn.Module):
         check_finite: bool = True,
     ) -> None:
         super().__init__()
-        block = BlockConfig() if block is None else block
+        block = block_config(block)
         check_positive(num_layers=num_layers)
         self.blocks = nn.ModuleList(
             DecoderBlock(block, memory_dim, check_finite=check_finite if index == 0 else False)

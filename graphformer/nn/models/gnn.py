@@ -6,7 +6,7 @@ import itertools
 
 from graphformer.graphs import add_self_loops
 from graphformer.nn.block import rename_legacy_keys
-from graphformer.nn.config import ACTIVATIONS, BlockConfig, choose
+from graphformer.nn.config import ACTIVATIONS, BlockConfig, block_config, choose
 from graphformer.nn.core.checks import check_node_features, check_positive
 from graphformer.nn.core.message_passing import MESSAGE_PASSING_ENGINES, check_engine
 from graphformer.nn.layers.readout import Readout
@@ -78,9 +78,7 @@ class GNN(nn.Module):
         head_layers: int = 0,
     ) -> None:
         super().__init__()
-        block = GNN_BLOCK if block is None else block
-        if not isinstance(block, BlockConfig):
-            raise TypeError(f"block must be a graphformer.nn.BlockConfig; got {block!r}")
+        block = block_config(block, GNN_BLOCK)
         dim = block.dim
         check_positive(out_dim=out_dim, in_dim=in_dim)
         check_positive(num_layers=num_layers)

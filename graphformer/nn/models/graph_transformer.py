@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from graphformer.graphs import add_self_loops, add_self_loops_with_features
 from graphformer.nn.block import GraphTransformerBlock
-from graphformer.nn.config import ACTIVATIONS, NORMS, BlockConfig, choose
+from graphformer.nn.config import ACTIVATIONS, NORMS, BlockConfig, block_config, choose
 from graphformer.nn.core.checks import check_edge_tensor, check_positive
 from graphformer.nn.layers.attention import MultiHeadAttention
 from graphformer.nn.layers.encoders import (
@@ -101,9 +101,7 @@ class GraphTransformer(nn.Module):
         check_finite: bool = True,
     ) -> None:
         super().__init__()
-        block = BlockConfig() if block is None else block
-        if not isinstance(block, BlockConfig):
-            raise TypeError(f"block must be a graphformer.nn.BlockConfig; got {block!r}")
+        block = block_config(block)
         check_positive(out_dim=out_dim, num_layers=num_layers)
         check_positive(head_layers=head_layers)
         self.config, dim = block, block.dim

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from graphformer.graphs import Counts
 from graphformer.nn.block import GraphTransformerBlock
-from graphformer.nn.config import NORMS, BlockConfig
+from graphformer.nn.config import NORMS, BlockConfig, block_config
 from graphformer.nn.core.checks import check_positive
 from graphformer.nn.core.dense import padding_index
 from graphformer.nn.models.decoder import TransformerDecoder, check_sizes
@@ -59,7 +59,7 @@ class TransformerEncoder(nn.Module):
         check_finite: bool = True,
     ) -> None:
         super().__init__()
-        block = (BlockConfig() if block is None else block).replace(mixer="full")
+        block = block_config(block).replace(mixer="full")
         check_positive(num_layers=num_layers)
         self.config, self.engine = block, block.engine
         self.blocks = nn.ModuleList(
