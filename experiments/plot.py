@@ -28,7 +28,7 @@ import statistics
 from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.cli.plot import METRICS, read_epochs
+from graphformer.cli.plot import METRICS, default_metric, draw_curves, read_epochs
 from graphformer.cli.resume import read_checkpoint, stored_config
 from graphformer.data import pe_transform
 from graphformer.data.datasets.sbm import cluster_graph
@@ -41,7 +41,6 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.collections import LineCollection
-from matplotlib.ticker import MaxNLocator
 
 
 def collect_groups(multirun: Path, folder: Path) -> dict[tuple[str, ...], dict[str, list[float]]]:
@@ -127,33 +126,8 @@ def curves(folder: Path, metric: str | None = None) -> Path:
             "there as seed<seed>.csv (train with logger=csv)"
         )
     runs = {path.stem: read_epochs(path) for path in logs}
-    if metric is None:
-        present = [m for m in METRICS if any(m in run for run in runs.values())]
-        if not present:
-            raise ValueError(f"none of {METRICS} in {folder / 'logs'}; pass --metric")
-        metric = present[0]
-    figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    for index, (name, run) in enumerate(runs.items()):
-        color = f"C{index}"
-        for key, style in (("train/loss", "--"), ("val/loss", "-")):
-            if key in run:
-                epochs = sorted(run[key])
-                values = [run[key][e] for e in epochs]
-                loss_axis.plot(epochs, values, style, color=color, label=f"{name} {key}")
-        if metric in run:
-            epochs = sorted(run[metric])
-            metric_axis.plot(epochs, [run[metric][e] for e in epochs], color=color, label=name)
-    for axis in (loss_axis, metric_axis):
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
-    loss_axis.set(xlabel="epoch", ylabel="loss", title="loss (dashed: train)")
-    metric_axis.set(xlabel="epoch", ylabel=metric, title=metric)
-    metric_axis.legend(fontsize=8)
-    figure.suptitle(folder.name)
-    figure.tight_layout()
-    out = folder / "curves.png"
-    figure.savefig(out, dpi=120)
-    plt.close(figure)
-    return out
+    metric = metric or default_metric(runs, folder / "logs")
+    return draw_curves(runs, metric, folder.name, folder / "curves.png")
 
 
 def load_model(checkpoint: Path) -> tuple[GraphTransformer, dict]:

@@ -83,24 +83,36 @@ def _metric(path: Path, runs: dict[str, dict], metric: str | None) -> str:
             name = json.loads(summary.read_text()).get("optimized_metric")
             if name and any(name in run for run in runs.values()):
                 return name
+    return default_metric(runs, path)
+
+
+def default_metric(runs: dict[str, dict], where: object) -> str:
+    """The first of :data:`METRICS` that one of ``runs`` logged (``where``: for the error)."""
     present = [m for m in METRICS if any(m in run for run in runs.values())]
     if not present:
-        raise ValueError(f"none of {METRICS} is logged under {path}; pass --metric")
+        raise ValueError(f"none of {METRICS} is logged under {where}; pass --metric")
     return present[0]
 
 
 def curves(path: Path, metric: str | None = None, out: Path | None = None) -> Path:
     """Draw the curves of the run(s) under ``path`` to ``out`` (default
     ``<path>/curves.png``); returns the PNG's path."""
+    path = Path(path)
+    runs = {label: read_epochs(log) for label, log in find_logs(path).items()}
+    metric = _metric(path if path.is_dir() else path.parent, runs, metric)
+    out = Path(out) if out else (path if path.is_dir() else path.parent) / "curves.png"
+    return draw_curves(runs, metric, str(path.name), out)
+
+
+def draw_curves(runs: dict[str, dict[str, dict[int, float]]], metric: str, title: str, out: Path):
+    """Two panels, one colour per run: train (dashed) and validation loss, and ``metric``,
+    per whole epoch; ``runs`` maps a label to :func:`read_epochs`' result. Writes ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    path = Path(path)
-    runs = {label: read_epochs(log) for label, log in find_logs(path).items()}
-    metric = _metric(path if path.is_dir() else path.parent, runs, metric)
     figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for index, (label, run) in enumerate(runs.items()):
         color = f"C{index % 10}"
@@ -117,9 +129,8 @@ def curves(path: Path, metric: str | None = None, out: Path | None = None) -> Pa
     metric_axis.set(xlabel="epoch", ylabel=metric, title=metric)
     if len(runs) > 1:
         metric_axis.legend(fontsize=7)
-    figure.suptitle(str(path.name))
+    figure.suptitle(title)
     figure.tight_layout()
-    out = Path(out) if out else (path if path.is_dir() else path.parent) / "curves.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=120)
     plt.close(figure)
