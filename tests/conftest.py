@@ -15,7 +15,7 @@ import graphformer  # noqa: F401
 import pytest
 import torch
 from helpers import ERRORS
-from training import SHARED_DGL, compose_config
+from training import SHARED_DGL, SMALL, compose_config
 
 
 @pytest.fixture(autouse=True)
@@ -34,18 +34,17 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 #: A small CLUSTER and a small model: one epoch trains in seconds.
-SMALL_RUN = [
-    "data.train_graphs=64",
-    "data.val_graphs=32",
-    "data.test_graphs=32",
-    "data.batch_size=16",
-    "model.block.dim=16",
-    "model.num_layers=2",
-    "callbacks.rich_progress_bar=null",
-    "callbacks.model_summary=null",
-    "trainer.max_epochs=1",
-    "logger=csv",
-]
+SMALL_RUN = [*SMALL, "trainer.max_epochs=1", "logger=csv"]
+
+
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch):
+    """wandb offline in the test's folder, with no credentials to find."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
 
 
 @dataclass

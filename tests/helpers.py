@@ -234,3 +234,16 @@ def dense_sample_attention(
             score = score + bias[rows, rows].permute(2, 0, 1)
         outputs.append(torch.einsum("hij,jhd->ihd", torch.softmax(score, dim=-1), v[rows]))
     return torch.cat(outputs)
+
+
+def tiny_cluster_data(root: str) -> dict:
+    """A data config node (as graphformer-train composes one) for 6/3/3 generated CLUSTER
+    graphs in batches of 3, cached under ``root``."""
+    return {
+        "_target_": "graphformer.data.GraphDataModule",
+        "dataset": {"_target_": "graphformer.data.SBMDataset", "_partial_": True, "root": root},
+        "batch_size": 3,
+        "train_graphs": 6,
+        "val_graphs": 3,
+        "test_graphs": 3,
+    }

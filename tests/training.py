@@ -17,6 +17,22 @@ from omegaconf import DictConfig, open_dict
 #: Cora in DGL's cache layout, beside the repository (CI and the dev machines have it).
 SHARED_DGL = Path(__file__).resolve().parents[2] / "shared" / "data" / "dgl"
 
+#: A small CLUSTER (64 / 32 / 32 graphs, batches of 16)...
+SMALL_DATA = [
+    "data.train_graphs=64",
+    "data.val_graphs=32",
+    "data.test_graphs=32",
+    "data.batch_size=16",
+]
+#: ... and a small model, without the rich progress bar and model summary: an epoch in seconds.
+SMALL = [
+    *SMALL_DATA,
+    "model.block.dim=16",
+    "model.num_layers=2",
+    "callbacks.rich_progress_bar=null",
+    "callbacks.model_summary=null",
+]
+
 
 def config_dir() -> Path:
     """``conf/`` of the checkout, or the installed ``graphformer.conf`` package."""

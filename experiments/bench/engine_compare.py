@@ -43,27 +43,14 @@ print(json.dumps([{"group": "decoder", "case": "TransformerDecoder dense (64 x 2
 
 
 def run(tree: Path, bench_args: list[str]) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    def rows_of(*args: str) -> list[dict]:
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        command = [sys.executable, *args]
+        out = subprocess.run(command, env=env, capture_output=True, text=True, check=True, cwd=tree)
+        return json.loads(out.stdout)
+
     code = "import sys; from graphformer.bench import main; main(sys.argv[1:])"
-    out = subprocess.run(
-        [sys.executable, "-c", code, *bench_args, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tree,
-    ).stdout
-    rows = json.loads(out)
-    rows += json.loads(
-        subprocess.run(
-            [sys.executable, "-c", DECODER],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=tree,
-        ).stdout
-    )
+    rows = rows_of("-c", code, *bench_args, "--json") + rows_of("-c", DECODER)
     return {f"{r['group']} | {r['case']}": r["seconds"] for r in rows}
 
 

@@ -22,27 +22,9 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict, read_write
-from training import compose_config, wandb_summary
+from training import SMALL, compose_config, wandb_summary
 
-SMALL = [
-    "data.train_graphs=64",
-    "data.val_graphs=32",
-    "data.test_graphs=32",
-    "data.batch_size=16",
-    "model.block.dim=16",
-    "model.num_layers=2",
-    "callbacks.rich_progress_bar=null",
-    "callbacks.model_summary=null",
-]
-
-
-@pytest.fixture(autouse=True)
-def offline_wandb(tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+pytestmark = pytest.mark.usefixtures("offline_wandb")
 
 
 # --- one set of numbers per run -------------------------------------------------------------

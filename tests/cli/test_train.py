@@ -26,31 +26,10 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
-from training import SHARED_DGL, compose_config, config_dir
+from training import SHARED_DGL, SMALL, SMALL_DATA, compose_config, config_dir
 
 # A small CLUSTER and a short schedule: each run takes seconds.
-SMALL_DATA = [
-    "data.train_graphs=64",
-    "data.val_graphs=32",
-    "data.test_graphs=32",
-    "data.batch_size=16",
-]
-SMALL = [
-    *SMALL_DATA,
-    "model.block.dim=16",
-    "model.num_layers=2",
-    "callbacks.rich_progress_bar=null",
-    "callbacks.model_summary=null",
-]
-
-
-@pytest.fixture(autouse=True)
-def offline_wandb(tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+pytestmark = pytest.mark.usefixtures("offline_wandb")
 
 
 needs_cora = pytest.mark.skipif(not SHARED_DGL.is_dir(), reason="../shared/data/dgl absent")

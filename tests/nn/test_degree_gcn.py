@@ -14,7 +14,13 @@ from graphformer.nn.layers.degree_gcn import LOG_DEGREE, log_in_degree
 import dgl
 import pytest
 import torch
-from helpers import assert_close, dense_adjacency, permute_nodes, random_graph
+from helpers import (
+    assert_close,
+    dense_adjacency,
+    permute_nodes,
+    random_graph,
+    tiny_cluster_data,
+)
 from omegaconf import OmegaConf
 
 IN, OUT = 4, 6
@@ -89,22 +95,7 @@ def test_the_data_module_computes_the_field_the_model_needs(tmp_path):
     assert get_field(LOG_DEGREE).compute is log_in_degree
     model = GraphTransformer(6, BlockConfig(dim=8, mixer="gcn_degree"), 1, num_categories=7)
     assert model.needs == (LOG_DEGREE,)
-    cfg = OmegaConf.create(
-        {
-            "data": {
-                "_target_": "graphformer.data.GraphDataModule",
-                "dataset": {
-                    "_target_": "graphformer.data.SBMDataset",
-                    "_partial_": True,
-                    "root": str(tmp_path),
-                },
-                "batch_size": 3,
-                "train_graphs": 6,
-                "val_graphs": 3,
-                "test_graphs": 3,
-            }
-        }
-    )
+    cfg = OmegaConf.create({"data": tiny_cluster_data(str(tmp_path))})
     data = cli_build.datamodule(cfg, model)
     data.setup("fit")
     graph, _ = next(iter(data.train_dataloader()))

@@ -57,6 +57,7 @@ from helpers import (
     offsets,
     random_graph,
     randomize_biases,
+    tiny_cluster_data,
     with_distances,
     within_sample_permutation,
 )
@@ -593,19 +594,7 @@ def test_training_asks_the_data_for_the_fields_the_model_needs(tmp_path):
     graphormer_model = GraphTransformer(
         6, BlockConfig(dim=EMBED, mixer="graphormer"), 1, num_categories=7
     )
-    data_node = {
-        "_target_": "graphformer.data.GraphDataModule",
-        "dataset": {
-            "_target_": "graphformer.data.SBMDataset",
-            "_partial_": True,
-            "root": str(tmp_path),
-        },
-        "batch_size": 3,
-        "train_graphs": 6,
-        "val_graphs": 3,
-        "test_graphs": 3,
-    }
-    cfg = OmegaConf.create({"data": data_node})
+    cfg = OmegaConf.create({"data": tiny_cluster_data(str(tmp_path))})
     data = cli_build.datamodule(cfg, graphormer_model)
     assert data.distances is None and [field.name for field in data.fields] == [SPD]
     plain = cli_build.datamodule(
