@@ -74,7 +74,17 @@ class LinearEncoder(nn.Module):
 class NodeEncodingProjection(nn.Module):
     """:math:`h = W e`: a linear map of a precomputed (N, k) node encoding, stored in
     ``graph.ndata[field]`` (:func:`graphformer.data.pe_transform`), checked for its shape,
-    dtype and values. :class:`LapPEEncoder` and :class:`RWSEEncoder` are its two uses."""
+    dtype and values. :class:`LapPEEncoder` and :class:`RWSEEncoder` are its two uses; a new
+    encoding names its field:
+
+    >>> import dgl, torch
+    >>> from graphformer.nn import NodeEncodingProjection
+    >>> class DegreeEncoder(NodeEncodingProjection):
+    ...     field = "degree_pe"
+    >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
+    >>> DegreeEncoder(1, 8)(graph, torch.ones(3, 1)).shape
+    torch.Size([3, 8])
+    """
 
     #: The ``ndata`` field the encoding comes from (named in messages).
     field: str
