@@ -24,7 +24,7 @@ or named where it matters):
 from __future__ import annotations
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.nn import Polynormer, SGFormer
+from graphformer.nn import BlockConfig, Polynormer, SGFormer
 from graphformer.nn.layers.polynormer import PolynormerAttention
 from graphformer.nn.layers.sgformer import SGFormerAttention
 
@@ -176,10 +176,8 @@ def test_sgformer_model_equals_pyg_given_the_same_weights(aggregate, mode):
     ours = SGFormer(
         4,
         12,
-        16,
+        BlockConfig(dim=16, num_heads=2, dropout=dropout),
         num_layers=2,
-        num_heads=2,
-        dropout=dropout,
         gnn_layers=2,
         gnn_dropout=dropout,
         aggregate=aggregate,
@@ -229,8 +227,8 @@ def test_polynormer_model_equals_pyg_given_the_same_weights(conv, stage):
     ours = Polynormer(
         4,
         12,
-        16,
-        local_layers=3,
+        BlockConfig(dim=16, num_heads=1, dropout=0.5),
+        num_layers=3,
         global_layers=2,
         beta=0.7,
         local_conv=conv,
@@ -250,12 +248,14 @@ def test_polynormer_model_equals_pyg_given_the_same_weights(conv, stage):
 
 
 def test_the_models_have_as_many_parameters_as_pygs():
-    sg = sum(p.numel() for p in SGFormer(12, 10, 16, num_layers=2, gnn_layers=3).parameters())
+    block = BlockConfig(dim=16, num_heads=1)
+    sg = sum(p.numel() for p in SGFormer(12, 10, block, num_layers=2, gnn_layers=3).parameters())
     their_sg = PyGSGFormer(10, 16, 12, trans_num_layers=2, gnn_num_layers=3)
     assert sg == sum(p.numel() for p in their_sg.parameters())
-    poly = Polynormer(12, 10, 16, local_layers=3, global_layers=2)
+    poly = Polynormer(12, 10, block, num_layers=3, global_layers=2)
     their_poly = PyGPolynormer(10, 16, 12, local_layers=3, global_layers=2, local_attn=True)
     unused = sum(p.numel() for p in their_poly.lin_in.parameters())  # PyG's, never called
-    assert sum(p.numel() for p in poly.parameters()) == sum(
-        p.numel() for p in their_poly.parameters()
-    ) - unused
+    assert (
+        sum(p.numel() for p in poly.parameters())
+        == sum(p.numel() for p in their_poly.parameters()) - unused
+    )

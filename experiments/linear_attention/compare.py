@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.nn import Polynormer, SGFormer
+from graphformer.nn import BlockConfig, Polynormer, SGFormer
 
 import dgl
 import torch
@@ -124,8 +124,18 @@ def build(model: str, variant: str, in_dim: int, classes: int):
             )
             return net, lambda g, x, ei, batch: net(x, ei, batch), s["lr"], s["weight_decay"]
         norm = "row" if variant == "graphformer-row" else "frobenius"
-        kwargs = {k: v for k, v in s.items() if k not in ("lr", "weight_decay")}
-        net = SGFormer(classes, in_dim, attention_norm=norm, check_finite=False, **kwargs)
+        block = BlockConfig(dim=s["dim"], num_heads=s["num_heads"], dropout=s["dropout"])
+        net = SGFormer(
+            classes,
+            in_dim,
+            block,
+            num_layers=s["num_layers"],
+            gnn_layers=s["gnn_layers"],
+            gnn_dropout=s["gnn_dropout"],
+            graph_weight=s["graph_weight"],
+            attention_norm=norm,
+            check_finite=False,
+        )
         return net, lambda g, x, ei, batch: net(g, x), s["lr"], s["weight_decay"]
     s = POLYNORMER
     if variant == "pyg":
@@ -143,8 +153,19 @@ def build(model: str, variant: str, in_dim: int, classes: int):
             local_attn=True,
         )
         return net, lambda g, x, ei, batch: net(x, ei, batch), s["lr"], s["weight_decay"]
-    kwargs = {k: v for k, v in s.items() if k not in ("lr", "weight_decay")}
-    net = Polynormer(classes, in_dim, local_conv="gat", check_finite=False, **kwargs)
+    block = BlockConfig(dim=s["dim"], num_heads=s["num_heads"], dropout=s["dropout"])
+    net = Polynormer(
+        classes,
+        in_dim,
+        block,
+        num_layers=s["local_layers"],
+        global_layers=s["global_layers"],
+        beta=s["beta"],
+        in_dropout=s["in_dropout"],
+        global_dropout=s["global_dropout"],
+        local_conv="gat",
+        check_finite=False,
+    )
     return net, lambda g, x, ei, batch: net(g, x), s["lr"], s["weight_decay"]
 
 

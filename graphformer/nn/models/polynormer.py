@@ -3,7 +3,7 @@ linear global attention, for node classification on large graphs."""
 
 from __future__ import annotations
 
-from graphformer.nn.config import choose
+from graphformer.nn.config import BlockConfig, choose
 from graphformer.nn.core.checks import check_node_features, check_positive
 from graphformer.nn.core.message_passing import MESSAGE_PASSING_ENGINES, check_engine
 from graphformer.nn.layers.polynormer import LOCAL_CONVS, PolynormerAttention, PolynormerLocal
@@ -13,6 +13,9 @@ import dgl
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+#: Polynormer's block settings by default: width 64, one head, dropout 0.5.
+POLYNORMER_BLOCK = BlockConfig(dim=64, num_heads=1, dropout=0.5)
 
 
 class Polynormer(nn.Module):
@@ -39,24 +42,25 @@ class Polynormer(nn.Module):
     Parameters
     ----------
     out_dim, in_dim : classes and input feature width.
-    dim : hidden width (``hidden_channels``; heads are concatenated, each ``dim /
-        num_heads`` wide).
-    local_layers, global_layers : layers of each stage.
-    num_heads : heads of the local and global attention.
+    block : :class:`~graphformer.nn.BlockConfig`; read are ``dim`` (the hidden width,
+        ``hidden_channels``; heads concatenated, each ``dim / num_heads`` wide),
+        ``num_heads`` (of the local and global attention), ``dropout`` (in the local layers)
+        and ``engine`` (the local convolutions'). Default: :data:`POLYNORMER_BLOCK`.
+    num_layers, global_layers : layers of the local and of the global stage
+        (``local_layers``, ``global_layers``).
     beta : the gates' mixing weight.
-    in_dropout, dropout, global_dropout : on the input, in the local layers, on the global
-        layers' outputs.
+    in_dropout, global_dropout : on the input, on the global layers' outputs.
     local_conv : ``gat`` (the paper's local attention) or ``gcn``.
     qk_shared : the global attention shares one query/key projection.
     global_stage : whether the global stage runs (else the local head classifies).
     level : ``node`` only.
-    engine : the local convolutions' message-passing engine.
     check_finite : raise on NaN/inf input features.
 
     >>> import dgl, torch
-    >>> from graphformer.nn import Polynormer
+    >>> from graphformer.nn import BlockConfig, Polynormer
     >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
-    >>> Polynormer(3, in_dim=5, dim=8, local_layers=2)(graph, torch.randn(3, 5)).shape
+    >>> model = Polynormer(3, in_dim=5, block=BlockConfig(dim=8), num_layers=2)
+    >>> model(graph, torch.randn(3, 5)).shape
     torch.Size([3, 3])
     """
 
@@ -64,23 +68,24 @@ class Polynormer(nn.Module):
         self,
         out_dim: int,
         in_dim: int,
-        dim: int = 64,
-        local_layers: int = 7,
+        block: BlockConfig | None = None,
+        num_layers: int = 7,
         global_layers: int = 2,
-        num_heads: int = 1,
         beta: float = 0.9,
         in_dropout: float = 0.15,
-        dropout: float = 0.5,
         global_dropout: float = 0.5,
         local_conv: str = "gat",
         qk_shared: bool = False,
         global_stage: bool = True,
         level: str = "node",
-        engine: str = "auto",
         check_finite: bool = True,
     ) -> None:
         super().__init__()
-        check_positive(out_dim=out_dim, in_dim=in_dim, dim=dim, local_layers=local_layers)
+        block = POLYNORMER_BLOCK if block is None else block
+        if not isinstance(block, BlockConfig):
+            raise TypeError(f"block must be a graphformer.nn.BlockConfig; got {block!r}")
+        dim, num_heads, dropout = block.dim, block.num_heads, block.dropout
+        check_positive(out_dim=out_dim, in_dim=in_dim, num_layers=num_layers)
         if (
             isinstance(global_layers, bool)
             or not isinstance(global_layers, int)
@@ -89,17 +94,17 @@ class Polynormer(nn.Module):
             raise ValueError(f"global_layers must be an int ≥ 0; got {global_layers!r}")
         self.level = choose("level", level, ("node",))
         choose("local_conv", local_conv, LOCAL_CONVS)
-        engine = check_engine(engine, MESSAGE_PASSING_ENGINES, "Polynormer")
+        engine = check_engine(block.engine, MESSAGE_PASSING_ENGINES, "Polynormer")
         self.in_dim, self.check_finite = in_dim, check_finite
         self.in_dropout = check_rate("in_dropout", in_dropout)
-        check_rate("dropout", dropout), check_rate("global_dropout", global_dropout)
+        check_rate("global_dropout", global_dropout)
         if not isinstance(global_stage, bool):
             raise ValueError(f"global_stage must be True or False; got {global_stage!r}")
         self.global_stage = global_stage and global_layers > 0
         #: ``graph.ndata`` fields it reads besides the features: none.
         self.needs: tuple[str, ...] = ()
         self.local = nn.ModuleList()
-        for index in range(local_layers):
+        for index in range(num_layers):
             layer = PolynormerLocal(
                 dim,
                 num_heads,

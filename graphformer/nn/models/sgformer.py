@@ -3,7 +3,7 @@ branch, for node classification on large graphs; no positional encodings."""
 
 from __future__ import annotations
 
-from graphformer.nn.config import choose
+from graphformer.nn.config import BlockConfig, choose
 from graphformer.nn.core.checks import check_node_features, check_positive
 from graphformer.nn.core.message_passing import MESSAGE_PASSING_ENGINES, check_engine
 from graphformer.nn.layers.conv import GCNConv
@@ -16,6 +16,10 @@ from torch import nn
 
 #: How the two branches meet: a weighted sum (the paper's default) or a concatenation.
 AGGREGATES = ("add", "cat")
+
+
+#: SGFormer's block settings by default: width 64, one head, dropout 0.5.
+SGFORMER_BLOCK = BlockConfig(dim=64, num_heads=1, dropout=0.5)
 
 
 def check_rate(name: str, value: float) -> float:
@@ -47,23 +51,23 @@ class SGFormer(nn.Module):
     Parameters
     ----------
     out_dim, in_dim : classes and input feature width.
-    dim : hidden width (``hidden_channels``).
+    block : :class:`~graphformer.nn.BlockConfig`; read are ``dim`` (the hidden width,
+        ``hidden_channels``), ``num_heads`` (attention heads, averaged), ``dropout`` (of the
+        attention branch, ``trans_dropout``) and ``engine`` (the GCN's). Default:
+        :data:`SGFORMER_BLOCK`.
     num_layers : attention layers (``trans_num_layers``).
-    num_heads : attention heads, averaged.
-    dropout : of the attention branch (``trans_dropout``).
     gnn_layers, gnn_dropout : GCN layers and their dropout.
     graph_weight : :math:`\lambda`, the GCN branch's weight in the sum.
     aggregate : ``add`` or ``cat`` (:data:`AGGREGATES`).
     attention_norm, attention_bias : :class:`SGFormerAttention`'s ``norm`` (``frobenius``:
         the paper; ``row``: PyG) and ``bias``.
     level : ``node`` only (SGFormer classifies nodes).
-    engine : the GCN's message-passing engine.
     check_finite : raise on NaN/inf input features.
 
     >>> import dgl, torch
-    >>> from graphformer.nn import SGFormer
+    >>> from graphformer.nn import BlockConfig, SGFormer
     >>> graph = dgl.graph(([0, 1, 2], [1, 2, 0]))
-    >>> SGFormer(3, in_dim=5, dim=8)(graph, torch.randn(3, 5)).shape
+    >>> SGFormer(3, in_dim=5, block=BlockConfig(dim=8))(graph, torch.randn(3, 5)).shape
     torch.Size([3, 3])
     """
 
@@ -71,10 +75,8 @@ class SGFormer(nn.Module):
         self,
         out_dim: int,
         in_dim: int,
-        dim: int = 64,
+        block: BlockConfig | None = None,
         num_layers: int = 1,
-        num_heads: int = 1,
-        dropout: float = 0.5,
         gnn_layers: int = 2,
         gnn_dropout: float = 0.5,
         graph_weight: float = 0.5,
@@ -82,10 +84,13 @@ class SGFormer(nn.Module):
         attention_norm: str = "frobenius",
         attention_bias: bool = False,
         level: str = "node",
-        engine: str = "auto",
         check_finite: bool = True,
     ) -> None:
         super().__init__()
+        block = SGFORMER_BLOCK if block is None else block
+        if not isinstance(block, BlockConfig):
+            raise TypeError(f"block must be a graphformer.nn.BlockConfig; got {block!r}")
+        dim, num_heads, dropout = block.dim, block.num_heads, block.dropout
         check_positive(out_dim=out_dim, in_dim=in_dim, dim=dim, num_layers=num_layers)
         check_positive(gnn_layers=gnn_layers)
         self.level = choose("level", level, ("node",))
@@ -96,7 +101,7 @@ class SGFormer(nn.Module):
             check_rate("gnn_dropout", gnn_dropout),
         )
         self.graph_weight = check_rate("graph_weight", graph_weight)
-        engine = check_engine(engine, MESSAGE_PASSING_ENGINES, "SGFormer")
+        engine = check_engine(block.engine, MESSAGE_PASSING_ENGINES, "SGFormer")
         #: ``graph.ndata`` fields it reads besides the features: none.
         self.needs: tuple[str, ...] = ()
         # the global branch
