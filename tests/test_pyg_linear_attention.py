@@ -259,3 +259,26 @@ def test_the_models_have_as_many_parameters_as_pygs():
         sum(p.numel() for p in poly.parameters())
         == sum(p.numel() for p in their_poly.parameters()) - unused
     )
+
+
+def test_the_comparison_script_runs_both_sides_and_writes_its_tables(tmp_path):
+    """experiments/linear_attention/compare.py, 3 epochs on a 300-node generated graph."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "linear_attention" / "compare.py"
+    spec = importlib.util.spec_from_file_location("linear_attention_compare", path)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    args = ["--datasets", "csbm", "--nodes", "300", "--epochs", "3", "--local-epochs", "1"]
+    out = compare.main([*args, "--seeds", "0", "--out", str(tmp_path), "--tag", "t"])
+    variants = {(row["model"], row["variant"]) for row in out["rows"]}
+    assert variants == {
+        ("sgformer", "pyg"),
+        ("sgformer", "graphformer"),
+        ("sgformer", "graphformer-row"),
+        ("polynormer", "pyg"),
+        ("polynormer", "graphformer"),
+    }
+    assert all(0 <= row["test_mean"] <= 100 and row["time_ratio_median"] > 0 for row in out["rows"])
+    assert "| csbm | sgformer | graphformer |" in (tmp_path / "t.md").read_text()
