@@ -220,3 +220,10 @@ def test_gps_block_with_linear_global_mixers_and_their_settings():
         block = GraphTransformerBlock(config)
         assert block(graph, x).shape == x.shape
     assert GraphTransformerBlock(config).global_mixer.beta == 0.5
+
+
+@pytest.mark.parametrize("mixer", ["sgformer", "polynormer"])
+def test_a_block_refuses_dense_with_only_linear_attention(mixer):
+    config = BlockConfig(dim=DIM, mixer="gps", global_mixer=mixer, engine="dense")
+    with pytest.raises(ValueError, match="linear attentions performer, sgformer and polynormer"):
+        GraphTransformerBlock(config)
