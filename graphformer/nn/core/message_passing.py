@@ -49,7 +49,8 @@ the dense engine; its local mixers pass messages on the input graph and get
 :func:`local_engine` (``dense`` → ``auto``, which still runs local attention dense where
 it pays off). ``performer``, ``sgformer`` and ``polynormer`` (linear attention) have a
 single path (no message passing), so no engine applies to them. A block none of whose
-mixers takes ``dense`` (local mixers only, or a linear-attention global mixer) refuses it (:func:`check_dense_taken`) rather than running ``auto``.
+mixers takes ``dense`` (local mixers only, or a linear-attention global mixer) refuses it
+(:func:`check_dense_taken`) rather than running ``auto``.
 """
 
 from __future__ import annotations
