@@ -103,6 +103,12 @@ class PolynormerLocal(Mixer):
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
 
+    def reset_parameters(self) -> None:
+        """Each part's own initialisation (PyTorch's for the linear maps, GAT's for ``conv``)."""
+        for module in (self.gate, self.conv, self.linear, self.batch_norm, self.norm):
+            if module is not None:
+                module.reset_parameters()
+
     @classmethod
     def build(cls, config: BlockConfig, **sizes: int | None) -> Mixer:
         """``config.dim`` wide, ``config.num_heads`` GAT heads, ``config.dropout``."""
@@ -192,6 +198,12 @@ class PolynormerAttention(Mixer):
         self.norm = nn.LayerNorm(dim)
         self.out = nn.Linear(dim, dim)
         self.dropout = nn.Dropout(dropout)
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default initialisation of every projection and of the norm."""
+        for module in (self.gate, self.query, self.key, self.value, self.norm, self.out):
+            if module is not None:
+                module.reset_parameters()
 
     @classmethod
     def build(
