@@ -37,13 +37,19 @@ from graphformer.nn.layers.gat import GATConv
 from graphformer.nn.layers.gatedgcn import GatedGCN
 from graphformer.nn.layers.gine import GINE
 from graphformer.nn.layers.graphormer import CentralityEncoding, GraphormerAttention, SpatialBias
+from graphformer.nn.layers.nagphormer import NAGphormerMixer
 from graphformer.nn.layers.performer import PerformerAttention
+from graphformer.nn.layers.polynormer import PolynormerAttention, PolynormerLocal
 from graphformer.nn.layers.readout import Readout
+from graphformer.nn.layers.sgformer import SGFormerAttention
 from graphformer.nn.mixers import Mixer
 from graphformer.nn.models.decoder import DecoderBlock, TransformerDecoder
 from graphformer.nn.models.gnn import GNN
 from graphformer.nn.models.graph_transformer import GraphTransformer
+from graphformer.nn.models.nagphormer import NAGphormer
+from graphformer.nn.models.polynormer import Polynormer
 from graphformer.nn.models.seq2seq import Seq2SeqTransformer, TransformerEncoder
+from graphformer.nn.models.sgformer import SGFormer
 
 __all__ = [
     "GINE",
@@ -65,12 +71,19 @@ __all__ = [
     "LinearEncoder",
     "Mixer",
     "MultiHeadAttention",
+    "NAGphormer",
+    "NAGphormerMixer",
     "NodeEncodingProjection",
     "PerformerAttention",
+    "Polynormer",
+    "PolynormerAttention",
+    "PolynormerLocal",
     "ProjectedAttention",
     "RWSEEncoder",
     "Readout",
     "SAGEConv",
+    "SGFormer",
+    "SGFormerAttention",
     "Seq2SeqTransformer",
     "SpatialBias",
     "TransformerDecoder",

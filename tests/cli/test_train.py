@@ -35,12 +35,16 @@ pytestmark = pytest.mark.usefixtures("offline_wandb")
 needs_cora = pytest.mark.skipif(not SHARED_DGL.is_dir(), reason="../shared/data/dgl absent")
 
 
+#: Models that need continuous node features: run on Cora.
+CORA_MODELS = ("gnn", "sgformer", "polynormer", "nagphormer")
+
+
 def model_override(model: str) -> list[str]:
     """The plain GNN stack needs continuous features: pair it with Cora; the encoder–decoder
     needs sequences and its task."""
     if model == "seq2seq":
         return ["model=seq2seq", "data=digits", "task=seq2seq"]
-    return [f"model={model}", "data=cora"] if model == "gnn" else [f"model={model}"]
+    return [f"model={model}", "data=cora"] if model in CORA_MODELS else [f"model={model}"]
 
 
 #: Data configs whose task is not the default node classification.
@@ -114,7 +118,7 @@ def test_unknown_config_name_lists_the_valid_ones(tmp_path, data_dir):
 
 @pytest.mark.parametrize("model", options("model"))
 def test_fast_dev_run_of_every_model(model, tmp_path, data_dir):
-    if model == "gnn" and not SHARED_DGL.is_dir():
+    if model in CORA_MODELS and not SHARED_DGL.is_dir():
         pytest.skip("../shared/data/dgl absent")
     cfg, _ = run(tmp_path, data_dir, *model_override(model), "debug=fast_dev_run")
     assert cfg.model._target_.startswith("graphformer.nn.")

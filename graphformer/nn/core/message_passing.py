@@ -47,9 +47,10 @@ Blocks: a block's ``engine`` is handed to its mixers by scope. Its global mixer 
 ``exphormer``, ``graphormer``) gets it as is, so ``dense`` pins the global attention to
 the dense engine; its local mixers pass messages on the input graph and get
 :func:`local_engine` (``dense`` → ``auto``, which still runs local attention dense where
-it pays off). ``performer`` has a single path (no message passing), so no engine applies
-to it. A block none of whose mixers takes ``dense`` (local mixers only, or a ``performer``
-global mixer) refuses it (:func:`check_dense_taken`) rather than running ``auto``.
+it pays off). ``performer``, ``sgformer`` and ``polynormer`` (linear attention) have a
+single path (no message passing), so no engine applies to them. A block none of whose
+mixers takes ``dense`` (local mixers only, or a linear-attention global mixer) refuses it
+(:func:`check_dense_taken`) rather than running ``auto``.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def check_dense_taken(engine: str, module: torch.nn.Module, who: str) -> None:
     ):
         raise ValueError(
             f"{who}(engine='dense') pins its global attention to the dense engine, but none "
-            "of its mixers has a dense path (local mixers run on 'auto'; performer has no "
+            "of its mixers has a dense path (local mixers run on 'auto'; the linear attentions "
+            "performer, sgformer and polynormer have no "
             "engine): use engine='auto', which runs attention dense where it pays off"
         )
 

@@ -150,9 +150,7 @@ class Seq2SeqTransformer(nn.Module):
         max_len: int = 64,
     ) -> None:
         super().__init__()
-        block = SEQ2SEQ_BLOCK if block is None else block
-        if not isinstance(block, BlockConfig):
-            raise TypeError(f"block must be a graphformer.nn.BlockConfig; got {block!r}")
+        block = block_config(block, SEQ2SEQ_BLOCK)
         self.config, dim = block, block.dim
         self.src_embed = TokenEmbedding(src_vocab, dim, max_len)
         self.tgt_embed = TokenEmbedding(tgt_vocab, dim, max_len)
