@@ -319,6 +319,30 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     start = time.time()
     results = []
+
+    def save() -> tuple[dict, list[dict]]:  # after every (dataset, model): nothing lost
+        meta = {
+            "command": "python experiments/linear_attention/compare.py " + " ".join(sys.argv[1:]),
+            "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
+            "torch": torch.__version__,
+            "dgl": dgl.__version__,
+            "pyg": sys.modules[models.__name__.split(".")[0]].__version__,
+            "threads": args.threads,
+            "wall_s": time.time() - start,
+            "git": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
+            ).stdout.strip(),
+            "settings": {"sgformer": SGFORMER, "polynormer": POLYNORMER, **vars(args)},
+        }
+        meta["settings"] = json.loads(json.dumps(meta["settings"], default=str))
+        rows = summarise(results)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{args.tag}.json").write_text(
+            json.dumps({"meta": meta, "rows": rows, "runs": results}, indent=1)
+        )
+        (args.out / f"{args.tag}.md").write_text(markdown(rows, meta))
+        return meta, rows
+
     for dataset in args.datasets.split(","):
         if dataset == "cora":
             graph = load_cora(args.data_root, args.shared)
@@ -332,26 +356,8 @@ def main(argv: list[str] | None = None) -> dict:
             results += compare(
                 dataset, graph, model, seeds, args.epochs, args.local_epochs, variants
             )
-    meta = {
-        "command": "python experiments/linear_attention/compare.py " + " ".join(sys.argv[1:]),
-        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
-        "torch": torch.__version__,
-        "dgl": dgl.__version__,
-        "pyg": sys.modules[models.__name__.split(".")[0]].__version__,
-        "threads": args.threads,
-        "wall_s": time.time() - start,
-        "git": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
-        ).stdout.strip(),
-        "settings": {"sgformer": SGFORMER, "polynormer": POLYNORMER, **vars(args)},
-    }
-    meta["settings"] = json.loads(json.dumps(meta["settings"], default=str))
-    rows = summarise(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.tag}.json").write_text(
-        json.dumps({"meta": meta, "rows": rows, "runs": results}, indent=1)
-    )
-    (args.out / f"{args.tag}.md").write_text(markdown(rows, meta))
+            save()
+    meta, rows = save()
     print(markdown(rows, meta))
     return {"meta": meta, "rows": rows}
 

@@ -157,3 +157,24 @@ def test_mixer_standalone_adds_self_loops_and_equals_its_block_form():
     assert_close(
         "standalone vs on looped graph", standalone(graph, x), built(add_self_loops(graph), x)
     )
+
+
+def test_an_unpickled_model_registers_its_field_in_the_new_process():
+    """Spawned DDP ranks unpickle the model without running __init__; the field must exist
+    there for the data module (a fresh process is simulated by unregistering it)."""
+    import pickle
+    import subprocess
+    import sys
+
+    model = NAGphormer(3, 6, BlockConfig(dim=8, num_heads=2), hops=5)
+    code = (
+        "import pickle, sys, graphformer\n"
+        "from graphformer.fields import FIELDS\n"
+        "assert 'hop_feat_5' not in FIELDS\n"
+        "model = pickle.loads(sys.stdin.buffer.read())\n"
+        "assert 'hop_feat_5' in FIELDS, sorted(FIELDS)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], input=pickle.dumps(model), capture_output=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr.decode()[-2000:]

@@ -83,6 +83,12 @@ class NAGphormer(nn.Module):
         self.hidden = nn.Linear(dim, dim // 2 or 1)
         self.head = nn.Linear(dim // 2 or 1, out_dim)
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled (a spawned DDP or loader process): register its field there too, so
+        the data module of that process finds it by name."""
+        super().__setstate__(state)
+        hop_field(self.hops)
+
     def forward(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_feat: torch.Tensor | None = None
     ) -> torch.Tensor:
