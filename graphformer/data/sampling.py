@@ -46,8 +46,9 @@ layer does not fit, at the price of recomputing shared neighbourhoods.
 ``DataLoader(use_ddp=True)``: the seed ids (permuted once with ``seed``, identically on
 every rank) are cut into one contiguous share per rank and each rank shuffles its share
 every epoch, so ranks draw disjoint seeds. Sampling uses DGL's generator, seeded with
-``seed + rank`` when the loader is made; shuffling uses NumPy's global generator (seeded by
-``seed_everything``). Each rank loads the graph from the dataset's disk cache (the data
+``seed + rank`` when the loader is made, in one OpenMP thread (DGL's per-thread generators
+make multi-threaded draws depend on the schedule); shuffling uses NumPy's global generator
+(seeded by ``seed_everything``). Each rank loads the graph from the dataset's disk cache (the data
 module is pickled to spawned ranks without its graphs), so the graph is held once per
 rank, never sent through a pipe. Evaluation is not split: each rank evaluates the whole
 graph (identical metrics, averaged).
@@ -55,8 +56,11 @@ graph (identical metrics, averaged).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +75,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from dgl.dataloading import ClusterGCNSampler, DataLoader, Sampler, ShaDowKHopSampler
+from dgl.utils.internal import get_num_threads, set_num_threads
+
+# DGL advises CPU affinity for worker processes on every iteration of its DataLoader; it
+# does not apply to the main-process loading used by default here.
+warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt")
 
 SAMPLERS = ("neighbor", "cluster")
 EVALS = ("full", "sampled")
@@ -106,18 +115,42 @@ def _batch(subgraph: dgl.DGLGraph, stage: str, seeds: torch.Tensor | None):
     return subgraph, subgraph.ndata["label"]
 
 
+@contextlib.contextmanager
+def one_sampling_thread():
+    """Run DGL's sampling in one OpenMP thread, then restore DGL's and torch's counts.
+
+    DGL's ``sample_neighbors`` draws from one generator per OpenMP thread, and which thread
+    serves which seed depends on the schedule: with several threads the same ``dgl.seed``
+    draws different neighbours from run to run (measured here: 1 batch in 6 differs).
+    Sampling is a small share of a step, so determinism costs little.
+    """
+    dgl_threads, torch_threads = get_num_threads(), torch.get_num_threads()
+    set_num_threads(1)
+    try:
+        yield
+    finally:
+        set_num_threads(dgl_threads)
+        torch.set_num_threads(torch_threads)
+
+
 class SeedSubgraphSampler(Sampler):
     """Node-induced ``len(fanouts)``-hop subgraph around the seeds (DGL's
     ``ShaDowKHopSampler``), returned as a graphformer batch ``(subgraph, labels)`` whose
-    ``<stage>_mask`` marks the seeds (its first nodes)."""
+    ``<stage>_mask`` marks the seeds (its first nodes). ``deterministic``: sample in one
+    thread (:func:`one_sampling_thread`), so that ``dgl.seed`` fixes the draws."""
 
-    def __init__(self, fanouts: Sequence[int], stage: str = "train") -> None:
+    def __init__(
+        self, fanouts: Sequence[int], stage: str = "train", deterministic: bool = True
+    ) -> None:
         super().__init__()
         self.fanouts, self.stage = check_fanouts(fanouts), stage
+        self.deterministic = deterministic
         self.sampler = ShaDowKHopSampler(list(self.fanouts))
 
     def sample(self, g: dgl.DGLGraph, seeds: torch.Tensor):
-        _, output_nodes, subgraph = self.sampler.sample(g, seeds)
+        exact = all(fanout == -1 for fanout in self.fanouts)  # nothing random to fix
+        with one_sampling_thread() if self.deterministic and not exact else nullcontext():
+            _, output_nodes, subgraph = self.sampler.sample(g, seeds)
         return _batch(subgraph, self.stage, output_nodes)
 
 
@@ -301,7 +334,9 @@ class SampledNodeDataModule(GraphDataModule):
             if self.seed is not None:  # the same permutation on every rank: random shares
                 order = np.random.default_rng(self.seed).permutation(len(seeds))
                 seeds = seeds[torch.from_numpy(order)]
-            sampler: Sampler = SeedSubgraphSampler(self.fanouts, "train")
+            sampler: Sampler = SeedSubgraphSampler(
+                self.fanouts, "train", deterministic=self.seed is not None
+            )
         else:
             seeds = torch.arange(self.num_parts)
             sampler = ClusterSubgraphSampler(self.graph, self.num_parts, self._cluster_cache())

@@ -6,9 +6,9 @@ The model (Deshpande et al., NeurIPS 2018; the generator of many heterophily stu
 .. math::
     y_i \sim \mathrm{Uniform}\{0, \dots, C-1\}, \qquad
     x_i = \mu_{y_i} + \varepsilon_i,\ \varepsilon_i \sim \mathcal N(0, I_F), \qquad
-    \mu_c \sim \mathcal N(0, \tfrac{s^2}{F} I_F)
+    \mu_c = s\, g_c / \lVert g_c \rVert,\ g_c \sim \mathcal N(0, I_F)
 
-so that :math:`\lVert \mu_c \rVert \approx s` (the *signal*: 0 makes the features useless,
+so that :math:`\lVert \mu_c \rVert = s` (the *signal*: 0 makes the features useless,
 large values make them alone sufficient). Edges: :math:`M = N \bar d / 2` undirected pairs;
 each picks a uniform source :math:`i`, then with probability :math:`h` (the *homophily*)
 a uniform node of :math:`i`'s class, else a uniform node of one of the other classes
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 #: Bumped when the generator's output changes for the same settings (names the cache file).
-VERSION = 1
+VERSION = 2
 
 
 def _check(name: str, value: object, low: float, high: float | None = None, kind=int) -> None:
@@ -89,7 +89,7 @@ def contextual_sbm(
     keys = np.unique(low[low != high] * num_nodes + high[low != high])
     low, high = keys // num_nodes, keys % num_nodes
     means = rng.standard_normal((num_classes, feat_dim), dtype=np.float32)
-    means *= np.float32(signal / np.sqrt(feat_dim))
+    means *= np.float32(signal) / np.linalg.norm(means, axis=1, keepdims=True)
     feat = rng.standard_normal((num_nodes, feat_dim), dtype=np.float32)
     feat += means[label]
     return (

@@ -166,7 +166,7 @@ class OGBNodeDataset:
         graph.ndata["label"] = labels
         for ours, theirs in SPLIT_FILES.items():
             ids = _read(folder / "split" / split_name / f"{theirs}.csv.gz", np.int64)
-            ids = torch.from_numpy(ids.reshape(-1))
+            ids = torch.from_numpy(ids.reshape(-1).copy())
             mask = torch.zeros(num_nodes, dtype=torch.bool)
             mask[ids] = True
             graph.ndata[f"{ours}_mask"] = mask
