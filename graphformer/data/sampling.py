@@ -327,6 +327,12 @@ class SampledNodeDataModule(GraphDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = _rank()
         use_ddp = world > 1 if self.use_ddp is None else self.use_ddp
+        if use_ddp and not (dist.is_available() and dist.is_initialized()):
+            raise ValueError(
+                "use_ddp=true needs a torch.distributed process group (Lightning's DDP "
+                "strategy starts one, e.g. trainer=ddp_sim); none is running: set "
+                "data.use_ddp=null (on under DDP only) or false"
+            )
         if self.seed is not None:
             dgl.seed(self.seed + rank)
         if self.sampler == "neighbor":

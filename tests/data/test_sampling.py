@@ -173,6 +173,13 @@ def test_bad_settings_are_refused(factory):
     assert GraphDataModule(many, batch_size=1).split_dataset("train")  # the right module
 
 
+def test_use_ddp_without_a_process_group_is_refused(factory):
+    with pytest.raises(ValueError, match=r"use_ddp=true needs a torch\.distributed"):
+        SampledNodeDataModule(factory, use_ddp=True).train_dataloader()
+    with pytest.raises(ValueError, match="use_ddp must be"):
+        SampledNodeDataModule(factory, use_ddp="yes")
+
+
 def test_cluster_without_a_cache_folder_is_refused():
     data = SampledNodeDataModule(
         functools.partial(ContextualSBMDataset, num_nodes=200, feat_dim=4, root=None),
