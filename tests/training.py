@@ -134,3 +134,18 @@ def _read_wandb_summary(run_dir: Path) -> tuple[dict, bool]:
                     key = item.key or "/".join(item.nested_key)
                     summary[key] = json.loads(item.value_json)
     return summary, finished
+
+
+class SeedRecorder(L.Callback):
+    """Writes the whole-graph ids of every training batch's seed nodes (sampled node-level
+    batches: ``ndata['_ID']`` where ``train_mask``) to ``<out_dir>/rank<r>.txt``."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        graph, _ = batch
+        seeds = graph.ndata[dgl.NID][graph.ndata["train_mask"].bool()]
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / f"rank{trainer.global_rank}.txt", "a") as file:
+            file.write("".join(f"{int(node)}\n" for node in seeds))

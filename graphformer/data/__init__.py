@@ -5,7 +5,9 @@ Generated here: CLUSTER/PATTERN (:class:`SBMDataset`), skeleton poses
 (:class:`SkeletonDataset`) and digit sequences to reverse or sort
 (:class:`DigitSequenceDataset`). Read from DGL's (or OGB's) cache layout, failing fast when
 absent: Planetoid citation graphs, ZINC-12k, DGL's official PATTERN/CLUSTER, ogbg-molhiv,
-and the preprocessed Human3.6M files (:class:`H36MDataset`).
+ogbn-arxiv/products (:class:`OGBNodeDataset`) and the preprocessed Human3.6M files
+(:class:`H36MDataset`). One large graph: contextual SBM graphs (:class:`ContextualSBMDataset`)
+trained in sampled mini-batches (:class:`SampledNodeDataModule`).
 
 Importing ``graphformer.data`` imports ``graphformer`` first, which installs the DGL
 compatibility hook before DGL loads.
@@ -14,8 +16,10 @@ compatibility hook before DGL loads.
 from graphformer.data.cache import CacheError, CacheWarning
 from graphformer.data.datamodule import GraphDataModule, collate, seed_worker
 from graphformer.data.datasets.citation import CitationDataset
+from graphformer.data.datasets.csbm import ContextualSBMDataset, contextual_sbm
 from graphformer.data.datasets.h36m import H36MDataset, load_h36m
 from graphformer.data.datasets.molhiv import MolHIVDataset
+from graphformer.data.datasets.ogbn import OGBNodeDataset
 from graphformer.data.datasets.sbm import (
     BENCHMARK_SIZES,
     SBMDataset,
@@ -36,6 +40,7 @@ from graphformer.data.features.encodings import (
     pe_transform,
 )
 from graphformer.data.info import DatasetInfo
+from graphformer.data.sampling import SampledNodeDataModule
 from graphformer.data.splits import SPLITS, check_split
 from graphformer.data.validation import DataError, DataWarning
 
@@ -45,6 +50,7 @@ __all__ = [
     "CacheError",
     "CacheWarning",
     "CitationDataset",
+    "ContextualSBMDataset",
     "DataError",
     "DataWarning",
     "DatasetInfo",
@@ -52,8 +58,10 @@ __all__ = [
     "GraphDataModule",
     "H36MDataset",
     "MolHIVDataset",
+    "OGBNodeDataset",
     "OfficialSBMDataset",
     "SBMDataset",
+    "SampledNodeDataModule",
     "SkeletonDataset",
     "WithEncodings",
     "ZINC12kDataset",
@@ -61,6 +69,7 @@ __all__ = [
     "cluster_graph",
     "collate",
     "compute_encodings",
+    "contextual_sbm",
     "encodings_path",
     "generate",
     "generate_poses",
