@@ -441,6 +441,6 @@ def test_the_model_config_and_registry_entry():
         BlockConfig(mixer="graphormer_3d", global_kwargs={"sigma": 1.0})
     model = GraphTransformer(3, BlockConfig(dim=8, num_heads=2, mixer="graphormer_3d"), 1, in_dim=4)
     assert model.needs == (POSITION,)
-    with pytest.raises(ValueError, match=r"graph.ndata\['pos'\]"):
+    with pytest.raises(ValueError, match=r"ndata\['pos'\].*model's input graph.*data=qm9"):
         model(random_graph([3]), torch.randn(3, 4))
     copy.deepcopy(model)  # picklable parts, no graph caches held
