@@ -490,6 +490,60 @@ class Runner:
         return row
 
 
+def graphformer_to_peer(ours: dict[str, torch.Tensor], peer_template: dict) -> dict:
+    """graphformer ``GraphformerGPS`` tensors under the peer's names: the inverse of
+    :func:`peer_to_graphformer`, read off it key by key (``peer_template``: the peer's
+    state dict, for its names)."""
+    out = {}
+    for name, value in peer_template.items():
+        mapped = peer_to_graphformer({name: value}, ())
+        parts = [ours[key] for key in mapped]
+        if name.endswith("conv.lin.weight"):
+            out[name] = parts[0].t()
+        elif len(parts) == 3:  # q, k, v chunks of the in-projection
+            out[name] = torch.cat(parts)
+        else:
+            out[name] = parts[0]
+    return out
+
+
+def swap_trained(
+    checkpoint: Path, settings: dict, val: list[dict], categories: int, classes: int
+) -> dict:
+    """Both models as trained in ``checkpoint``, each also loaded into the other model's
+    code, evaluated on ``val`` in eval mode: does a set of trained weights (BatchNorm running
+    statistics included) give the same outputs and validation accuracy in either
+    implementation? Separates "the weights differ" from "the eval-mode code differs"."""
+    saved = torch.load(checkpoint, weights_only=False)
+    if saved["settings"] != settings:
+        raise SystemExit(f"{checkpoint} was written with other settings; pass the same flags")
+    peer = PeerGPS(settings, categories, classes)
+    ours = GraphformerGPS(settings, categories, classes)
+    trained = {name: saved["runners"][name]["model"] for name in MODELS}
+    result: dict = {"checkpoint": str(checkpoint), "epoch": saved["epoch"]}
+    for owner in MODELS:
+        if owner == "pyg":
+            peer.load_state_dict(trained["pyg"])
+            ours.load_state_dict(peer_to_graphformer(trained["pyg"], ()))
+        else:
+            ours.load_state_dict(trained["graphformer"])
+            peer.load_state_dict(graphformer_to_peer(trained["graphformer"], peer.state_dict()))
+        peer.eval(), ours.eval()
+        metrics, diffs = [BenchmarkAccuracy(classes), BenchmarkAccuracy(classes)], []
+        with torch.no_grad():
+            for batch in val:
+                a, b = peer(batch), ours(batch)
+                diffs.append(relative(b, a))
+                metrics[0].update(a, batch["labels"])
+                metrics[1].update(b, batch["labels"])
+        result[f"{owner}_weights"] = {
+            "val_rel_diff_max": max(diffs),
+            "val_bench_acc_in_peer_code": float(metrics[0].compute()),
+            "val_bench_acc_in_graphformer_code": float(metrics[1].compute()),
+        }
+    return result
+
+
 def same_after_training(
     settings: dict, train: list[dict], val: list[dict], categories: int, classes: int
 ) -> dict:
@@ -676,6 +730,14 @@ def main(argv: list[str] | None = None) -> dict:
         metavar="STEPS",
         help="only train the peer STEPS batches, copy it into graphformer, compare validation",
     )
+    parser.add_argument(
+        "--swap-trained",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help="only load both trained models of a --checkpoint file (same flags otherwise), "
+        "each also into the other's code, and compare them on validation in eval mode",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-root", type=Path, default=REPO / "data" / "sbm")
     parser.add_argument("--out", type=Path, default=HERE / "logs")
@@ -709,6 +771,14 @@ def main(argv: list[str] | None = None) -> dict:
         test_batches = make_batches(test, settings["batch_size"], None)
     settings["model"].update(out_dim=classes, num_categories=categories)  # as built
 
+    if args.swap_trained:
+        require_pyg()
+        result = swap_trained(args.swap_trained, settings, val_batches, categories, classes)
+        print(f"trained weights in either code: {result}", flush=True)
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"{args.dataset}_{args.tag}_swap_check.json"
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        return result
     if args.check_trained:
         require_pyg()
         order = torch.randperm(len(train_graphs), generator=torch.Generator().manual_seed(0))
