@@ -643,11 +643,12 @@ def markdown(log: dict) -> str:
         best = max(mine, key=lambda r: r["val_bench_acc"])
         last = mine[-1]
         test = (
-            f"; test at that epoch {100 * best['test_bench_acc']:.1f} %, final "
-            f"{100 * last['test_bench_acc']:.1f} %"
+            f"; test at that epoch {100 * best['test_bench_acc']:.1f} %"
             if "test_bench_acc" in best
             else ""
         )
+        if "test_bench_acc" in last and last is not best:
+            test += f", final test {100 * last['test_bench_acc']:.1f} %"
         lines.append(
             f"{LABELS[model]}: final val {100 * last['val_bench_acc']:.1f} % (epoch "
             f"{last['epoch']}), best val {100 * best['val_bench_acc']:.1f} % (epoch "
