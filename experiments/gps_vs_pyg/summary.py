@@ -2,7 +2,7 @@
 
 Usage::
 
-    cd experiments/gps_vs_pyg && python summary.py logs/cluster_g64_sched20_seed*.json
+    cd experiments/gps_vs_pyg && python summary.py logs/cluster_g64_l4_sched20_seed?.json
 
 Prints a markdown table (one row per seed and model: final validation, best validation
 and its epoch, test at that epoch, final test, train balanced accuracy at the end, train
@@ -47,7 +47,7 @@ def per_seed(log: dict) -> dict[str, dict]:
 
 
 def mean_std(values: list[float]) -> str:
-    values = [100 * v for v in values]
+    values = [100 * v for v in values if v == v]  # a run still going has no final test
     if len(values) < 2:
         return f"{values[0]:.1f}" if values else "–"
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
