@@ -444,3 +444,20 @@ def test_the_model_config_and_registry_entry():
     with pytest.raises(ValueError, match=r"ndata\['pos'\].*model's input graph.*data=qm9"):
         model(random_graph([3]), torch.randn(3, 4))
     copy.deepcopy(model)  # picklable parts, no graph caches held
+
+
+def test_a_gps_block_takes_it_as_its_global_mixer():
+    """GCN locally (the model adds self-loops, which keep ndata['pos']) + graphormer_3d
+    globally: still invariant under a rigid motion of the coordinates."""
+    torch.manual_seed(0)
+    config = BlockConfig(
+        dim=8, num_heads=2, mixer="gps", local_mixer="gcn", global_mixer="graphormer_3d"
+    )
+    model = GraphTransformer(2, config, 2, in_dim=4, level="graph").eval()
+    assert model.needs == (POSITION,)
+    graph = molecule_batch()
+    x = torch.randn(graph.num_nodes(), 4)
+    moved = graph.local_var()
+    moved.ndata[POSITION] = graph.ndata[POSITION] @ random_rotation(3).T - 2.0
+    with torch.no_grad():
+        assert_close("gps + graphormer_3d under a rotation", model(moved, x), model(graph, x))
