@@ -28,6 +28,7 @@ LAP_PE = "lap_pe"  #: Laplacian eigenvector positional encoding, (N, k)
 RWSE = "rwse"  #: random-walk structural encoding, (N, k)
 SPD = "spd"  #: shortest-path distances to every node of the sample, (N, max nodes), -1 unreachable
 VIRTUAL = "virtual"  #: True at the virtual nodes added by graphformer.graphs.add_virtual_nodes
+POSITION = "pos"  #: 3D atom coordinates in Å, (N, 3)
 
 # Edge data (graph.edata)
 EDGE_FEAT = "feat"  #: input edge features (floats) or codes (ints)
@@ -54,6 +55,11 @@ class Field:
         node ``j`` of the same sample), the value that pads each row to the widest sample
         of a batch, so samples of different sizes batch with ``dgl.batch``.
     description : what it is, for progress lines and messages ("shortest-path distances").
+    provided_by : for a field that the dataset itself writes (e.g. 3D coordinates, which
+        no graph structure determines): which data provides it, for the error when it is
+        missing (e.g. ``"data=qm9"``). The data module then checks that every sample
+        carries it instead of computing and caching it; ``compute`` only reads it. ``""``
+        (the default): a field computed from the graph.
     """
 
     name: str
@@ -61,6 +67,7 @@ class Field:
     version: int = 1
     pad: int | float | None = None
     description: str = ""
+    provided_by: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -83,6 +90,27 @@ class Field:
                 f"Field {self.name!r}: pad must be a number (pairwise field) or None (per-node "
                 f"field); got {self.pad!r}"
             )
+        if not isinstance(self.provided_by, str):
+            raise TypeError(
+                f"Field {self.name!r}: provided_by must be a string naming the data that "
+                f"provides the field (e.g. 'data=qm9'), or ''; got {self.provided_by!r}"
+            )
+
+    @property
+    def provided(self) -> bool:
+        """Whether the dataset writes the field (``provided_by``), rather than the data
+        module computing it."""
+        return bool(self.provided_by)
+
+    def missing(self, graph: dgl.DGLGraph, where: str = "the graph") -> str:
+        """The error message for a provided field that ``graph`` lacks: which field, what
+        it is, which data provides it."""
+        what = f" ({self.description})" if self.description else ""
+        return (
+            f"graph.ndata[{self.name!r}]{what} is read by the model but {where} has only "
+            f"ndata keys {sorted(graph.ndata)}. The dataset must provide it; "
+            f"{self.provided_by} does"
+        )
 
     @property
     def pairwise(self) -> bool:

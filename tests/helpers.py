@@ -140,6 +140,21 @@ def with_distances(graph: dgl.DGLGraph) -> dgl.DGLGraph:
     return result
 
 
+def stand_in_positions(graph: dgl.DGLGraph) -> torch.Tensor:
+    """(N, 3) float coordinates that follow the graph's structure (in-degree, out-degree and
+    the summed out-degrees of in-neighbours, scaled), so that relabelling the nodes permutes
+    them with the nodes: what a dataset's coordinates do under a node permutation."""
+    with graph.local_scope():
+        deg_in, deg_out = graph.in_degrees().float(), graph.out_degrees().float()
+        graph.ndata["_d"] = deg_out
+        graph.update_all(dgl.function.copy_u("_d", "_m"), dgl.function.sum("_m", "_s"))
+        return 0.7 * torch.stack([deg_in, 0.5 * deg_out, 0.3 * graph.ndata["_s"]], dim=1)
+
+
+#: Stand-ins for the node fields that datasets provide (``Field.provided_by``).
+STAND_INS = {"pos": stand_in_positions}
+
+
 def with_needs(graph: dgl.DGLGraph, module: nn.Module) -> dgl.DGLGraph:
     """``graph`` with the ``ndata`` fields that ``module`` (a mixer, block or model) lists
     in its ``needs``, each computed per sample by its registered Field (graphformer.fields);
@@ -150,6 +165,11 @@ def with_needs(graph: dgl.DGLGraph, module: nn.Module) -> dgl.DGLGraph:
     needs = [get_field(name) for name in module.needs]
     if not needs:
         return graph
+    provided = [field for field in needs if field.provided and field.name not in graph.ndata]
+    if provided:  # fields a dataset would write (3D coordinates): a stand-in per node
+        graph = graph.local_var()
+        for field in provided:
+            graph.ndata[field.name] = STAND_INS[field.name](graph)
     samples = dgl.unbatch(graph)
     dataset = WithFields(samples, {field.name: compute_field(field, samples) for field in needs})
     result = graph.local_var()

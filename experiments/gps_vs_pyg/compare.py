@@ -96,7 +96,36 @@ def recipe_settings(recipe: str, local: str | None, extra: tuple[str, ...] = ())
         "weight_decay": float(optimizer.get("weight_decay", 0.0)),
         "class_weighting": bool(cfg.task.get("class_weighting", False)),
         "scheduler": "constant learning rate (the recipe's scheduler is not used)",
+        "recipe_scheduler": _scheduler_settings(cfg),
+        "recipe_gradient_clip_val": cfg.trainer.get("gradient_clip_val"),
+        "gradient_clip_val": None,
     }
+
+
+def _scheduler_settings(cfg) -> dict | None:
+    """The recipe's ``warmup_cosine`` settings (warm-up epochs, start factor), if it has it."""
+    scheduler = cfg.task.get("scheduler")
+    if scheduler is None or not str(scheduler.get("_target_", "")).endswith("warmup_cosine"):
+        return None
+    return {
+        "warmup_epochs": int(scheduler.warmup_epochs),
+        "start_factor": float(scheduler.get("start_factor", 0.01)),
+    }
+
+
+def use_recipe_schedule(settings: dict, epochs: int) -> None:
+    """Switch ``settings`` to the recipe's schedule: its warm-up + cosine decay, stepped per
+    epoch and ending at ``epochs`` (as ``trainer.max_epochs`` would), and its gradient-norm
+    clipping (Lightning's ``gradient_clip_val``: ``clip_grad_norm_`` before each step)."""
+    scheduler = settings["recipe_scheduler"]
+    if scheduler is None:
+        raise SystemExit(f"recipe {settings['recipe']} has no warmup_cosine scheduler")
+    if epochs <= scheduler["warmup_epochs"]:
+        raise SystemExit(
+            f"--recipe-schedule needs --epochs > the warm-up ({scheduler['warmup_epochs']})"
+        )
+    settings["scheduler"] = {**scheduler, "max_epochs": epochs, "interval": "epoch"}
+    settings["gradient_clip_val"] = settings["recipe_gradient_clip_val"]
 
 
 # --- data -------------------------------------------------------------------------------
@@ -311,6 +340,11 @@ def same_function(settings: dict, batch: dict, categories: int, classes: int) ->
         loss_fn(out, batch["labels"], classes, settings["class_weighting"]).backward()
         outputs.append(out.detach())
     result["train_rel_diff"] = relative(outputs[1], outputs[0])
+    # The BatchNorm running statistics that train-mode forward passes leave behind (what
+    # eval mode then reads): the same update on both sides?
+    buffers = peer_to_graphformer({n: b for n, b in peer.named_buffers() if "running" in n}, keys)
+    ours_buffers = dict(ours.named_buffers())
+    result["running_stats_rel_diff"] = max(relative(ours_buffers[n], b) for n, b in buffers.items())
     grads = peer_to_graphformer({n: p.grad for n, p in peer.named_parameters()}, keys)
     names = [n for n, _ in ours.named_parameters()]
     flat = torch.cat([grads[n].flatten() for n in names])
@@ -350,9 +384,38 @@ class Runner:
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"]
         )
+        self.scheduler = None
+        if isinstance(settings["scheduler"], dict):
+            from graphformer.tasks.schedules import warmup_cosine
+
+            schedule = settings["scheduler"]
+            self.scheduler = warmup_cosine(
+                self.optimizer,
+                schedule["warmup_epochs"],
+                schedule["max_epochs"],
+                schedule["start_factor"],
+            )
+        self.clip = settings["gradient_clip_val"]
         self.rng = torch.get_rng_state()
         self.params = sum(p.numel() for p in self.model.parameters())
         self.history: list[dict] = []
+
+    def state(self) -> dict:
+        """Everything needed to resume: weights, optimiser, scheduler, RNG, history."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "rng": self.rng,
+            "history": self.history,
+        }
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.rng, self.history = state["rng"], state["history"]
 
     def start_epoch(self):
         self.model.train()
@@ -368,6 +431,8 @@ class Runner:
         out = self.model(batch)
         loss = loss_fn(out, batch["labels"], self.classes, self.weighted)
         loss.backward()
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
         self.optimizer.step()
         self.wall += time.perf_counter() - wall
         self.cpu += time.process_time() - cpu
@@ -391,10 +456,21 @@ class Runner:
             metric.update(out, batch["labels"])
         return loss_sum / nodes, float(metric.compute()), time.perf_counter() - wall
 
-    def end_epoch(self, epoch: int, val_batches: list[dict]) -> dict:
+    def end_epoch(
+        self,
+        epoch: int,
+        val_batches: list[dict],
+        test_batches: list[dict] | None = None,
+        last: bool = False,
+    ) -> dict:
+        """The epoch's row; the test split is evaluated at a new best validation accuracy
+        and at the ``last`` epoch only (what the summary reports), to save time."""
         for preds, target in self.preds:
             self.metric.update(preds, target)
         val_loss, val_acc, val_wall = self.evaluate(val_batches)
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.scheduler is not None:
+            self.scheduler.step()  # per epoch, as Lightning with interval "epoch"
         row = {
             "epoch": epoch,
             "model": self.name,
@@ -405,9 +481,67 @@ class Runner:
             "train_wall_s": self.wall,
             "train_cpu_s": self.cpu,
             "val_wall_s": val_wall,
+            "lr": lr,
         }
+        best = max((r["val_bench_acc"] for r in self.history), default=-1.0)
+        if test_batches and (val_acc > best or last):
+            row["test_loss"], row["test_bench_acc"], _ = self.evaluate(test_batches)
         self.history.append(row)
         return row
+
+
+def graphformer_to_peer(ours: dict[str, torch.Tensor], peer_template: dict) -> dict:
+    """graphformer ``GraphformerGPS`` tensors under the peer's names: the inverse of
+    :func:`peer_to_graphformer`, read off it key by key (``peer_template``: the peer's
+    state dict, for its names)."""
+    out = {}
+    for name, value in peer_template.items():
+        mapped = peer_to_graphformer({name: value}, ())
+        parts = [ours[key] for key in mapped]
+        if name.endswith("conv.lin.weight"):
+            out[name] = parts[0].t()
+        elif len(parts) == 3:  # q, k, v chunks of the in-projection
+            out[name] = torch.cat(parts)
+        else:
+            out[name] = parts[0]
+    return out
+
+
+def swap_trained(
+    checkpoint: Path, settings: dict, val: list[dict], categories: int, classes: int
+) -> dict:
+    """Both models as trained in ``checkpoint``, each also loaded into the other model's
+    code, evaluated on ``val`` in eval mode: does a set of trained weights (BatchNorm running
+    statistics included) give the same outputs and validation accuracy in either
+    implementation? Separates "the weights differ" from "the eval-mode code differs"."""
+    saved = torch.load(checkpoint, weights_only=False)
+    if saved["settings"] != settings:
+        raise SystemExit(f"{checkpoint} was written with other settings; pass the same flags")
+    peer = PeerGPS(settings, categories, classes)
+    ours = GraphformerGPS(settings, categories, classes)
+    trained = {name: saved["runners"][name]["model"] for name in MODELS}
+    result: dict = {"checkpoint": str(checkpoint), "epoch": saved["epoch"]}
+    for owner in MODELS:
+        if owner == "pyg":
+            peer.load_state_dict(trained["pyg"])
+            ours.load_state_dict(peer_to_graphformer(trained["pyg"], ()))
+        else:
+            ours.load_state_dict(trained["graphformer"])
+            peer.load_state_dict(graphformer_to_peer(trained["graphformer"], peer.state_dict()))
+        peer.eval(), ours.eval()
+        metrics, diffs = [BenchmarkAccuracy(classes), BenchmarkAccuracy(classes)], []
+        with torch.no_grad():
+            for batch in val:
+                a, b = peer(batch), ours(batch)
+                diffs.append(relative(b, a))
+                metrics[0].update(a, batch["labels"])
+                metrics[1].update(b, batch["labels"])
+        result[f"{owner}_weights"] = {
+            "val_rel_diff_max": max(diffs),
+            "val_bench_acc_in_peer_code": float(metrics[0].compute()),
+            "val_bench_acc_in_graphformer_code": float(metrics[1].compute()),
+        }
+    return result
 
 
 def same_after_training(
@@ -490,15 +624,35 @@ def markdown(log: dict) -> str:
         f"{log.get('epochs_done', 0)} of {log.get('epochs_planned', '?')} epochs",
         "",
         "| epoch | model | train loss | train bal. acc | val loss | val bal. acc "
-        "| train s (wall) | train s (CPU) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| test bal. acc | lr | train s (wall) | train s (CPU) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
+        test = f"{100 * row['test_bench_acc']:.1f} %" if "test_bench_acc" in row else "–"
         lines.append(
             f"| {row['epoch']} | {LABELS[row['model']]} | {row['train_loss']:.4f} "
             f"| {100 * row['train_bench_acc']:.1f} % | {row['val_loss']:.4f} "
-            f"| {100 * row['val_bench_acc']:.1f} % | {row['train_wall_s']:.1f} "
-            f"| {row['train_cpu_s']:.1f} |"
+            f"| {100 * row['val_bench_acc']:.1f} % | {test} | {row.get('lr', float('nan')):.2e} "
+            f"| {row['train_wall_s']:.1f} | {row['train_cpu_s']:.1f} |"
+        )
+    lines.append("")
+    for model in models:
+        mine = [r for r in rows if r["model"] == model]
+        if not mine:
+            continue
+        best = max(mine, key=lambda r: r["val_bench_acc"])
+        last = mine[-1]
+        test = (
+            f"; test at that epoch {100 * best['test_bench_acc']:.1f} %"
+            if "test_bench_acc" in best
+            else ""
+        )
+        if "test_bench_acc" in last and last is not best:
+            test += f", final test {100 * last['test_bench_acc']:.1f} %"
+        lines.append(
+            f"{LABELS[model]}: final val {100 * last['val_bench_acc']:.1f} % (epoch "
+            f"{last['epoch']}), best val {100 * best['val_bench_acc']:.1f} % (epoch "
+            f"{best['epoch']}){test}."
         )
     lines.append("")
     params = ", ".join(f"{LABELS[m]} {log['parameters'][m]:,}" for m in models)
@@ -537,6 +691,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dataset", choices=("cluster", "pattern"), default="cluster")
     parser.add_argument("--graphs", type=int, default=500, help="training graphs")
     parser.add_argument("--val-graphs", type=int, default=None, help="default: graphs / 5")
+    parser.add_argument(
+        "--test-graphs",
+        type=int,
+        default=0,
+        help="also evaluate this many test graphs (at each new best validation and at the end)",
+    )
+    parser.add_argument(
+        "--recipe-schedule",
+        action="store_true",
+        help="the recipe's warm-up + cosine schedule ending at --epochs and its gradient "
+        "clipping (default: constant lr, no clipping, as the first runs)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="save both models' state here after every epoch and resume from it if present",
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument(
         "--models", default="pyg,graphformer", help="comma-separated: pyg, graphformer"
@@ -559,6 +731,14 @@ def main(argv: list[str] | None = None) -> dict:
         metavar="STEPS",
         help="only train the peer STEPS batches, copy it into graphformer, compare validation",
     )
+    parser.add_argument(
+        "--swap-trained",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help="only load both trained models of a --checkpoint file (same flags otherwise), "
+        "each also into the other's code, and compare them on validation in eval mode",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-root", type=Path, default=REPO / "data" / "sbm")
     parser.add_argument("--out", type=Path, default=HERE / "logs")
@@ -576,14 +756,30 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     val_graphs = args.val_graphs or max(1, args.graphs // 5)
     settings = recipe_settings(args.recipe, args.local, tuple(args.override))
+    if args.recipe_schedule:
+        use_recipe_schedule(settings, args.epochs)
     name = args.dataset.upper()
     train_graphs, classes, categories = load_split(
         name, "train", args.graphs, settings["lap_pe_k"], args.data_root
     )
     val, _, _ = load_split(name, "val", val_graphs, settings["lap_pe_k"], args.data_root)
     val_batches = make_batches(val, settings["batch_size"], None)
+    test_batches = None
+    if args.test_graphs:
+        test, _, _ = load_split(
+            name, "test", args.test_graphs, settings["lap_pe_k"], args.data_root
+        )
+        test_batches = make_batches(test, settings["batch_size"], None)
     settings["model"].update(out_dim=classes, num_categories=categories)  # as built
 
+    if args.swap_trained:
+        require_pyg()
+        result = swap_trained(args.swap_trained, settings, val_batches, categories, classes)
+        print(f"trained weights in either code: {result}", flush=True)
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"{args.dataset}_{args.tag}_swap_check.json"
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        return result
     if args.check_trained:
         require_pyg()
         order = torch.randperm(len(train_graphs), generator=torch.Generator().manual_seed(0))
@@ -605,6 +801,7 @@ def main(argv: list[str] | None = None) -> dict:
         "dataset": name,
         "graphs": args.graphs,
         "val_graphs": val_graphs,
+        "test_graphs": args.test_graphs,
         "epochs_planned": args.epochs,
         "epochs": [],
         "models": models,
@@ -619,7 +816,22 @@ def main(argv: list[str] | None = None) -> dict:
     for runner in runners:
         print(f"{LABELS[runner.name]}: {runner.params:,} parameters", flush=True)
     shuffle = torch.Generator().manual_seed(args.seed)
-    for epoch in range(1, args.epochs + 1):
+    first = 1
+    if args.checkpoint is not None and args.checkpoint.exists():
+        saved = torch.load(args.checkpoint, weights_only=False)
+        if saved["models"] != models or saved["settings"] != settings:
+            raise SystemExit(
+                f"{args.checkpoint} was written by another run (models or settings differ); "
+                "pass another --checkpoint or delete it"
+            )
+        for runner in runners:
+            runner.load(saved["runners"][runner.name])
+        shuffle.set_state(saved["shuffle"])
+        log["epochs"], log["environment"]["resumed_at"] = saved["epochs"], saved["epoch"] + 1
+        first = saved["epoch"] + 1
+        print(f"resumed from {args.checkpoint} after epoch {saved['epoch']}", flush=True)
+    table = ""
+    for epoch in range(first, args.epochs + 1):
         batches = make_batches(
             train_graphs,
             settings["batch_size"],
@@ -632,12 +844,18 @@ def main(argv: list[str] | None = None) -> dict:
             for runner in turn:
                 runner.train_step(batch)
         for runner in runners:
-            row = runner.end_epoch(epoch, val_batches)
+            row = runner.end_epoch(epoch, val_batches, test_batches, epoch == args.epochs)
             log["epochs"].append(row)
             print(
                 f"epoch {epoch} {runner.name:>11}: train loss {row['train_loss']:.4f} "
                 f"acc {100 * row['train_bench_acc']:.1f} % | val loss {row['val_loss']:.4f} "
-                f"acc {100 * row['val_bench_acc']:.1f} % | {row['train_wall_s']:.1f} s wall, "
+                f"acc {100 * row['val_bench_acc']:.1f} % | "
+                + (
+                    f"test acc {100 * row['test_bench_acc']:.1f} % | "
+                    if "test_bench_acc" in row
+                    else ""
+                )
+                + f"lr {row['lr']:.2e} | {row['train_wall_s']:.1f} s wall, "
                 f"{row['train_cpu_s']:.1f} s CPU",
                 flush=True,
             )
@@ -646,6 +864,21 @@ def main(argv: list[str] | None = None) -> dict:
         log["environment"]["loadavg_end"] = os.getloadavg()
         log["epochs_done"] = epoch
         table = save(log, args.out / f"{args.dataset}_{args.tag}")  # after every epoch
+        if args.checkpoint is not None:
+            args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            partial = args.checkpoint.with_name(args.checkpoint.name + ".partial")
+            torch.save(
+                {
+                    "epoch": epoch,
+                    "models": models,
+                    "settings": settings,
+                    "runners": {r.name: r.state() for r in runners},
+                    "shuffle": shuffle.get_state(),
+                    "epochs": log["epochs"],
+                },
+                partial,
+            )
+            partial.replace(args.checkpoint)
     print(table)
     return log
 

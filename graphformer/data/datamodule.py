@@ -29,6 +29,7 @@ from graphformer.data.features.encodings import (
 )
 from graphformer.data.field_cache import (
     WithFields,
+    check_provided,
     field_path,
     load_or_compute_field,
     pad_pairwise,
@@ -117,6 +118,9 @@ class GraphDataModule(L.LightningDataModule):
         ``<dataset cache stem>.<name>.bin`` (:mod:`graphformer.data.field_cache`);
         pairwise ones are padded to the batch's widest sample. ``graphformer-train`` passes
         the model's ``needs`` here when it builds the data (``graphformer.cli.build``).
+        A field the dataset itself writes (``Field.provided_by``, e.g. ``pos``, 3D
+        coordinates) is not computed: every sample is checked to carry it, and a sample
+        without it is refused naming the field and the data that provides it.
     distances : shorthand for the ``spd`` field (shortest-path distances, for Graphormer's
         spatial bias): ``True`` adds it to ``fields``; ``None`` (the default) leaves
         ``fields`` as given; ``False`` refuses ``fields`` that contain it, so a data
@@ -236,12 +240,16 @@ class GraphDataModule(L.LightningDataModule):
                 path = None if cache is None else encodings_path(cache, self.lap_pe_k, self.rwse_k)
                 encodings = load_or_compute_encodings(graphs, self.lap_pe_k, self.rwse_k, path)
                 dataset = WithEncodings(dataset, encodings)
-            if self.fields:
+            for field in self.fields:  # written by the dataset: only checked
+                if field.provided:
+                    check_provided(field, graphs, f"{self._describe(dataset)} ({split})")
+            computed = [field for field in self.fields if not field.provided]
+            if computed:
                 values = {
                     field.name: load_or_compute_field(
                         field, graphs, None if cache is None else field_path(cache, field)
                     )
-                    for field in self.fields
+                    for field in computed
                 }
                 dataset = WithFields(dataset, values)
             self._splits[split] = dataset

@@ -83,6 +83,26 @@ def load_or_compute_field(
     return load_or_compute_tensors(path, what, lambda: compute_field(field, graphs), check)
 
 
+def check_provided(
+    field: str | Field, graphs: Sequence[dgl.DGLGraph], dataset: str = "the dataset"
+) -> None:
+    """Raise ValueError unless every graph carries the provided ``field`` (one that the
+    dataset writes, ``Field.provided_by``, e.g. 3D coordinates) with one row per node.
+
+    Such a field is neither computed nor cached: the samples already hold it. The error
+    names the first graph without it, the field and the data that provides it."""
+    field = get_field(field)
+    for index, graph in enumerate(graphs):
+        if field.name not in graph.ndata:
+            raise ValueError(field.missing(graph, f"graph {index} of {dataset}"))
+        value = graph.ndata[field.name]
+        if value.shape[0] != graph.num_nodes():  # DGL enforces it; kept for stand-ins
+            raise ValueError(
+                f"graph {index} of {dataset}: ndata[{field.name!r}] has {value.shape[0]} "
+                f"rows for {graph.num_nodes()} nodes"
+            )
+
+
 def sample_graph(sample: Any) -> dgl.DGLGraph:
     """The graph of a dataset sample: the sample itself, or the first item of a
     ``(graph, label)`` pair."""

@@ -25,6 +25,7 @@ from graphformer.nn.config import BlockConfig
 from graphformer.nn.layers.attention import FullAttention, MultiHeadAttention, ProjectedAttention
 from graphformer.nn.layers.conv import GCNConv, SAGEConv
 from graphformer.nn.layers.degree_gcn import DegreeScaledGCN
+from graphformer.nn.layers.distance_bias import GaussianDistanceBias, Graphormer3DAttention
 from graphformer.nn.layers.encoders import (
     CategoricalEncoder,
     LapPEEncoder,
@@ -64,8 +65,10 @@ __all__ = [
     "GATConv",
     "GCNConv",
     "GatedGCN",
+    "GaussianDistanceBias",
     "GraphTransformer",
     "GraphTransformerBlock",
+    "Graphormer3DAttention",
     "GraphormerAttention",
     "LapPEEncoder",
     "LinearEncoder",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from graphformer.fields import FIELDS
 from graphformer.graphs import add_self_loops, add_self_loops_with_features
 from graphformer.nn.block import GraphTransformerBlock
 from graphformer.nn.config import ACTIVATIONS, NORMS, BlockConfig, block_config, choose
@@ -196,6 +197,8 @@ class GraphTransformer(nn.Module):
         for key in self.needs:
             if key == SPD and key not in graph.ndata:
                 raise ValueError(missing_distances("the model's global mixer", graph))
+            if key not in graph.ndata and key in FIELDS and FIELDS[key].provided:
+                raise ValueError(FIELDS[key].missing(graph, "the model's input graph"))
             if key not in graph.ndata:
                 raise ValueError(
                     f"the model's mixers read graph.ndata[{key!r}], which the graph lacks "
