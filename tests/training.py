@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import graphformer  # noqa: F401  (before DGL)
+import graphformer
+import graphformer.cli.resolvers  # noqa: F401  (the configs' resolvers, as the CLI registers them)
 
 import dgl
 import lightning as L

@@ -11,6 +11,7 @@ import os
 import sqlite3
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -123,8 +124,17 @@ def slurm_tasks(strategy: str | None, devices: object) -> int:
     return 1
 
 
+def data_info(key: str, *, _parent_: Any) -> Any:
+    """``${graphformer.data_info:KEY}``: the dataset's fact ``KEY``
+    (:mod:`graphformer.data.info`, imported on first use: it loads DGL)."""
+    from graphformer.data.info import resolve
+
+    return resolve(key, _parent_=_parent_)
+
+
 def register() -> None:
     """Register every resolver (idempotent)."""
+    OmegaConf.register_new_resolver("graphformer.data_info", data_info, replace=True)
     OmegaConf.register_new_resolver("graphformer.direction", direction, replace=True)
     OmegaConf.register_new_resolver("graphformer.mkdir", existing_dir, replace=True)
     # Cached: every reference within one config resolves to the same name (Hydra copies the

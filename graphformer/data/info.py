@@ -143,7 +143,7 @@ def config_info(data: DictConfig) -> DatasetInfo:
     return class_info(dataset_class, **arguments)
 
 
-def _resolve(key: str, *, _parent_: Any) -> Any:
+def resolve(key: str, *, _parent_: Any) -> Any:
     """``${graphformer.data_info:KEY}`` inside a data config: ``KEY`` of its dataset's info."""
     if key not in KEYS:
         raise ValueError(f"${{graphformer.data_info:{key}}}: KEY must be one of {KEYS}")
@@ -153,7 +153,7 @@ def _resolve(key: str, *, _parent_: Any) -> Any:
 
 def register_resolver() -> None:
     """Register ``graphformer.data_info`` with OmegaConf (done when graphformer.data loads)."""
-    OmegaConf.register_new_resolver("graphformer.data_info", _resolve, replace=True)
+    OmegaConf.register_new_resolver("graphformer.data_info", resolve, replace=True)
 
 
 register_resolver()
