@@ -28,6 +28,7 @@ LAP_PE = "lap_pe"  #: Laplacian eigenvector positional encoding, (N, k)
 RWSE = "rwse"  #: random-walk structural encoding, (N, k)
 SPD = "spd"  #: shortest-path distances to every node of the sample, (N, max nodes), -1 unreachable
 VIRTUAL = "virtual"  #: True at the virtual nodes added by graphformer.graphs.add_virtual_nodes
+POSITION = "pos"  #: 3D atom coordinates in Å, (N, 3)
 
 # Edge data (graph.edata)
 EDGE_FEAT = "feat"  #: input edge features (floats) or codes (ints)
