@@ -171,6 +171,8 @@ class QM9Dataset(MoleculeDataset):
     seed : of the random 110k / 10k / rest split.
     limit : read only the first ``limit`` molecules (tests, quick looks); the split then
         takes 80 / 10 / 10 % of them. ``None`` (default): all 130,831.
+    bond_features : give the graphs ``edata['feat']`` (default); ``False`` for models
+        whose mixers read no edge features (``qm9_graphormer``).
     """
 
     name = "qm9"
@@ -184,21 +186,24 @@ class QM9Dataset(MoleculeDataset):
         num_graphs: int | None = None,
         skip_invalid: bool = False,
         limit: int | None = None,
+        bond_features: bool = True,
     ) -> None:
         self.target_names = check_targets(targets)
-        self.seed, self.limit = int(seed), limit
-        self.info = self.describe(targets=targets)
+        self.seed, self.limit, self.bond_features = int(seed), limit, bool(bond_features)
+        self.info = self.describe(targets=targets, bond_features=bond_features)
         super().__init__(split, root, num_graphs, skip_invalid)
 
     @classmethod
-    def describe(cls, targets: str | Sequence[str] = "gap", **_: Any) -> DatasetInfo:
-        """Graph regression of ``len(targets)`` values on OGB atom and bond codes."""
+    def describe(
+        cls, targets: str | Sequence[str] = "gap", bond_features: bool = True, **_: Any
+    ) -> DatasetInfo:
+        """Graph regression of ``len(targets)`` values on OGB atom (and bond) codes."""
         return DatasetInfo(
             level="graph",
             task="regression",
             out_dim=len(check_targets(targets)),
             num_categories=NUM_ATOM_CATEGORIES,
-            edge_categories=NUM_BOND_CATEGORIES,
+            edge_categories=NUM_BOND_CATEGORIES if bond_features else None,
         )
 
     @property

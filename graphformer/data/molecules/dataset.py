@@ -106,7 +106,9 @@ class MoleculeDataset:
         count = check_count(num_graphs, len(indices), f"{self.name} {split}")
         self.indices = [int(i) for i in indices[:count]]
         labels = self.labels(tensors)
-        self.graphs = to_graphs(self.molecules, self.indices)
+        self.graphs = to_graphs(
+            self.molecules, self.indices, bond_features=getattr(self, "bond_features", True)
+        )
         self.targets = labels[torch.tensor(self.indices, dtype=torch.int64)]
         suffix = "" if count == len(indices) else f"_first{count}"
         self.cache_path = folder / f"{self.content_path.stem}_{split}{suffix}.bin"

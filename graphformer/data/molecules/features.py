@@ -293,10 +293,13 @@ def featurise(
     )
 
 
-def to_graphs(molecules: Molecules, indices: Sequence[int] | None = None) -> list:
+def to_graphs(
+    molecules: Molecules, indices: Sequence[int] | None = None, bond_features: bool = True
+) -> list:
     """One DGL graph per molecule (``indices``: which ones, default all), with
-    ``ndata['feat']`` (N, 9), ``edata['feat']`` (E, 3) and, when stored,
-    ``ndata['pos']`` (N, 3) float32 (:data:`graphformer.fields.POSITION`)."""
+    ``ndata['feat']`` (N, 9), ``edata['feat']`` (E, 3) unless ``bond_features=False``
+    (for models that read no edge features) and, when stored, ``ndata['pos']`` (N, 3)
+    float32 (:data:`graphformer.fields.POSITION`)."""
     from graphformer.fields import EDGE_FEAT, FEAT, POSITION
 
     import dgl
@@ -311,7 +314,8 @@ def to_graphs(molecules: Molecules, indices: Sequence[int] | None = None) -> lis
         edges = molecules.edges[e0:e1]
         graph = dgl.graph((edges[:, 0], edges[:, 1]), num_nodes=a1 - a0)
         graph.ndata[FEAT] = molecules.atom_feat[a0:a1]
-        graph.edata[EDGE_FEAT] = molecules.bond_feat[e0:e1]
+        if bond_features:
+            graph.edata[EDGE_FEAT] = molecules.bond_feat[e0:e1]
         if molecules.positions is not None:
             graph.ndata[POSITION] = molecules.positions[a0:a1]
         graphs.append(graph)
