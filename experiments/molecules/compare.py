@@ -411,6 +411,29 @@ def summary(log: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def complete_runs(log: dict) -> dict:
+    """``log`` restricted to the seeds that ran every epoch with every model (a run cut
+    short keeps its finished seeds); the others are listed under ``incomplete``."""
+    done, cut = [], []
+    for run in log["runs"]:
+        epochs = {r["epoch"] for r in run["history"] if r["model"] == log["models"][-1]}
+        (done if len(epochs) == log["epochs"] else cut).append(run)
+    return {**log, "runs": done, "incomplete": [(r["seed"], len(r["history"])) for r in cut]}
+
+
+def summarize(path: Path) -> str:
+    """Markdown of a saved JSON log (its complete seeds), written beside it as ``.md``."""
+    log = complete_runs(json.loads(path.read_text()))
+    text = summary(log)
+    if log["incomplete"]:
+        text += (
+            f"\nNot included (cut short when the time ran out): seed, rows logged = "
+            f"{log['incomplete']}.\n"
+        )
+    path.with_suffix(".md").write_text(text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", default="zinc_logp_gine")
@@ -424,7 +447,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--root", default=os.environ.get("GRAPHFORMER_DATA_DIR", "data"))
     parser.add_argument("--tag", default=None)
     parser.add_argument("--override", action="append", default=[], help="Hydra override")
+    parser.add_argument("--summarize", default=None, help="re-render a saved JSON log")
     args = parser.parse_args(argv)
+    if args.summarize:
+        print(summarize(Path(args.summarize)))
+        return {}
     torch.set_num_threads(args.threads)
     models = args.models.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
