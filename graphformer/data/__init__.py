@@ -7,7 +7,10 @@ Generated here: CLUSTER/PATTERN (:class:`SBMDataset`), skeleton poses
 absent: Planetoid citation graphs, ZINC-12k, DGL's official PATTERN/CLUSTER, ogbg-molhiv,
 ogbn-arxiv/products (:class:`OGBNodeDataset`) and the preprocessed Human3.6M files
 (:class:`H36MDataset`). One large graph: contextual SBM graphs (:class:`ContextualSBMDataset`)
-trained in sampled mini-batches (:class:`SampledNodeDataModule`).
+trained in sampled mini-batches (:class:`SampledNodeDataModule`). Molecules from PyPI packages
+(featurised with RDKit, :mod:`graphformer.data.molecules`; the ``molecules`` extra): QM9
+(:class:`QM9Dataset`), penalised logP on MOSES/ZINC molecules (:class:`ZincLogPDataset`)
+and B3DB blood–brain-barrier permeability (:class:`BBBPDataset`).
 
 Importing ``graphformer.data`` imports ``graphformer`` first, which installs the DGL
 compatibility hook before DGL loads.
@@ -15,11 +18,13 @@ compatibility hook before DGL loads.
 
 from graphformer.data.cache import CacheError, CacheWarning
 from graphformer.data.datamodule import GraphDataModule, collate, seed_worker
+from graphformer.data.datasets.bbbp import BBBPDataset
 from graphformer.data.datasets.citation import CitationDataset
 from graphformer.data.datasets.csbm import ContextualSBMDataset, contextual_sbm
 from graphformer.data.datasets.h36m import H36MDataset, load_h36m
 from graphformer.data.datasets.molhiv import MolHIVDataset
 from graphformer.data.datasets.ogbn import OGBNodeDataset
+from graphformer.data.datasets.qm9 import QM9Dataset
 from graphformer.data.datasets.sbm import (
     BENCHMARK_SIZES,
     SBMDataset,
@@ -32,6 +37,7 @@ from graphformer.data.datasets.sbm_official import OfficialSBMDataset
 from graphformer.data.datasets.sequences import DigitSequenceDataset
 from graphformer.data.datasets.skeleton import SkeletonDataset, generate_poses
 from graphformer.data.datasets.zinc import ZINC12kDataset
+from graphformer.data.datasets.zinc_logp import ZincLogPDataset
 from graphformer.data.features.encodings import (
     WithEncodings,
     compute_encodings,
@@ -47,6 +53,7 @@ from graphformer.data.validation import DataError, DataWarning
 __all__ = [
     "BENCHMARK_SIZES",
     "SPLITS",
+    "BBBPDataset",
     "CacheError",
     "CacheWarning",
     "CitationDataset",
@@ -60,11 +67,13 @@ __all__ = [
     "MolHIVDataset",
     "OGBNodeDataset",
     "OfficialSBMDataset",
+    "QM9Dataset",
     "SBMDataset",
     "SampledNodeDataModule",
     "SkeletonDataset",
     "WithEncodings",
     "ZINC12kDataset",
+    "ZincLogPDataset",
     "check_split",
     "cluster_graph",
     "collate",

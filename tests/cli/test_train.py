@@ -51,6 +51,9 @@ def model_override(model: str) -> list[str]:
 DATA_TASKS = {
     "zinc": "graph_regression",
     "molhiv": "graph_classification",
+    "qm9": "graph_regression",
+    "zinc_logp": "graph_regression",
+    "bbbp": "graph_classification",
     "skeleton": "pose_lifting",
     "digits": "seq2seq",
 }
