@@ -113,7 +113,9 @@ def pyg():
     try:
         import torch_geometric.nn as pyg_nn
     except ImportError as error:
-        raise SystemExit(f"the peers need torch_geometric: pip install torch_geometric ({error})")
+        raise SystemExit(
+            f"the peers need torch_geometric: pip install torch_geometric ({error})"
+        ) from error
     return pyg_nn
 
 

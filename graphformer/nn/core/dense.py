@@ -204,9 +204,7 @@ def dense_attention(
     return groups.attend(qkv, masks, dropout, scale)
 
 
-def _full_padding(
-    sizes: torch.Tensor, device: torch.device
-) -> tuple[Padding, list[torch.Tensor]]:
+def _full_padding(sizes: torch.Tensor, device: torch.device) -> tuple[Padding, list[torch.Tensor]]:
     groups = Padding(sizes, device)
     return groups, groups.key_masks()
 
