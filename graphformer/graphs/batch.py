@@ -168,3 +168,75 @@ def check_within_samples(graph: dgl.DGLGraph, what: str) -> None:
             f"by batch_num_nodes {counts.tolist()}): batch samples with dgl.batch, or set "
             "batch_num_nodes/batch_num_edges so that every edge stays in its sample"
         )
+
+
+def batch_graphs(graphs: Sequence[dgl.DGLGraph]) -> dgl.DGLGraph:
+    """``dgl.batch(graphs)`` for the common case, built in one ``dgl.graph`` call.
+
+    Samples that are single homogeneous graphs (``batch_size`` 1) with int64 ids on one
+    device and the same ``ndata`` / ``edata`` keys are batched by concatenating their edge
+    arrays (sources and destinations shifted by each sample's node offset) and each field
+    with one ``torch.cat``; the batch sizes are set as ``dgl.batch`` sets them. The result
+    equals ``dgl.batch``'s (edges in the same order, same data, same batch sizes) at a
+    fraction of its per-graph, per-field cost. Each sample's edge arrays are read from DGL
+    once per graph structure and kept while it lives (a dataset's graphs, and the
+    ``local_var`` copies that share their structure, are batched every epoch). Anything
+    else (heterographs, batches of batches, int32 ids, differing keys or feature schemes)
+    goes to ``dgl.batch`` itself, with its messages.
+    """
+    if not graphs:
+        return dgl.batch(graphs)
+    structures = [_edge_arrays(g) for g in graphs]
+    frames = [(g.ndata, g.edata) for g in graphs]
+    first, (node_data, edge_data) = structures[0], frames[0]
+    node_keys, edge_keys = set(node_data.keys()), set(edge_data.keys())
+    simple = all(
+        simple_structure and device == first[4] and _single(g)
+        for g, (_, _, _, simple_structure, device) in zip(graphs, structures, strict=True)
+    ) and all(set(n.keys()) == node_keys and set(e.keys()) == edge_keys for n, e in frames)
+    if not simple:
+        return dgl.batch(graphs)
+    device = first[4]
+    num_nodes = torch.tensor([n for _, _, n, _, _ in structures], dtype=torch.int64)
+    num_edges = torch.tensor([len(s) for s, *_ in structures], dtype=torch.int64)
+    offsets = (torch.cumsum(num_nodes, 0) - num_nodes).tolist()
+    src = torch.cat([s + o for (s, *_), o in zip(structures, offsets, strict=True)])
+    dst = torch.cat([d + o for (_, d, *_), o in zip(structures, offsets, strict=True)])
+    graph = dgl.graph((src, dst), num_nodes=int(num_nodes.sum()), device=device)
+    graph.set_batch_num_nodes(num_nodes.to(device))
+    graph.set_batch_num_edges(num_edges.to(device))
+    for side, keys in ((0, node_data.keys()), (1, edge_data.keys())):
+        for key in keys:
+            columns = [frame[side][key] for frame in frames]
+            scheme = (columns[0].dtype, columns[0].shape[1:])
+            if any((c.dtype, c.shape[1:]) != scheme for c in columns):
+                return dgl.batch(graphs)  # DGL names the mismatched scheme
+            (graph.ndata if side == 0 else graph.edata)[key] = torch.cat(columns)
+    return graph
+
+
+def _single(graph: dgl.DGLGraph) -> bool:
+    """Whether ``graph`` is one sample (not a batch of several)."""
+    sizes = graph._batch_num_nodes  # None until batch sizes are set
+    return sizes is None or all(len(v) == 1 for v in sizes.values())
+
+
+#: Per graph structure (shared by a graph and its ``local_var`` copies), by id: a weak
+#: reference to it (the entry is dropped with it) and (src, dst, nodes). DGL's structure
+#: objects cannot be hashed, hence ids.
+_EDGE_ARRAYS: dict[int, tuple[weakref.ref, tuple]] = {}
+
+
+def _edge_arrays(graph: dgl.DGLGraph) -> tuple[torch.Tensor, torch.Tensor, int, bool, object]:
+    """``(*graph.edges(), graph.num_nodes(), homogeneous with int64 ids, device)``, read
+    once per structure object (a DGL in-place edit replaces the structure object, so the
+    entry goes with it)."""
+    structure = graph._graph
+    key = id(structure)
+    entry = _EDGE_ARRAYS.get(key)
+    if entry is None or entry[0]() is not structure:
+        simple = graph.is_homogeneous and graph.idtype == torch.int64
+        arrays = (*graph.edges(), graph.num_nodes()) if simple else (None, None, 0)
+        ref = weakref.ref(structure, lambda _, key=key: _EDGE_ARRAYS.pop(key, None))
+        entry = _EDGE_ARRAYS[key] = (ref, (*arrays, simple, graph.device))
+    return entry[1]
