@@ -132,6 +132,8 @@ class GatedGCN(Mixer):
         self._check_batch_norm(graph)
         mp = MessagePassing(graph, self.engine, x)
         src, dst, value, root = self.node_projections(x).unbind(1)
+        if edge_state is None:  # C 0 = 0; C's weight still gets its (zero) gradient
+            dst = dst + 0.0 * self.gate_edge.weight.sum()
         gates = mp.u_add_v(src, dst)  # C's bias is folded into dst's
         if edge_state is not None:
             gates = torch.addmm(gates, edge_state, self.gate_edge.weight.t())
