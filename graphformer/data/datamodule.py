@@ -38,7 +38,6 @@ from graphformer.data.info import DatasetInfo, dataset_info
 from graphformer.data.splits import SPLITS
 from graphformer.data.validation import check_dataset, check_int
 from graphformer.fields import LEVELS, SPD, Field, get_field
-from graphformer.graphs import batch_graphs
 
 import dgl
 import lightning as L
@@ -71,10 +70,9 @@ STAGE_SPLITS = {
 
 def collate(samples: list[Any]) -> tuple[dgl.DGLGraph, torch.Tensor]:
     """``(dgl.batch(graphs), labels)``: node labels for graph samples, stacked labels for
-    ``(graph, label)`` samples. Batched by ``graphformer.graphs.batch_graphs`` (equal to
-    ``dgl.batch``'s result, about 5× faster on small samples)."""
+    ``(graph, label)`` samples."""
     if isinstance(samples[0], dgl.DGLGraph):
-        graph = batch_graphs(pad_pairwise(samples))
+        graph = dgl.batch(pad_pairwise(samples))
         if "label" not in graph.ndata:
             raise KeyError(
                 "node-level samples need ndata['label']; the graphs have ndata keys "
@@ -83,7 +81,7 @@ def collate(samples: list[Any]) -> tuple[dgl.DGLGraph, torch.Tensor]:
         return graph, graph.ndata["label"]
     graphs = [sample_graph(sample) for sample in samples]
     labels = torch.stack([torch.as_tensor(sample[1]) for sample in samples])
-    return batch_graphs(pad_pairwise(graphs)), labels
+    return dgl.batch(pad_pairwise(graphs)), labels
 
 
 def seed_worker(worker_id: int) -> None:

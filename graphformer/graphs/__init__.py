@@ -20,7 +20,6 @@ whose ``batch_num_nodes`` / ``batch_num_edges`` describe its samples, so DGL rea
 
 from graphformer.graphs.batch import (
     Counts,
-    batch_graphs,
     check_homogeneous,
     derived,
     sample_sizes,
@@ -51,7 +50,6 @@ __all__ = [
     "add_self_loops",
     "add_self_loops_with_features",
     "add_virtual_nodes",
-    "batch_graphs",
     "causal_graph",
     "check_homogeneous",
     "complete_bipartite",
