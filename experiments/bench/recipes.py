@@ -18,7 +18,9 @@ Rows (each graphformer beside its peer, same data, same batches, same threads):
 A training step is forward, loss, backward and an AdamW step; batches are built before
 the timed loop (the collation rows time that part). Each round runs every row's two sides
 one after the other, the order alternating between rounds, so load from other jobs falls
-on both alike; only the ratios mean anything on a shared machine.
+on both alike; only the ratios mean anything on a shared machine. Wall and process CPU
+seconds are both recorded: under heavy load from other jobs the CPU seconds (time-slicing
+adds wall time, not CPU time) give the steadier ratios.
 
 Usage::
 
@@ -339,6 +341,14 @@ def train_pass(row: str, model: nn.Module, opt, batches: list[dict]) -> float:
     return time.perf_counter() - start
 
 
+def timed(function, *args) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of ``function(*args)``. On a machine shared
+    with other jobs the CPU seconds are steadier: time-slicing adds wall time, not CPU."""
+    cpu = time.process_time()
+    wall = function(*args)
+    return wall, time.process_time() - cpu
+
+
 def collate_pass(side: str, batches: list[list]) -> float:
     start = time.perf_counter()
     if side == "peer":
@@ -429,30 +439,40 @@ def main() -> None:
         print(events.table(sort_by="self_cpu_time_total", row_limit=18, max_name_column_width=40))
         return
 
-    times: dict[str, dict[str, list[float]]] = {r: {"graphformer": [], "peer": []} for r in rows}
+    clocks = ("wall", "cpu")
+    times = {r: {c: {"graphformer": [], "peer": []} for c in clocks} for r in rows}
     for round_ in range(args.rounds):
         order = ("graphformer", "peer") if round_ % 2 == 0 else ("peer", "graphformer")
         for row in rows:
             for side in order:
                 if row.startswith("collate"):
-                    t = collate_pass(side, setups[row][side])
+                    wall, cpu = timed(collate_pass, side, setups[row][side])
                 else:
                     model, opt = setups[row]["sides"][side]
-                    t = train_pass(row, model, opt, setups[row]["batches"])
-                times[row][side].append(t)
+                    wall, cpu = timed(train_pass, row, model, opt, setups[row]["batches"])
+                times[row]["wall"][side].append(wall)
+                times[row]["cpu"][side].append(cpu)
         print(f"round {round_ + 1} done, load average {os.getloadavg()[0]:.1f}", flush=True)
     result = {"args": vars(args), "load": os.getloadavg(), "rows": {}}
-    print(f"{'row':18s} {'peer':40s} {'ours s':>8s} {'peer s':>8s} {'ratio':>6s}  per round")
+    header = f"{'row':16s} {'clock':5s} {'peer':38s} {'ours s':>8s} {'peer s':>8s}"
+    print(f"{header} {'ratio':>6s}  per round")
     for row in rows:
-        ours, peer = times[row]["graphformer"], times[row]["peer"]
-        ratio = statistics.median(ours) / statistics.median(peer)
-        per_round = [a / b for a, b in zip(ours, peer, strict=True)]
-        result["rows"][row] = {"ours": ours, "peer": peer, "ratio": ratio, "per_round": per_round}
-        print(
-            f"{row:18s} {PEERS[row]:40s} {statistics.median(ours):8.3f} "
-            f"{statistics.median(peer):8.3f} {ratio:6.2f}  "
-            + " ".join(f"{r:.2f}" for r in per_round)
-        )
+        result["rows"][row] = {}
+        for clock in clocks:
+            ours, peer = times[row][clock]["graphformer"], times[row][clock]["peer"]
+            ratio = statistics.median(ours) / statistics.median(peer)
+            per_round = [a / b for a, b in zip(ours, peer, strict=True)]
+            result["rows"][row][clock] = {
+                "ours": ours,
+                "peer": peer,
+                "ratio": ratio,
+                "per_round": per_round,
+            }
+            print(
+                f"{row:16s} {clock:5s} {PEERS[row]:38s} {statistics.median(ours):8.3f} "
+                f"{statistics.median(peer):8.3f} {ratio:6.2f}  "
+                + " ".join(f"{r:.2f}" for r in per_round)
+            )
     if args.json:
         with open(args.json, "w") as file:
             json.dump(result, file, indent=1)
