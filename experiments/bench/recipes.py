@@ -436,7 +436,7 @@ def main() -> None:
         top_level = sum(e.self_cpu_time_total for e in events) / 1e6
         print(f"{row} / {args.side}: {len(steps)} steps, wall {wall:.3f} s under the profiler")
         print(f"time inside profiled ops (self CPU): {top_level:.3f} s = {top_level / wall:.0%}")
-        print(events.table(sort_by="self_cpu_time_total", row_limit=18, max_name_column_width=40))
+        print(events.table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=40))
         return
 
     clocks = ("wall", "cpu")
