@@ -26,6 +26,7 @@ PRIMITIVES = {
     "u_dot_v": lambda mp, u, v, e: mp.u_dot_v(u, v),
     "e_dot_v": lambda mp, u, v, e: mp.e_dot_v(e, v),
     "u_add_v": lambda mp, u, v, e: mp.u_add_v(u, v),
+    "u_add_e": lambda mp, u, v, e: mp.u_add_e(u, e),
     "edge_softmax": lambda mp, u, v, e: mp.edge_softmax(e),
     **{f"copy_e_{op}": lambda mp, u, v, e, op=op: mp.copy_e_reduce(e, op) for op in REDUCES},
     **{f"copy_u_{op}": lambda mp, u, v, e, op=op: mp.copy_u_reduce(u, op) for op in REDUCES},

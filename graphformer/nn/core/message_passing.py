@@ -8,7 +8,7 @@ A layer computes per-edge messages :math:`m_{ij} = φ(x_i, x_j, e_{ij})` for eac
 
 - gather node data to edges: :meth:`~MessagePassing.copy_u`, :meth:`~MessagePassing.copy_v`;
 - per-edge operations: :meth:`~MessagePassing.u_dot_v`, :meth:`~MessagePassing.e_dot_v`,
-  :meth:`~MessagePassing.u_add_v`;
+  :meth:`~MessagePassing.u_add_v`, :meth:`~MessagePassing.u_add_e`;
 - :meth:`~MessagePassing.edge_softmax` over the in-edges of each destination;
 - reduce edge data at destinations: :meth:`~MessagePassing.copy_e_reduce`;
 - fused message + reduce (no (E, ...) message tensor is built):
@@ -297,6 +297,10 @@ class MessagePassing:
         """:math:`u_j + v_i`: (E, ...)."""
         raise NotImplementedError
 
+    def u_add_e(self, u: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """:math:`u_j + e_{ij}`: (E, ...), one pass (no gathered copy of ``u`` first)."""
+        raise NotImplementedError
+
     def edge_softmax(self, scores: torch.Tensor) -> torch.Tensor:
         """Softmax of (E, ...) scores over the in-edges of each destination."""
         raise NotImplementedError
@@ -356,6 +360,9 @@ class DGLPrimitives(MessagePassing):
     def u_add_v(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return dgl.ops.u_add_v(self.graph, u, v)
 
+    def u_add_e(self, u: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return dgl.ops.u_add_e(self.graph, u, e)
+
     def edge_softmax(self, scores: torch.Tensor) -> torch.Tensor:
         return dgl.ops.edge_softmax(self.graph, scores)
 
@@ -405,6 +412,9 @@ class TorchPrimitives(MessagePassing):
 
     def u_add_v(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return u[self.src] + v[self.dst]
+
+    def u_add_e(self, u: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return torch.index_select(u, 0, self.src) + e
 
     def edge_softmax(self, scores: torch.Tensor) -> torch.Tensor:
         return segment_softmax(scores, self.dst, self.num_dst)

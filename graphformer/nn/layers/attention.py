@@ -12,7 +12,7 @@ from graphformer.nn.core.checks import (
     check_node_features,
     check_positive,
 )
-from graphformer.nn.core.dense import AttentionLayout, Padding, dense_attention
+from graphformer.nn.core.dense import AttentionLayout, Padding, dense_attention, full_padding
 from graphformer.nn.core.message_passing import (
     MessagePassing,
     check_engine,
@@ -230,14 +230,19 @@ class MultiHeadAttention(Mixer):
         """(N, H, D) heads → (N, embed_dim) through ``out_proj``."""
         return self.out_proj(out.reshape(-1, self.embed_dim))
 
-    def full_attention(self, x: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    def full_attention(
+        self, x: torch.Tensor, sizes: torch.Tensor, graph: dgl.DGLGraph | None = None
+    ) -> torch.Tensor:
         """Self-attention among the nodes of each sample (the dense engine, no graph).
 
         ``x``: (N, embed_dim), nodes ordered sample by sample; ``sizes``: (B,) per-sample
         node counts (``graph.batch_num_nodes()``). Equals ``forward`` on
-        ``complete_graph(sizes)``.
+        ``complete_graph(sizes)``. With the batch ``graph`` whose sizes these are, the
+        padding is built once per graph and shared by all layers (``full_padding``).
         """
-        return self._output(dense_attention(self.packed_projections(x), sizes, self._dropout()))
+        padding = full_padding(graph, x.device) if graph is not None else None
+        qkv = self.packed_projections(x)
+        return self._output(dense_attention(qkv, sizes, self._dropout(), padding=padding))
 
     def sample_attention(self, graph: dgl.DGLGraph, x: torch.Tensor) -> torch.Tensor:
         """Attention among all nodes of each sample of ``graph`` (a plain Transformer):
@@ -245,7 +250,7 @@ class MultiHeadAttention(Mixer):
         dense (``auto``, ``dense``), else message passing on the complete graph (built
         once per batch graph, ``graphformer.graphs.complete_graph_of``)."""
         if decide_engine(self.engine, None, x, attention=True, from_sizes=True).dense:
-            return self.full_attention(x, graph.batch_num_nodes())
+            return self.full_attention(x, graph.batch_num_nodes(), graph)
         return self(complete_graph_of(graph), x)
 
     def dense_causal(self, x: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
@@ -342,7 +347,7 @@ class MultiHeadAttention(Mixer):
             weights=return_attention,
         )
         if plan.dense and plan.layout is None:  # a complete graph: no mask to build
-            return self.full_attention(x_dst, graph.batch_num_nodes())
+            return self.full_attention(x_dst, graph.batch_num_nodes(), graph)
         if plan.dense:
             return self._dense_on_layout(plan.layout, x_dst, edge_feat, edge_bias)
         q, k, v = self.projections(x_src, x_dst)

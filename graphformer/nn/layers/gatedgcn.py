@@ -40,7 +40,10 @@ class GatedGCN(Mixer):
     φ = ``u_add_v`` (:math:`A h_i + B h_j`) plus :math:`C e_{ij}`, then σ; □ = ``sum``
     twice (``u_mul_e`` for :math:`\sigma \odot V h_j`, ``copy_e`` for :math:`\sigma`).
     Without edge state (``edge_state=None``) :math:`e = 0`: the layer then creates the
-    edge state the next layer reads. A node without in-edges aggregates zeros.
+    edge state the next layer reads (without building the zeros: :math:`C e = 0`). The
+    four node projections run as one matmul (:meth:`node_projections`) and :math:`C e`
+    adds onto :math:`A h_i + B h_j` in one ``addmm``: two (E, dim) passes for
+    :math:`\hat e` instead of four. A node without in-edges aggregates zeros.
 
     As the mixer ``gatedgcn`` (``graphformer.nn.mixers``) it owns its dropout and residuals
     (``owns_residual`` follows ``residual``), as in GraphGPS: a block only norms its output.
@@ -124,17 +127,38 @@ class GatedGCN(Mixer):
         """``x``: (N, dim); ``edge_state``: (E, dim) or None. Returns both updated. In
         training with ``batch_norm`` a batch of 1 node or 1 edge is refused (ValueError)."""
         check_node_features("x", x, graph.num_nodes(), self.dim, self.check_finite)
-        if edge_state is None:
-            edge_state = x.new_zeros(graph.num_edges(), self.dim)
-        check_edge_tensor("edge_state", edge_state, (graph.num_edges(), self.dim))
+        if edge_state is not None:
+            check_edge_tensor("edge_state", edge_state, (graph.num_edges(), self.dim))
         self._check_batch_norm(graph)
         mp = MessagePassing(graph, self.engine, x)
-        gates = mp.u_add_v(self.gate_src(x), self.gate_dst(x)) + self.gate_edge(edge_state)
+        src, dst, value, root = self.node_projections(x).unbind(1)
+        if edge_state is None:  # C 0 = 0; C's weight still gets its (zero) gradient
+            dst = dst + 0.0 * self.gate_edge.weight.sum()
+        gates = mp.u_add_v(src, dst)  # C's bias is folded into dst's
+        if edge_state is not None:
+            gates = torch.addmm(gates, edge_state, self.gate_edge.weight.t())
         sigma = torch.sigmoid(gates)
-        weighted = mp.u_mul_e_reduce(self.value(x), sigma, "sum")
-        h = self.root(x) + weighted / (mp.copy_e_reduce(sigma, "sum") + self.eps)
+        weighted = mp.u_mul_e_reduce(value, sigma, "sum")
+        h = root + weighted / (mp.copy_e_reduce(sigma, "sum") + self.eps)
         h = self.dropout(F.relu(self.norm_node(h)))
         e = self.dropout(F.relu(self.norm_edge(gates)))
         if self.residual:
-            h, e = x + h, edge_state + e
+            h, e = x + h, (e if edge_state is None else edge_state + e)
         return h, e
+
+    def node_projections(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`B h, A h + c, V h, U h` in one matmul (as attention's packed QKV): (N, 4,
+        dim), the source and destination gate terms, values and root term. The gates'
+        edge bias :math:`c` (``gate_edge.bias``) is added per node here rather than per
+        edge; the parameters stay five ``nn.Linear`` s (state dicts unchanged)."""
+        linears = (self.gate_src, self.gate_dst, self.value, self.root)
+        weight = torch.cat([linear.weight for linear in linears])
+        bias = torch.cat(
+            [
+                self.gate_src.bias,
+                self.gate_dst.bias + self.gate_edge.bias,
+                self.value.bias,
+                self.root.bias,
+            ]
+        )
+        return F.linear(x, weight, bias).view(-1, 4, self.dim)

@@ -31,7 +31,8 @@ class GINE(Mixer):
             + \sum_{j \in N(i)} \mathrm{ReLU}(x_j + e_{ij})\Big),
         \qquad \mathrm{MLP}(h) = W_2\, \mathrm{ReLU}(W_1 h + b_1) + b_2
 
-    φ = ReLU(``copy_u`` + e), □ = ``sum``; without edge state (``edge_state=None``)
+    φ = ReLU(``u_add_e``) (one pass for :math:`x_j + e_{ij}`, ReLU in place), □ = ``sum``;
+    without edge state (``edge_state=None``)
     :math:`e = 0` and φ, □ fuse into one ``copy_u`` sum. :math:`\epsilon` is learned
     (``learn_eps``, initially 0). Edge state passes through unchanged. A node without
     in-edges aggregates zeros. As GraphGPS's GINE mixer, it runs on the input graph
@@ -89,5 +90,6 @@ class GINE(Mixer):
             neighbours = mp.copy_u_reduce(F.relu(x), "sum")
         else:
             check_edge_tensor("edge_state", edge_state, (graph.num_edges(), self.dim))
-            neighbours = mp.copy_e_reduce(F.relu(mp.copy_u(x) + edge_state), "sum")
+            # x_j + e_ij in one pass, ReLU in place on that fresh (E, dim) tensor
+            neighbours = mp.copy_e_reduce(torch.relu_(mp.u_add_e(x, edge_state)), "sum")
         return self.mlp((1 + self.eps) * x + neighbours), edge_state

@@ -5,6 +5,7 @@ from __future__ import annotations
 from graphformer.fields import FIELDS
 from graphformer.graphs import add_self_loops, add_self_loops_with_features
 from graphformer.nn.block import GraphTransformerBlock
+from graphformer.nn.compile import compile_model
 from graphformer.nn.config import ACTIVATIONS, NORMS, BlockConfig, block_config, choose
 from graphformer.nn.core.checks import check_edge_tensor, check_positive
 from graphformer.nn.layers.attention import MultiHeadAttention
@@ -71,6 +72,9 @@ class GraphTransformer(nn.Module):
     readout : ``mean``, ``sum`` or ``max`` for ``level='graph'``.
     head_layers : layers in the MLP head (≥ 1).
     check_finite : raise on NaN/inf inputs (checked once, at the model's input).
+    compile : ``torch.compile`` the graph-free parts (each block's FFN, mixers' MLPs, the
+        head) in place, with dynamic shapes (:func:`graphformer.nn.compile.compile_model`,
+        which says why the DGL parts stay eager); ``model.compile=true`` from the CLI.
 
     :attr:`needs` lists the ``graph.ndata`` fields the mixers read besides the features
     (``('spd',)`` for ``graphormer``); :meth:`encode` raises a ValueError naming the data
@@ -100,9 +104,12 @@ class GraphTransformer(nn.Module):
         readout: str = "mean",
         head_layers: int = 2,
         check_finite: bool = True,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         block = block_config(block)
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be true or false; got {compile!r}")
         check_positive(out_dim=out_dim, num_layers=num_layers)
         check_positive(head_layers=head_layers)
         self.config, dim = block, block.dim
@@ -157,6 +164,8 @@ class GraphTransformer(nn.Module):
         for _ in range(head_layers - 1):
             head += [nn.Linear(dim, dim), ACTIVATIONS[block.activation]()]
         self.head = nn.Sequential(*head, nn.Linear(dim, out_dim))
+        #: The submodules compiled with ``compile=True`` (else empty).
+        self.compiled = compile_model(self) if compile else []
 
     def _check_edge_feat(self, graph: dgl.DGLGraph, edge_feat: torch.Tensor) -> None:
         if self.edge_encoder is None:
