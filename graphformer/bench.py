@@ -15,7 +15,10 @@ import argparse
 import ctypes
 import gc
 import json
+import os
+import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +34,48 @@ import torch.nn.functional as F
 from dgl.nn import GATConv as DGLGATConv
 from dgl.nn import GraphConv
 from dgl.nn.functional import edge_softmax
+
+
+def git(repo: str | os.PathLike, *args: str) -> str:
+    """``git <args>`` in ``repo``, stripped; ``'unknown'`` where git or the repository is
+    missing."""
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def environment(repo: str | os.PathLike) -> dict:
+    """What a measurement ran on, for the logs of experiments/ scripts: library versions
+    (torch_geometric None when absent), Python, CPU model and count, torch threads, the
+    commit of the checkout ``repo`` and whether its ``graphformer/`` had uncommitted
+    changes, and the load average when it started (the machines are shared)."""
+    versions = {"torch": torch.__version__, "dgl": dgl.__version__}
+    try:
+        import torch_geometric
+
+        versions["torch_geometric"] = torch_geometric.__version__
+    except ImportError:
+        versions["torch_geometric"] = None
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as file:
+            names = [line.split(":", 1)[1].strip() for line in file if "model name" in line]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {
+        **versions,
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "commit": git(repo, "rev-parse", "HEAD"),
+        "dirty": bool(git(repo, "status", "--porcelain", "--", "graphformer")),
+        "loadavg_start": os.getloadavg(),
+    }
 
 
 def median_seconds(step: Callable[[], None], repeats: int, warmup: int, device: str) -> float:

@@ -34,13 +34,12 @@ import copy
 import json
 import math
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
+from graphformer.bench import environment
 from graphformer.data import SBMDataset
 from graphformer.data.features.encodings import encodings_path, load_or_compute_encodings
 from graphformer.nn import BlockConfig, GraphTransformer
@@ -577,42 +576,6 @@ def same_after_training(
     }
 
 
-def git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def environment() -> dict:
-    versions = {"torch": torch.__version__, "dgl": dgl.__version__}
-    try:
-        import torch_geometric
-
-        versions["torch_geometric"] = torch_geometric.__version__
-    except ImportError:
-        versions["torch_geometric"] = None
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as file:
-            names = [line.split(":", 1)[1].strip() for line in file if "model name" in line]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return {
-        **versions,
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--", "graphformer")),
-        "loadavg_start": os.getloadavg(),
-    }
-
-
 def markdown(log: dict) -> str:
     """The per-epoch table and the time ratios of a run."""
     rows = log["epochs"]
@@ -810,7 +773,7 @@ def main(argv: list[str] | None = None) -> dict:
         "settings": settings,
         "parameters": {r.name: r.params for r in runners},
         "same_function": check,
-        "environment": environment(),
+        "environment": environment(REPO),
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
     }
     for runner in runners:

@@ -37,13 +37,12 @@ import csv
 import json
 import math
 import os
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
+from graphformer.bench import environment
 from graphformer.data.features.encodings import encodings_path, load_or_compute_encodings
 from graphformer.data.molecules.features import ATOM_DIMS, BOND_DIMS
 from graphformer.nn import BlockConfig, GraphTransformer
@@ -317,41 +316,6 @@ def best(history: list[dict], regression: bool) -> dict:
 
 
 # --- reporting --------------------------------------------------------------------------
-def git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def environment() -> dict:
-    versions = {"torch": torch.__version__, "dgl": dgl.__version__}
-    try:
-        import torch_geometric
-
-        versions["torch_geometric"] = torch_geometric.__version__
-    except ImportError:
-        versions["torch_geometric"] = None
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as file:
-            names = [line.split(":", 1)[1].strip() for line in file if "model name" in line]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return {
-        **versions,
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "commit": git("rev-parse", "HEAD"),
-        "loadavg_start": os.getloadavg(),
-    }
-
-
 def mean_std(values: list[float]) -> str:
     if len(values) < 2:
         return f"{values[0]:.4f}"
@@ -476,7 +440,7 @@ def main(argv: list[str] | None = None) -> dict:
         "epochs": args.epochs,
         "sizes": [len(train_g), len(val_g), len(test_g)],
         "regression": info.task == "regression",
-        "environment": environment(),
+        "environment": environment(REPO),
         "runs": [],
     }
     start = time.perf_counter()
