@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from graphformer.data.datasets.downloaded import dgl_folder
+from graphformer.data.datasets.one_graph import OneGraph
 from graphformer.data.info import DatasetInfo
 from graphformer.data.splits import check_split
 
@@ -57,7 +58,7 @@ def raw_files(name: str, root: str | os.PathLike) -> list[Path]:
     return [folder / f"ind.{dgl_name}.{suffix}" for suffix in RAW_SUFFIXES]
 
 
-class CitationDataset:
+class CitationDataset(OneGraph):
     """One citation graph: ``ndata`` ``feat`` (float32, row-normalised bag of words),
     ``label``, and the Planetoid ``train_mask`` / ``val_mask`` / ``test_mask``.
 
@@ -129,14 +130,6 @@ class CitationDataset:
                 "another dataset's files?"
             )
         self.cache_path = Path(dataset.save_path) / f"{dataset.save_name}.bin"
-
-    def __getitem__(self, index: int) -> dgl.DGLGraph:
-        if index not in (0, -1):
-            raise IndexError(f"{self.name} holds one graph; got index {index}")
-        return self.graph
-
-    def __len__(self) -> int:
-        return 1
 
     def __repr__(self) -> str:
         return (

@@ -28,6 +28,7 @@ import os
 from pathlib import Path
 
 from graphformer.data.cache import atomic_write, verify, warn_rebuild
+from graphformer.data.datasets.one_graph import OneGraph
 from graphformer.data.info import DatasetInfo
 from graphformer.data.splits import check_split
 
@@ -122,7 +123,7 @@ def random_split_masks(
     return masks
 
 
-class ContextualSBMDataset:
+class ContextualSBMDataset(OneGraph):
     """One CSBM graph (:func:`contextual_sbm`) with ``ndata`` ``feat``, ``label`` and
     seeded random ``train_mask``/``val_mask``/``test_mask``; generated once, then loaded
     from ``<root>/csbm-....bin``.
@@ -206,14 +207,6 @@ class ContextualSBMDataset:
         graph.ndata["label"] = torch.from_numpy(label)
         graph.ndata.update(random_split_masks(num_nodes, fractions, settings["seed"]))
         return graph
-
-    def __getitem__(self, index: int) -> dgl.DGLGraph:
-        if index not in (0, -1):
-            raise IndexError(f"a CSBM dataset holds one graph; got index {index}")
-        return self.graph
-
-    def __len__(self) -> int:
-        return 1
 
     def __repr__(self) -> str:
         s = self.settings

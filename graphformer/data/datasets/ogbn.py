@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 
 from graphformer.data.cache import atomic_write, verify, warn_rebuild
+from graphformer.data.datasets.one_graph import OneGraph
 from graphformer.data.info import DatasetInfo
 from graphformer.data.splits import check_split
 
@@ -68,7 +69,7 @@ def _read(path: Path, dtype) -> np.ndarray:
     return pd.read_csv(path, header=None, compression="gzip", dtype=dtype).to_numpy()
 
 
-class OGBNodeDataset:
+class OGBNodeDataset(OneGraph):
     """ogbn-arxiv or ogbn-products as one DGL graph: ``ndata`` ``feat`` (float32), ``label``
     (int64) and the official ``train_mask``/``val_mask``/``test_mask``.
 
@@ -171,14 +172,6 @@ class OGBNodeDataset:
             mask[ids] = True
             graph.ndata[f"{ours}_mask"] = mask
         return graph
-
-    def __getitem__(self, index: int) -> dgl.DGLGraph:
-        if index not in (0, -1):
-            raise IndexError(f"{self.name} holds one graph; got index {index}")
-        return self.graph
-
-    def __len__(self) -> int:
-        return 1
 
     def __repr__(self) -> str:
         return (
