@@ -26,8 +26,9 @@ constructor argument changes one, e.g. ``MultiHeadAttention.reads_edges`` follow
 edge_state)``: node features (N, dim) in and out, edge state (E, ...) or None in and out.
 Design decision: the layers keep the call their users know from PyG and DGL — a GCN is
 ``conv(graph, x) -> x`` — and the base class's :meth:`Mixer.mix` adapts that for the block
-(edge state passes through). Layers whose ``forward`` takes or updates edge state (GatedGCN,
-GINE, Exphormer, Graphormer, attention with Shaw terms) override ``mix``. Changing every
+(edge state passes through). Layers whose ``forward`` already has the block's signature
+(GatedGCN, GINE, Exphormer, Graphormer) set ``forward_is_mix``; attention with Shaw terms
+overrides ``mix``. Changing every
 layer's ``forward`` to return a tuple would make a standalone GCN awkward to use; wrapping
 each layer in an adapter module (as before) put a second call signature and a second name
 on every layer, and an extra level in its state-dict keys.
@@ -96,12 +97,18 @@ class Mixer(nn.Module):
     permutation_equivariant: bool = True
     settings: ClassVar[tuple[str, ...]] = ()
     resizes: ClassVar[bool] = False
+    #: The layer's ``forward`` already is the block's call, ``forward(graph, x, edge_state)
+    #: -> (x, edge_state)`` (GatedGCN, GINE, Exphormer, Graphormer): :meth:`mix` calls it.
+    forward_is_mix: ClassVar[bool] = False
 
     def mix(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The block's call: ``(x, edge_state) -> (x', edge_state')``. By default the
-        layer's own ``forward(graph, x)``, the edge state passing through unchanged."""
+        layer's own ``forward(graph, x)``, the edge state passing through unchanged; with
+        :attr:`forward_is_mix`, ``forward(graph, x, edge_state)``."""
+        if self.forward_is_mix:
+            return self(graph, x, edge_state)
         return self(graph, x), edge_state
 
     def with_traits(self, **traits: object) -> Mixer:

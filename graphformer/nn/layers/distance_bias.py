@@ -200,6 +200,7 @@ class Graphormer3DAttention(Mixer):
     #: ``ndata`` fields the mixer reads: 3D coordinates, which the dataset provides.
     needs = (POSITION,)
     settings = ("num_kernels", "cutoff", "learn_centres")
+    forward_is_mix = True
 
     def __init__(
         self,
@@ -219,12 +220,6 @@ class Graphormer3DAttention(Mixer):
         self.distance_bias = GaussianDistanceBias(num_heads, num_kernels, cutoff, learn_centres)
 
     build = classmethod(global_attention_build)
-
-    def mix(
-        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`forward` (edge state passes through)."""
-        return self(graph, x, edge_state)
 
     def forward(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None

@@ -237,6 +237,7 @@ class ExphormerAttention(Mixer):
     scope = "global"
     permutation_equivariant = False  # see "The expander" above
     settings = ("degree", "virtual_nodes", "seed")
+    forward_is_mix = True
 
     def __init__(
         self,
@@ -268,12 +269,6 @@ class ExphormerAttention(Mixer):
         self.reset_parameters()
 
     build = classmethod(global_attention_build)
-
-    def mix(
-        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`forward` (edge state passes through)."""
-        return self(graph, x, edge_state)
 
     def reset_parameters(self) -> None:
         """The attention as :meth:`MultiHeadAttention.reset_parameters`; the kind and

@@ -66,6 +66,7 @@ class GatedGCN(Mixer):
     """
 
     reads_edges = True
+    forward_is_mix = True
 
     def __init__(
         self,
@@ -99,12 +100,6 @@ class GatedGCN(Mixer):
             check_finite=False,
             engine=local_engine(config.engine),
         )
-
-    def mix(
-        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`forward`: node and edge state both updated."""
-        return self(graph, x, edge_state)
 
     def _check_batch_norm(self, graph: dgl.DGLGraph) -> None:
         """Its own BatchNorms (``batch_norm=True``, whatever the block's ``norm``) need more

@@ -54,6 +54,7 @@ class GINE(Mixer):
     """
 
     reads_edges = True
+    forward_is_mix = True
 
     def __init__(
         self, dim: int, learn_eps: bool = True, check_finite: bool = True, engine: str = "auto"
@@ -73,12 +74,6 @@ class GINE(Mixer):
     def build(cls, config: BlockConfig, sizes: Sizes) -> Mixer:
         """``config.dim`` wide; ``sizes`` unused."""
         return cls(config.dim, check_finite=False, engine=local_engine(config.engine))
-
-    def mix(
-        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`forward`, which reads the edge state and passes it on."""
-        return self(graph, x, edge_state)
 
     def forward(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None

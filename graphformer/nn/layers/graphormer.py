@@ -235,6 +235,7 @@ class GraphormerAttention(Mixer):
     #: ``ndata`` fields the mixer reads (GraphTransformer and the tests check this).
     needs = (SPD,)
     settings = ("max_distance",)
+    forward_is_mix = True
 
     def __init__(
         self,
@@ -252,12 +253,6 @@ class GraphormerAttention(Mixer):
         self.spatial = SpatialBias(num_heads, max_distance)
 
     build = classmethod(global_attention_build)
-
-    def mix(
-        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`forward` (edge state passes through)."""
-        return self(graph, x, edge_state)
 
     def forward(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
