@@ -5,16 +5,25 @@ Shared by ``graphformer.nn`` and ``graphformer.data``. A layer reads ``graph.nda
 never spell the string: a renamed field then breaks loudly.
 
 **The data handshake.** A mixer (or encoder) lists the node fields it reads besides the
-features in its ``needs`` (e.g. ``("spd",)``); the model gathers them in ``model.needs``;
+features in its ``needs`` (e.g. ``("spd",)``, or ``("lap_pe_k8",)`` for a LapPE encoder of
+width 8); the model gathers them in ``model.needs``;
 ``graphformer-train`` passes them to the data module (``GraphDataModule(fields=...)``),
 which computes each one once per split with its :class:`Field`'s ``compute``, caches it
 beside the dataset and batches it. A mixer that needs a new field therefore adds one
 :func:`register_field` call next to its own code; nothing in ``graphformer.data``,
 ``graphformer.cli`` or the models changes.
+
+**Fields with a width.** An encoding computed at a chosen width ``k`` (LapPE's eigenvectors,
+RWSE's walk lengths) is a *family*: :func:`register_family` gives a function ``k -> Field``
+under the ``ndata`` key, and the field of width ``k`` is named :func:`width_field_name`
+(``"lap_pe_k8"``): each width its own cache file, all stored as ``ndata['lap_pe']``. The
+data registers the two encodings' families (:mod:`graphformer.data.features.encodings`);
+:func:`get_field` makes a family's field on first use.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,7 +54,8 @@ class Field:
 
     Parameters
     ----------
-    name : the ``graph.ndata`` key the field is stored under (and that ``needs`` lists).
+    name : what ``needs`` lists and the cache file is named by; also the ``graph.ndata`` key
+        the field is stored under unless ``key`` is given.
     compute : ``graph -> Tensor``, one sample's value, with torch and DGL only: shape
         ``(n, ...)`` (fixed trailing shape) for a per-node field, ``(n, n)`` for a
         pairwise one (``pad`` set). Deterministic: the cache stores it once per dataset.
@@ -60,6 +70,12 @@ class Field:
         missing (e.g. ``"data=qm9"``). The data module then checks that every sample
         carries it instead of computing and caching it; ``compute`` only reads it. ``""``
         (the default): a field computed from the graph.
+    key : the ``graph.ndata`` key, when it differs from ``name`` (the fields of a family,
+        :func:`register_family`: ``lap_pe_k8`` is stored as ``ndata['lap_pe']``); ``""``:
+        ``name``.
+    settings : what else than the graph the values depend on (library versions, seeds),
+        stored with the cache and compared when it is read: a cache computed under other
+        settings is recomputed (with a ``CacheWarning``). ``""``: nothing.
     """
 
     name: str
@@ -68,6 +84,8 @@ class Field:
     pad: int | float | None = None
     description: str = ""
     provided_by: str = ""
+    key: str = ""
+    settings: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -95,6 +113,18 @@ class Field:
                 f"Field {self.name!r}: provided_by must be a string naming the data that "
                 f"provides the field (e.g. 'data=qm9'), or ''; got {self.provided_by!r}"
             )
+        if not isinstance(self.key, str) or (self.key and not self.key.isidentifier()):
+            raise ValueError(
+                f"Field {self.name!r}: key must be an identifier-like string (the ndata key) "
+                f"or '' (the name); got {self.key!r}"
+            )
+        if not self.key:
+            object.__setattr__(self, "key", self.name)
+        if not isinstance(self.settings, str):
+            raise TypeError(
+                f"Field {self.name!r}: settings must be a string describing what the values "
+                f"depend on besides the graph; got {self.settings!r}"
+            )
 
     @property
     def provided(self) -> bool:
@@ -107,7 +137,7 @@ class Field:
         it is, which data provides it."""
         what = f" ({self.description})" if self.description else ""
         return (
-            f"graph.ndata[{self.name!r}]{what} is read by the model but {where} has only "
+            f"graph.ndata[{self.key!r}]{what} is read by the model but {where} has only "
             f"ndata keys {sorted(graph.ndata)}. The dataset must provide it; "
             f"{self.provided_by} does"
         )
@@ -155,15 +185,53 @@ def register_field(field: Field, replace: bool = False) -> Field:
     return field
 
 
+#: Fields computed at a chosen width, by ndata key (see :func:`register_family`).
+FAMILIES: dict[str, Callable[[int], Field]] = {}
+
+
+def width_field_name(key: str, k: int) -> str:
+    """``"<key>_k<k>"``: the name of the field of family ``key`` at width ``k``."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"the width of field {key!r} must be an int ≥ 1; got {k!r}")
+    return f"{key}_k{k}"
+
+
+def register_family(key: str, make: Callable[[int], Field]) -> None:
+    """Make the fields ``make(k)`` of every width ``k`` computable by the names
+    :func:`width_field_name` ``(key, k)``; ``make(k)`` must return a :class:`Field` of that
+    name stored under ``key``. A second family of the same key replaces the first."""
+    if not isinstance(key, str) or not key.isidentifier() or not callable(make):
+        raise TypeError(
+            f"register_family takes an ndata key and a callable k -> Field; got {key!r}, {make!r}"
+        )
+    FAMILIES[key] = make
+
+
+def _family_field(name: str) -> Field | None:
+    """The field ``name`` of a registered family (registered now), or None."""
+    match = re.fullmatch(r"(\w+)_k([1-9][0-9]*)", name)
+    if match is None or match[1] not in FAMILIES:
+        return None
+    field = FAMILIES[match[1]](int(match[2]))
+    if not isinstance(field, Field) or (field.name, field.key) != (name, match[1]):
+        raise TypeError(
+            f"the family {match[1]!r} made {field!r} for {name!r}; it must make a Field named "
+            f"{name!r} with key {match[1]!r}"
+        )
+    return register_field(field)
+
+
 def get_field(field: str | Field) -> Field:
-    """The registered :class:`Field` of ``name`` (a :class:`Field` passes through)."""
+    """The registered :class:`Field` of ``name`` (a :class:`Field` passes through); a
+    family's field (``"lap_pe_k8"``) is made and registered on first use."""
     if isinstance(field, Field):
         return field
-    if field not in FIELDS:
+    if field not in FIELDS and (not isinstance(field, str) or _family_field(field) is None):
+        families = [f"{key}_k<k>" for key in sorted(FAMILIES)]
         raise ValueError(
-            f"no field named {field!r} is registered; known fields: {sorted(FIELDS)}. A mixer "
-            "that needs a new node field registers it with graphformer.fields.register_field"
-            "(Field(name, compute, ...))"
+            f"no field named {field!r} is registered; known fields: {sorted(FIELDS)}, "
+            f"families: {families}. A mixer that needs a new node field registers it with "
+            "graphformer.fields.register_field(Field(name, compute, ...))"
         )
     return FIELDS[field]
 

@@ -157,25 +157,27 @@ STAND_INS = {"pos": stand_in_positions}
 
 def with_needs(graph: dgl.DGLGraph, module: nn.Module) -> dgl.DGLGraph:
     """``graph`` with the ``ndata`` fields that ``module`` (a mixer, block or model) lists
-    in its ``needs``, each computed per sample by its registered Field (graphformer.fields);
-    the registry-driven tests call it for every mixer."""
+    in its ``needs`` and the graph lacks, each computed per sample by its registered Field
+    (graphformer.fields); the registry-driven tests call it for every mixer. Fields the
+    graph carries are kept (a test's encodings permuted with its nodes stay as they are)."""
     from graphformer.data.field_cache import WithFields, compute_field
     from graphformer.fields import get_field
 
     needs = [get_field(name) for name in module.needs]
+    needs = [field for field in needs if field.key not in graph.ndata]
     if not needs:
         return graph
-    provided = [field for field in needs if field.provided and field.name not in graph.ndata]
+    provided = [field for field in needs if field.provided]
     if provided:  # fields a dataset would write (3D coordinates): a stand-in per node
         graph = graph.local_var()
         for field in provided:
-            graph.ndata[field.name] = STAND_INS[field.name](graph)
+            graph.ndata[field.key] = STAND_INS[field.name](graph)
     samples = dgl.unbatch(graph)
     dataset = WithFields(samples, {field.name: compute_field(field, samples) for field in needs})
     result = graph.local_var()
     for field in needs:
-        rows = [dataset[i].ndata[field.name] for i in range(len(dataset))]
-        result.ndata[field.name] = torch.cat(rows)
+        rows = [dataset[i].ndata[field.key] for i in range(len(dataset))]
+        result.ndata[field.key] = torch.cat(rows)
     return result
 
 

@@ -4,6 +4,7 @@ killed and failing runs: test_faults.py; non-finite losses: test_tasks.py.)"""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import os
@@ -26,14 +27,14 @@ from graphformer.data import (
     CacheWarning,
     GraphDataModule,
     SBMDataset,
-    compute_encodings,
-    encodings_path,
-    load_or_compute_encodings,
+    lap_pe_field,
 )
 from graphformer.data import cache as cache_module
+from graphformer.data import field_cache as field_cache_module
 from graphformer.data.cache import CacheWriteError, atomic_write
 from graphformer.data.datasets import sbm
 from graphformer.data.features import encodings as encodings_module
+from graphformer.data.field_cache import compute_field, field_path, load_or_compute_field
 from graphformer.data.validation import DataError, DataWarning, check_dataset
 from graphformer.nn import BlockConfig, GraphTransformer, LapPEEncoder
 from graphformer.tasks import GraphRegression, NodeClassification
@@ -109,6 +110,14 @@ def test_positional_encoding_wider_than_small_graphs_is_padded(tmp_path, data_di
     """CLUSTER graphs have ≥ 30 nodes; k = 40 eigenvectors pads the smaller ones."""
     metric = run(tmp_path, data_dir, "data.lap_pe_k=40")
     assert metric is None or metric == metric  # ran, and no NaN
+
+
+def test_the_model_asks_the_data_for_the_encodings_it_reads(tmp_path, data_dir):
+    """model.rwse_k=3 with data.rwse_k=0: the model's encoder lists the field ``rwse_k3`` in
+    its needs, so the data computes and caches it (before: a mismatch error)."""
+    metric = run(tmp_path, data_dir, "data.rwse_k=0", "model.rwse_k=3")
+    assert metric is None or metric == metric
+    assert list(Path(data_dir).rglob("*.rwse_k3.bin"))
 
 
 def test_malformed_override_is_refused_by_the_cli(tmp_path):
@@ -229,7 +238,7 @@ def test_encodings_are_a_function_of_the_dataset_not_of_the_run_seed(tmp_path, m
     def recompute(*args, **kwargs):
         raise AssertionError("the sweep's second job recomputed the shared encodings")
 
-    monkeypatch.setattr(encodings_module, "compute_encodings", recompute)
+    monkeypatch.setattr(field_cache_module, "compute_field", recompute)
     second = train_pe(cluster_module(shared, lap_pe_k=4, seed=3))
     assert torch.equal(second, fresh) and torch.equal(first, fresh)
 
@@ -247,15 +256,17 @@ def test_encoding_cache_of_other_graphs_or_settings_is_rebuilt(tmp_path, monkeyp
     module = cluster_module(tmp_path, lap_pe_k=4)
     module.prepare_data()
     dataset = module.split_dataset("train").dataset
-    path = encodings_path(dataset.cache_path, 4, 0)
+    field = lap_pe_field(4)
+    path = field_path(dataset.cache_path, field)
     rewired = [dgl.reverse(g, copy_ndata=True) for g in dataset.graphs]
     rewired[0] = dgl.remove_edges(rewired[0], torch.tensor([0]))
     with pytest.warns(CacheWarning, match=r"computed for other graphs"):
-        stored = load_or_compute_encodings(rewired, 4, 0, path)
-    assert torch.equal(stored["lap_pe"], compute_encodings(rewired, 4, 0)["lap_pe"])
-    monkeypatch.setattr(encodings_module.dgl, "__version__", "9.9.9")
+        stored = load_or_compute_field(field, rewired, path)
+    assert torch.equal(stored[field.name], compute_field(field, rewired)[field.name])
+    other_dgl = encodings_module.SETTINGS.replace(repr(dgl.__version__), "'9.9.9'")
+    assert other_dgl != encodings_module.SETTINGS
     with pytest.warns(CacheWarning, match=r"computed with other settings"):
-        load_or_compute_encodings(rewired, 4, 0, path)
+        load_or_compute_field(dataclasses.replace(field, settings=other_dgl), rewired, path)
 
 
 KILLED_WRITER = """
@@ -373,8 +384,9 @@ def test_full_disk_names_the_cache_file_and_what_to_do(tmp_path, monkeypatch):
             r"choose task=pose_lifting",
         ),
         (
-            ["data.lap_pe_k=0", "model.lap_pe_k=8"],
-            r"model.lap_pe_k=8 but data.lap_pe_k=0: .* Set data.lap_pe_k=8, or model.lap_pe_k=0",
+            ["data.lap_pe_k=4", "model.lap_pe_k=8"],
+            r"fields 'lap_pe_k4' and 'lap_pe_k8' are both stored as ndata\['lap_pe'\]; .* "
+            r"\(data.lap_pe_k, data.rwse_k\) must equal the model's \(model.lap_pe_k",
         ),
     ],
     ids=["node_regression on cluster", "classification on skeleton", "lap_pe_k mismatch"],

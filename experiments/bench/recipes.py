@@ -39,7 +39,8 @@ import time
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.data import SBMDataset
 from graphformer.data.datamodule import collate
-from graphformer.data.features.encodings import load_or_compute_encodings
+from graphformer.data.features.encodings import lap_pe_field
+from graphformer.data.field_cache import WithFields, compute_field
 from graphformer.nn import BlockConfig, GatedGCN, GraphTransformer
 
 import dgl
@@ -62,10 +63,9 @@ def cluster_graphs(count: int, root: str) -> tuple[list[dgl.DGLGraph], int, int]
     """``count`` CLUSTER training graphs with ``ndata['lap_pe']`` (k = 10)."""
     dataset = SBMDataset(name="CLUSTER", split="train", num_graphs=count, seed=0, root=root)
     graphs = [dataset[i] for i in range(len(dataset))]
-    enc = load_or_compute_encodings(graphs, 10, 0, None)
-    offsets = torch.cat([torch.zeros(1, dtype=torch.long), enc["num_nodes"].cumsum(0)])
-    for i, graph in enumerate(graphs):
-        graph.ndata["lap_pe"] = enc["lap_pe"][offsets[i] : offsets[i + 1]]
+    field = lap_pe_field(10)
+    attached = WithFields(graphs, {field.name: compute_field(field, graphs)})
+    graphs = [attached[i] for i in range(len(graphs))]
     return graphs, dataset.info.num_classes, dataset.info.num_categories
 
 

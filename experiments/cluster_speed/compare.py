@@ -1,7 +1,7 @@
 """One CLUSTER epoch of the default model: this commit, an older commit and PyG, side by side.
 
 The driver generates the data once (``graphformer.data.datasets.sbm.generate``, 1,000 CLUSTER
-training graphs, LapPE k = 8 from ``graphformer.data.features.encodings.compute_encodings``) and
+training graphs, LapPE k = 8 from ``graphformer.data.features.encodings.lap_pe_field``) and
 saves it; every model then trains on exactly those graphs, in the same batches (32
 graphs, one fixed shuffled order), in its own subprocess, one epoch per run:
 
@@ -43,12 +43,13 @@ MODELS = ("head", "head-dgl", "base", "pyg")
 def make_data(path: Path, graphs: int) -> None:
     import graphformer  # noqa: F401  (before DGL)
     from graphformer.data.datasets.sbm import generate
-    from graphformer.data.features.encodings import compute_encodings
+    from graphformer.data.features.encodings import lap_pe_field
+    from graphformer.data.field_cache import compute_field
 
     import dgl
 
     data = generate("CLUSTER", "train", graphs, seed=0)
-    pe = compute_encodings(data, 8, 0)["lap_pe"].split([g.num_nodes() for g in data])
+    pe = compute_field(lap_pe_field(8), data)["lap_pe_k8"].split([g.num_nodes() for g in data])
     for graph, rows in zip(data, pe, strict=True):
         graph.ndata["lap_pe"] = rows
     dgl.save_graphs(str(path), data)

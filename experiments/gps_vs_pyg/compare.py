@@ -41,7 +41,8 @@ from pathlib import Path
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.bench import environment
 from graphformer.data import SBMDataset
-from graphformer.data.features.encodings import encodings_path, load_or_compute_encodings
+from graphformer.data.features.encodings import lap_pe_field
+from graphformer.data.field_cache import WithFields, field_path, load_or_compute_field
 from graphformer.nn import BlockConfig, GraphTransformer
 from graphformer.tasks.metrics import BenchmarkAccuracy
 
@@ -132,14 +133,10 @@ def load_split(name: str, split: str, num_graphs: int, lap_k: int, root: Path) -
     """The graphs of a split with ``ndata['lap_pe']``, as GraphDataModule caches them."""
     dataset = SBMDataset(name=name, split=split, num_graphs=num_graphs, seed=0, root=root)
     graphs = [dataset[i] for i in range(len(dataset))]
-    pe_path = encodings_path(dataset.cache_path, lap_k, 0)
-    encodings = load_or_compute_encodings(graphs, lap_k, 0, pe_path)
-    offsets = torch.cat([torch.zeros(1, dtype=torch.long), encodings["num_nodes"].cumsum(0)])
-    result = []
-    for i, graph in enumerate(graphs):
-        graph = graph.local_var()
-        graph.ndata["lap_pe"] = encodings["lap_pe"][offsets[i] : offsets[i + 1]]
-        result.append(graph)
+    field = lap_pe_field(lap_k)
+    values = load_or_compute_field(field, graphs, field_path(dataset.cache_path, field))
+    attached = WithFields(graphs, {field.name: values})
+    result = [attached[i] for i in range(len(graphs))]
     return result, dataset.info.num_classes, dataset.info.num_categories
 
 

@@ -43,7 +43,8 @@ from pathlib import Path
 
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.bench import environment
-from graphformer.data.features.encodings import encodings_path, load_or_compute_encodings
+from graphformer.data.features.encodings import rwse_field
+from graphformer.data.field_cache import WithFields, field_path, load_or_compute_field
 from graphformer.data.molecules.features import ATOM_DIMS, BOND_DIMS
 from graphformer.nn import BlockConfig, GraphTransformer
 
@@ -112,11 +113,10 @@ def load_split(settings: dict, split: str, count: int | None, root: Path):
     labels = torch.stack([torch.as_tensor(dataset[i][1]) for i in range(len(dataset))])
     k = settings["rwse_k"]
     if k:
-        path = None if dataset.cache_path is None else encodings_path(dataset.cache_path, 0, k)
-        encodings = load_or_compute_encodings(graphs, 0, k, path)
-        offsets = torch.cat([torch.zeros(1, dtype=torch.long), encodings["num_nodes"].cumsum(0)])
-        for i, graph in enumerate(graphs):
-            graph.ndata["rwse"] = encodings["rwse"][offsets[i] : offsets[i + 1]]
+        field = rwse_field(k)
+        path = None if dataset.cache_path is None else field_path(dataset.cache_path, field)
+        attached = WithFields(graphs, {field.name: load_or_compute_field(field, graphs, path)})
+        graphs = [attached[i] for i in range(len(graphs))]
     return graphs, labels, dataset.info
 
 

@@ -81,7 +81,7 @@ def task(
     cfg: DictConfig, data: L.LightningDataModule, model: torch.nn.Module | None = None
 ) -> GraphTask:
     """``model`` (built from ``cfg.model`` when not given) inside its task, checked against
-    the data's level and encodings."""
+    the data's level."""
     if model is None:
         model = hydra.utils.instantiate(cfg.model)
     result: GraphTask = hydra.utils.instantiate(cfg.task, model=model)
@@ -94,7 +94,6 @@ def task(
             f"choose task=node_classification/node_regression or task=graph_classification/"
             f"graph_regression to match"
         )
-    check_encodings(model, data)
     return result
 
 
@@ -106,21 +105,6 @@ def _takes(node: DictConfig, argument: str) -> bool:
     except Exception:  # unknowable: let instantiation say what is wrong
         return True
     return any(p.name == argument or p.kind is p.VAR_KEYWORD for p in parameters)
-
-
-def check_encodings(model: torch.nn.Module, data: L.LightningDataModule) -> None:
-    """Fail before the data is built when the model reads positional encodings that the
-    data does not compute, naming both config keys."""
-    for key, encoder in (("lap_pe_k", "lap_pe"), ("rwse_k", "rwse")):
-        wanted = getattr(getattr(model, encoder, None), "k", 0)
-        made = getattr(data, key, None)
-        if wanted and made is not None and made != wanted:
-            raise ValueError(
-                f"model.{key}={wanted} but data.{key}={made}: the model reads {wanted} "
-                f"columns of ndata[{encoder!r}] that the data does not compute. Set "
-                f"data.{key}={wanted}, or model.{key}={made} (by default model.{key} "
-                f"follows data.{key})"
-            )
 
 
 def _check_optimizer(cfg: DictConfig, task: GraphTask) -> None:

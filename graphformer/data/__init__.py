@@ -38,13 +38,8 @@ from graphformer.data.datasets.sequences import DigitSequenceDataset
 from graphformer.data.datasets.skeleton import SkeletonDataset, generate_poses
 from graphformer.data.datasets.zinc import ZINC12kDataset
 from graphformer.data.datasets.zinc_logp import ZincLogPDataset
-from graphformer.data.features.encodings import (
-    WithEncodings,
-    compute_encodings,
-    encodings_path,
-    load_or_compute_encodings,
-    pe_transform,
-)
+from graphformer.data.features.encodings import lap_pe_field, pe_transform, rwse_field
+from graphformer.data.field_cache import WithFields, field_path, load_or_compute_field
 from graphformer.data.info import DatasetInfo
 from graphformer.data.sampling import SampledNodeDataModule
 from graphformer.data.splits import SPLITS, check_split
@@ -71,21 +66,22 @@ __all__ = [
     "SBMDataset",
     "SampledNodeDataModule",
     "SkeletonDataset",
-    "WithEncodings",
+    "WithFields",
     "ZINC12kDataset",
     "ZincLogPDataset",
     "check_split",
     "cluster_graph",
     "collate",
-    "compute_encodings",
     "contextual_sbm",
-    "encodings_path",
+    "field_path",
     "generate",
     "generate_poses",
+    "lap_pe_field",
     "load_h36m",
-    "load_or_compute_encodings",
+    "load_or_compute_field",
     "pattern_graph",
     "pe_transform",
     "random_pattern",
+    "rwse_field",
     "seed_worker",
 ]

@@ -1,5 +1,5 @@
-"""GraphDataModule: datasets → cached positional encodings and node fields (e.g.
-shortest-path distances) → batches of ``(graph, labels)``.
+"""GraphDataModule: datasets → cached node fields (positional encodings, shortest-path
+distances, ...) → batches of ``(graph, labels)``.
 
 A batch is ``(graph, labels)``: ``graph`` is the ``dgl.batch`` of the samples, carrying
 their ``ndata['feat']`` (and ``edata['feat']``, positional encodings, ``<split>_mask``
@@ -22,11 +22,7 @@ import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from graphformer.data.features.encodings import (
-    WithEncodings,
-    encodings_path,
-    load_or_compute_encodings,
-)
+from graphformer.data.features.encodings import lap_pe_field, rwse_field
 from graphformer.data.field_cache import (
     WithFields,
     check_provided,
@@ -95,7 +91,8 @@ def seed_worker(worker_id: int) -> None:
 
 
 class GraphDataModule(L.LightningDataModule):
-    """Train/val/test loaders over a dataset factory, with cached positional encodings.
+    """Train/val/test loaders over a dataset factory, with cached node fields (positional
+    encodings, distances, ...).
 
     Parameters
     ----------
@@ -109,9 +106,12 @@ class GraphDataModule(L.LightningDataModule):
     batch_size : graphs per batch, at most the size of every split.
     num_workers : loader worker processes (persistent when > 0, seeded by
         :func:`seed_worker`).
-    lap_pe_k, rwse_k : widths of ``ndata['lap_pe']`` / ``ndata['rwse']``
-        (:func:`graphformer.data.pe_transform`); 0 disables. Computed once per split and
-        cached at ``<dataset cache stem>.pe-lap<k>-rw<k>.bin``.
+    lap_pe_k, rwse_k : widths of ``ndata['lap_pe']`` / ``ndata['rwse']`` to attach besides
+        what ``fields`` asks for: shorthand for the fields ``lap_pe_k<k>`` / ``rwse_k<k>``
+        (:mod:`graphformer.data.features.encodings`); 0: none. A graphformer model asks for
+        its encoders' widths itself (``model.needs``), so these serve models of your own
+        that read the encodings; the two ways asking for different widths of one encoding
+        are refused.
     fields : names of registered node fields (:func:`graphformer.fields.register_field`)
         to attach to every graph, e.g. ``("spd",)``: each is computed once per split with
         its :class:`~graphformer.fields.Field`'s ``compute`` and cached at
@@ -202,7 +202,8 @@ class GraphDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.lap_pe_k, self.rwse_k, self.seed = lap_pe_k, rwse_k, seed
         self.distances = distances
-        self.fields = _resolve_fields(fields, distances)
+        encodings = [make(k) for make, k in ((lap_pe_field, lap_pe_k), (rwse_field, rwse_k)) if k]
+        self.fields = _resolve_fields([*encodings, *_as_tuple(fields)], distances)
         self.num_graphs = counts
         self.name, self.validate = name, validate
         self.declared = {
@@ -234,12 +235,8 @@ class GraphDataModule(L.LightningDataModule):
             if self.validate:
                 check_dataset(dataset, split, self._describe(dataset))
             cache = getattr(dataset, "cache_path", None)
-            if self.lap_pe_k or self.rwse_k or self.fields:
+            if self.fields:
                 graphs = [sample_graph(dataset[i]) for i in range(len(dataset))]
-            if self.lap_pe_k or self.rwse_k:
-                path = None if cache is None else encodings_path(cache, self.lap_pe_k, self.rwse_k)
-                encodings = load_or_compute_encodings(graphs, self.lap_pe_k, self.rwse_k, path)
-                dataset = WithEncodings(dataset, encodings)
             for field in self.fields:  # written by the dataset: only checked
                 if field.provided:
                     check_provided(field, graphs, f"{self._describe(dataset)} ({split})")
@@ -392,12 +389,15 @@ class GraphDataModule(L.LightningDataModule):
         return state
 
 
+def _as_tuple(fields: Iterable[str | Field] | str | Field) -> tuple[str | Field, ...]:
+    return (fields,) if isinstance(fields, (str, Field)) else tuple(fields)
+
+
 def _resolve_fields(fields: Iterable[str | Field], distances: bool | None) -> tuple[Field, ...]:
     """The registered :class:`Field` of each entry of ``fields`` (once each, in order), with
-    ``spd`` added by ``distances=True`` and refused with ``distances=False``."""
-    if isinstance(fields, (str, Field)):
-        fields = (fields,)
-    resolved = [get_field(field) for field in fields]
+    ``spd`` added by ``distances=True`` and refused with ``distances=False``; two fields
+    stored under one ``ndata`` key (LapPE of two widths) are refused."""
+    resolved = [get_field(field) for field in _as_tuple(fields)]
     if distances is True and SPD not in [field.name for field in resolved]:
         resolved.append(get_field(SPD))
     if distances is False and SPD in [field.name for field in resolved]:
@@ -407,6 +407,16 @@ def _resolve_fields(fields: Iterable[str | Field], distances: bool | None) -> tu
             "the model needs them)"
         )
     unique = {field.name: field for field in resolved}
+    keys: dict[str, Field] = {}
+    for field in unique.values():
+        other = keys.setdefault(field.key, field)
+        if other is not field:
+            raise ValueError(
+                f"fields {other.name!r} and {field.name!r} are both stored as ndata"
+                f"[{field.key!r}]; ask for one. The data's own encodings (data.lap_pe_k, "
+                "data.rwse_k) must equal the model's (model.lap_pe_k, model.rwse_k) or be 0: "
+                "the model's encoders ask the data for the width they read"
+            )
     return tuple(unique.values())
 
 

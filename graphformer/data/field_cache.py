@@ -5,18 +5,21 @@ A field's cache file is ``<dataset cache stem>.<name>.bin`` (``.<name>-v<version
 version 2 on, so a changed computation never reads an old file). It holds the values of
 every graph concatenated, each graph's node count and a digest of the dataset's structure
 (node counts and edges, :func:`graphformer.data.cache.dataset_digest`), checked against the
-dataset so that a regenerated dataset invalidates it; :mod:`graphformer.data.cache` makes
-writes atomic and detects damage. A per-node field is stored as its rows, ``(Σ n_g, ...)``;
-a pairwise field as each graph's :math:`n_g \times n_g` matrix flattened (``Σ n_g²`` values),
-the layout of the shortest-path distances' ``.spd.bin`` files.
+dataset so that a regenerated dataset invalidates it, and, for a field with ``settings``, a
+digest of them, so that values computed under other settings are not read;
+:mod:`graphformer.data.cache` makes writes atomic and detects damage. A per-node field is
+stored as its rows, ``(Σ n_g, ...)``; a pairwise field as each graph's
+:math:`n_g \times n_g` matrix flattened (``Σ n_g²`` values), the layout of the
+shortest-path distances' ``.spd.bin`` files.
 
-:class:`WithFields` attaches each graph's values under the field's name; a pairwise field's
+:class:`WithFields` attaches each graph's values under the field's ``key``; a pairwise field's
 rows are padded with the field's ``pad`` to the width of the dataset's largest graph, and
 :func:`pad_pairwise` pads the samples of a batch to its widest one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +33,7 @@ import dgl
 import torch
 
 NUM_NODES = "num_nodes"
+SETTINGS = "settings_digest"
 
 
 def field_path(cache_path: str | os.PathLike, field: str | Field) -> Path:
@@ -41,19 +45,30 @@ def field_path(cache_path: str | os.PathLike, field: str | Field) -> Path:
     return cache_path.with_name(f"{cache_path.stem}.{suffix}.bin")
 
 
+def settings_digest(field: str | Field) -> torch.Tensor:
+    """Digest (16 uint8) of ``field``'s name, version and ``settings``."""
+    field = get_field(field)
+    settings = repr((field.name, field.version, field.settings))
+    digest = hashlib.blake2b(settings.encode(), digest_size=16).digest()
+    return torch.frombuffer(bytearray(digest), dtype=torch.uint8)
+
+
 def compute_field(field: str | Field, graphs: Sequence[dgl.DGLGraph]) -> dict[str, torch.Tensor]:
     """``field`` of every graph, concatenated (pairwise matrices flattened), each graph's node
-    count and the dataset's digest."""
+    count, the dataset's digest and, for a field with ``settings``, their digest."""
     field = get_field(field)
     what = f"computing {field.description or field.name}"
     values = [field(graph) for graph in progress(graphs, len(graphs), what)]
     if field.pairwise:
         values = [value.reshape(-1) for value in values]
-    return {
+    result = {
         field.name: torch.cat(values) if values else torch.zeros(0),
         NUM_NODES: torch.tensor([graph.num_nodes() for graph in graphs], dtype=torch.int64),
         DATASET: dataset_digest(graphs),
     }
+    if field.settings:
+        result[SETTINGS] = settings_digest(field)
+    return result
 
 
 def load_or_compute_field(
@@ -75,11 +90,19 @@ def load_or_compute_field(
         if not shape or shape[0] != rows or (field.pairwise and len(shape) != 1):
             expected = f"({rows},)" if field.pairwise else f"({rows}, ...)"
             raise CacheError(f"{field.name} has shape {shape}, expected {expected}")
+        if field.settings and (
+            SETTINGS not in stored or not torch.equal(stored[SETTINGS], settings_digest(field))
+        ):
+            raise CacheError(
+                "computed with other settings (an older graphformer, or another DGL or SciPy)"
+            )
         if DATASET not in stored or not torch.equal(stored[DATASET], dataset_digest(graphs)):
             raise CacheError("computed for other graphs (the dataset's edges differ)")
 
-    # "shortest-path distances" → "shortest-path-distance cache ..." in the warning
-    what = (field.description or field.name).replace(" ", "-").removesuffix("s")
+    # "shortest-path distances" → "shortest-path-distance cache ..." in the warning;
+    # "positional encodings (LapPE, k=8)" → "positional-encoding cache ..."
+    what = (field.description or field.name).split("(")[0].strip()
+    what = what.replace(" ", "-").removesuffix("s")
     return load_or_compute_tensors(path, what, lambda: compute_field(field, graphs), check)
 
 
@@ -131,20 +154,24 @@ class WithFields(torch.utils.data.Dataset):
 
     def __init__(self, dataset: Any, values: dict[str, dict[str, torch.Tensor]]) -> None:
         self.dataset = dataset
-        # name -> (pad: None for a per-node field, its values, each graph's offset in them)
-        self.fields: dict[str, tuple[int | float | None, torch.Tensor, list[int]]] = {}
+        # name -> (ndata key, pad: None for a per-node field, its values, each graph's offset)
+        self.fields: dict[str, tuple[str, int | float | None, torch.Tensor, list[int]]] = {}
         self.num_nodes: list[int] = []
         for name, stored in values.items():
             pad = self.pad_of(name)
             self.num_nodes = stored[NUM_NODES].tolist()
             sizes = stored[NUM_NODES] if pad is None else stored[NUM_NODES].square()
             offsets = torch.cat([sizes.new_zeros(1), torch.cumsum(sizes, 0)]).tolist()
-            self.fields[name] = (pad, stored[name], offsets)
+            self.fields[name] = (self.key_of(name), pad, stored[name], offsets)
         self.width = max(self.num_nodes, default=0)
 
     def pad_of(self, name: str) -> int | float | None:
         """The registered field's ``pad`` (None: a per-node field)."""
         return get_field(name).pad
+
+    def key_of(self, name: str) -> str:
+        """The ``ndata`` key of the registered field ``name``."""
+        return get_field(name).key
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -160,13 +187,13 @@ class WithFields(torch.utils.data.Dataset):
                 f"computed for {n} (ndata {sorted(self.fields)}); recompute them "
                 "(load_or_compute_field) for this dataset"
             )
-        for name, (pad, values, offsets) in self.fields.items():
+        for key, pad, values, offsets in self.fields.values():
             value = values[offsets[index] : offsets[index + 1]]
             if pad is not None:
                 rows = values.new_full((n, self.width), pad)
                 rows[:, :n] = value.view(n, n)
                 value = rows
-            graph.ndata[name] = value
+            graph.ndata[key] = value
         return (graph, *sample[1:]) if isinstance(sample, (tuple, list)) else graph
 
     def __getattr__(self, name: str) -> Any:

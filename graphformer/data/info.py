@@ -97,7 +97,7 @@ KEYS = (*(field.name for field in fields(DatasetInfo)), "num_classes")
 
 
 def dataset_info(dataset: Any) -> DatasetInfo | None:
-    """``dataset.info`` (through wrappers such as ``WithEncodings``), or ``None`` for a
+    """``dataset.info`` (through wrappers such as ``WithFields``), or ``None`` for a
     dataset that declares none."""
     info = getattr(dataset, "info", None)
     if info is not None and not isinstance(info, DatasetInfo):

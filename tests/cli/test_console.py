@@ -52,7 +52,7 @@ def test_output_has_no_library_noise(run):
 def test_dataset_generation_reports_progress(run):
     output, _ = run
     assert "generating CLUSTER train graphs: 48/48" in output
-    assert "computing encodings (lap_pe): 48/48" in output
+    assert "computing positional encodings (LapPE, k=8): 48/48" in output
 
 
 def test_run_log_holds_the_run(run):

@@ -16,15 +16,23 @@ from graphformer.data import (
     GraphDataModule,
     SBMDataset,
     collate,
-    encodings_path,
     generate,
 )
 from graphformer.data import cache as cache_module
+from graphformer.data import field_cache as field_cache_module
 from graphformer.data.datasets import citation, sbm
-from graphformer.data.features import encodings as encodings_module
 from graphformer.data.field_cache import field_path, load_or_compute_field
 from graphformer.data.info import DatasetInfo, class_info
-from graphformer.fields import FIELDS, SPD, Field, get_field, register_field
+from graphformer.fields import (
+    FAMILIES,
+    FIELDS,
+    SPD,
+    Field,
+    get_field,
+    register_family,
+    register_field,
+    width_field_name,
+)
 
 import dgl
 import numpy as np
@@ -378,18 +386,20 @@ def test_encodings_are_cached_per_parameters(tmp_path, monkeypatch):
     module = cluster_module(tmp_path, lap_pe_k=4)
     module.prepare_data()
     stem = tmp_path / "CLUSTER_train_n12_seed0.bin"
-    assert encodings_path(stem, 4, 0) == tmp_path / "CLUSTER_train_n12_seed0.pe-lap4-rw0.bin"
-    assert encodings_path(stem, 4, 0).is_file()
+    assert field_path(stem, "lap_pe_k4") == tmp_path / "CLUSTER_train_n12_seed0.lap_pe_k4.bin"
+    assert field_path(stem, "lap_pe_k4").is_file()
     first = module.split_dataset("train")[0].ndata["lap_pe"]
 
     cluster_module(tmp_path, lap_pe_k=4, rwse_k=2).prepare_data()  # other parameters
-    assert encodings_path(stem, 4, 2).is_file()
-    assert len(list(tmp_path.glob("CLUSTER_train_n12_seed0.pe-*.bin"))) == 2
+    assert field_path(stem, "rwse_k2").is_file()
+    cluster_module(tmp_path, lap_pe_k=2).prepare_data()  # another width: its own file
+    assert field_path(stem, "lap_pe_k2").is_file()
+    assert len(list(tmp_path.glob("CLUSTER_train_n12_seed0.*_k*.bin"))) == 3
 
     def fail(*args, **kwargs):
         raise AssertionError("recomputed instead of loading the cache")
 
-    monkeypatch.setattr(encodings_module, "compute_encodings", fail)
+    monkeypatch.setattr(field_cache_module, "compute_field", fail)
     reloaded = cluster_module(tmp_path, lap_pe_k=4)
     assert torch.equal(reloaded.split_dataset("train")[0].ndata["lap_pe"], first)
     # The wrapped dataset's graphs are left without the encodings.
@@ -398,9 +408,9 @@ def test_encodings_are_cached_per_parameters(tmp_path, monkeypatch):
 
 def test_damaged_encoding_cache_is_rebuilt_with_a_warning(tmp_path):
     cluster_module(tmp_path, rwse_k=3).prepare_data()
-    path = tmp_path / "CLUSTER_train_n12_seed0.pe-lap0-rw3.bin"
+    path = tmp_path / "CLUSTER_train_n12_seed0.rwse_k3.bin"
     path.write_bytes(path.read_bytes()[:-40])
-    with pytest.warns(CacheWarning, match="positional-encoding cache .* no graphformer trailer"):
+    with pytest.warns(CacheWarning, match="structural-encoding cache .* no graphformer trailer"):
         module = cluster_module(tmp_path, rwse_k=3)
         graph = module.split_dataset("train")[0]
     assert graph.ndata["rwse"].shape == (graph.num_nodes(), 3)
@@ -424,7 +434,7 @@ def test_cora_module_uses_one_graph_with_masks_for_every_split(cora_root):
         (graph, labels), *rest = list(loader)
         assert not rest and graph.num_nodes() == 2708 and labels.shape == (2708,)
         assert {"train_mask", "val_mask", "test_mask", "rwse"} <= set(graph.ndata)
-    assert len(list(cora_root.glob("cora_v2_d697a464/*.pe-lap0-rw2.bin"))) == 1
+    assert len(list(cora_root.glob("cora_v2_d697a464/*.rwse_k2.bin"))) == 1
     with pytest.raises(ValueError, match=r"batch_size=2 is larger than the train split.*1 graph"):
         GraphDataModule(factory, batch_size=2).setup("fit")
     with pytest.raises(ValueError, match="takes no num_graphs"):
@@ -526,9 +536,10 @@ def test_encodings_are_identical_when_recomputed_in_another_process():
     folder must still give the same Laplacian PE, or the same seed trains differently."""
     script = (
         "import hashlib, graphformer, numpy as np\n"
-        "from graphformer.data import compute_encodings, generate\n"
+        "from graphformer.data import generate, lap_pe_field\n"
+        "from graphformer.data.field_cache import compute_field\n"
         "graphs = generate('CLUSTER', 'train', 12, seed=0)\n"
-        "pe = compute_encodings(graphs, 8, 0)['lap_pe']\n"
+        "pe = compute_field(lap_pe_field(8), graphs)['lap_pe_k8']\n"
         "print(hashlib.sha1(pe.numpy().tobytes()).hexdigest())\n"
     )
     digests = {
@@ -602,6 +613,51 @@ def test_fields_are_validated_and_registered_once():
         Field("x", in_degree, pad=0)(graph)
     with pytest.raises(ValueError, match=r"one row per node \(4\); got \(3,\)"):
         Field("x", lambda g: torch.zeros(3))(graph)
+
+
+def test_encoders_ask_the_data_for_the_width_they_read(tmp_path):
+    """LapPE/RWSE are fields of a family: the encoder of width k lists ``lap_pe_k<k>``, the data
+    computes it by that name and stores it as ``ndata['lap_pe']``; nothing else to set."""
+    from graphformer.nn import BlockConfig, GraphTransformer
+
+    model = GraphTransformer(
+        6, BlockConfig(dim=8, num_heads=2), num_layers=1, num_categories=7, lap_pe_k=4, rwse_k=3
+    )
+    assert model.needs == ("lap_pe_k4", "rwse_k3")
+    module = cluster_module(tmp_path, fields=model.needs)
+    graph = module.split_dataset("train")[0]
+    assert graph.ndata["lap_pe"].shape == (graph.num_nodes(), 4)
+    assert graph.ndata["rwse"].shape == (graph.num_nodes(), 3)
+    assert model(graph, graph.ndata["feat"]).shape == (graph.num_nodes(), 6)
+    # The shorthand asks for the same field: one cache file, one attachment.
+    same = cluster_module(tmp_path, lap_pe_k=4, fields=model.needs)
+    assert [field.name for field in same.fields] == ["lap_pe_k4", "rwse_k3"]
+    assert torch.equal(same.split_dataset("train")[0].ndata["lap_pe"], graph.ndata["lap_pe"])
+
+
+def test_field_families_are_checked(tmp_path):
+    lap = get_field("lap_pe_k3")
+    assert (lap.name, lap.key, lap.pad) == ("lap_pe_k3", "lap_pe", None) and lap.settings
+    assert get_field("lap_pe_k3") is lap
+    with pytest.raises(ValueError, match=r"no field named 'lap_pe_k0' .*'lap_pe_k<k>'"):
+        get_field("lap_pe_k0")
+    with pytest.raises(ValueError, match=r"width of field 'rwse' must be an int ≥ 1; got 0"):
+        width_field_name("rwse", 0)
+    with pytest.raises(TypeError, match=r"takes an ndata key and a callable"):
+        register_family("lap pe", lambda k: None)
+    register_family("bad", lambda k: Field(f"bad_k{k}", in_degree))  # key 'bad_k2', not 'bad'
+    try:
+        with pytest.raises(TypeError, match=r"must make a Field named 'bad_k2' with key 'bad'"):
+            get_field("bad_k2")
+    finally:
+        FAMILIES.pop("bad")
+    with pytest.raises(ValueError, match=r"key must be an identifier-like .* got 'a b'"):
+        Field("x", in_degree, key="a b")
+    with pytest.raises(
+        ValueError,
+        match=r"fields 'lap_pe_k4' and 'lap_pe_k8' are both stored as ndata\['lap_pe'\]",
+    ):
+        cluster_module(tmp_path, lap_pe_k=4, fields=("lap_pe_k8",))
 
 
 def test_pairwise_fields_cache_in_the_spd_layout(tmp_path):

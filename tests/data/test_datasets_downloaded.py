@@ -165,7 +165,7 @@ def test_zinc_batches_through_the_datamodule_into_the_model(data_root):
     )  # fmt: skip
     assert model(graph, graph.ndata["feat"], graph.edata["feat"]).shape == (3, 1)
     # The encodings are cached beside DGL's file.
-    assert (zinc.SOURCE.folder(data_root / "dgl") / "ZincDGL_train.pe-lap4-rw0.bin").is_file()
+    assert (zinc.SOURCE.folder(data_root / "dgl") / "ZincDGL_train.lap_pe_k4.bin").is_file()
 
 
 def test_zinc_with_out_of_range_codes_is_refused(tmp_path):

@@ -1,14 +1,16 @@
-"""Positional encodings computed once per dataset with DGL's transforms, cached on disk.
+"""Positional encodings (LapPE, RWSE) as node fields of the data handshake, computed once
+per dataset with DGL's transforms and cached on disk.
 
-:func:`pe_transform` (DGL's ``LapPE`` and ``RandomWalkPE``) runs once per
-graph; the results go to ``<dataset cache stem>.pe-lap<k>-rw<k>.bin`` next to the
-dataset's own cache, so each set of parameters has its own file. The file stores the
-encodings of all graphs concatenated, the node count of each graph, a digest of the
-dataset's structure (node counts and edges) and a digest of the settings the values
-depend on (k's, ARPACK start vectors, sign convention, DGL and SciPy versions); a file
-whose digests differ is rebuilt with a ``CacheWarning``. :mod:`graphformer.data.cache`
-makes the writes atomic and detects damage. :class:`WithEncodings` then attaches each
-graph's rows as ``ndata['lap_pe']`` / ``ndata['rwse']``.
+Each encoding is a family of :class:`~graphformer.fields.Field` objects, one per width ``k``
+(:func:`lap_pe_field`, :func:`rwse_field`; registered under the ``ndata`` keys
+``lap_pe`` and ``rwse``): :class:`graphformer.nn.LapPEEncoder` ``(k, ...)`` lists
+``"lap_pe_k<k>"`` in its ``needs``, and the data module computes, caches and attaches it
+like any field (:mod:`graphformer.data.field_cache`), in ``<dataset cache stem>.lap_pe_k<k>.bin``
+(``.rwse_k<k>.bin``) next to the dataset's own cache. The file holds the encodings of all
+graphs concatenated, each graph's node count, a digest of the dataset's structure and a
+digest of the settings the values depend on (:data:`SETTINGS`: ARPACK start vectors, sign
+convention, DGL and SciPy versions); a file whose digests differ is rebuilt with a
+``CacheWarning``.
 
 The cached encodings are a function of the dataset alone, never of the run's seed: each
 Laplacian eigenvector gets a canonical sign (its largest-magnitude entry positive) in
@@ -26,28 +28,25 @@ Checking the dataset digest of a cached file costs ~0.4 ms per CLUSTER graph (0.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any
+import functools
+from collections.abc import Callable, Iterator
 
-from graphformer.data import cache
-from graphformer.data.cache import DATASET, CacheError, dataset_digest
-from graphformer.data.field_cache import WithFields
-from graphformer.data.progress import progress
 from graphformer.data.validation import check_int
-from graphformer.fields import LAP_PE, RWSE
+from graphformer.fields import (
+    LAP_PE,
+    RWSE,
+    Field,
+    register_family,
+    register_field,
+    width_field_name,
+)
 
 import dgl
 import numpy as np
 import scipy
 import scipy.sparse.linalg
 import torch
-from dgl.data.utils import load_tensors, save_tensors
 
-NUM_NODES = "num_nodes"
-SETTINGS = "settings_digest"
 #: Bumped when the computation changes (start vectors, sign convention): caches are rebuilt.
 ENCODINGS_VERSION = 2
 #: Seeds the ARPACK start vector of each matrix size (see :func:`_seeded_arpack`).
@@ -75,12 +74,6 @@ def pe_transform(lap_k: int = 0, rwse_k: int = 0) -> dgl.transforms.Compose:
         check_int("rwse_k", rwse_k, 1)
         steps.append(dgl.transforms.RandomWalkPE(rwse_k, feat_name=RWSE))
     return dgl.transforms.Compose(steps)
-
-
-def encodings_path(cache_path: str | os.PathLike, lap_k: int, rwse_k: int) -> Path:
-    """``<dir>/<stem>.pe-lap<lap_k>-rw<rwse_k>.bin`` for a dataset cached at ``cache_path``."""
-    cache_path = Path(cache_path)
-    return cache_path.with_name(f"{cache_path.stem}.pe-lap{lap_k}-rw{rwse_k}.bin")
 
 
 @contextlib.contextmanager
@@ -144,113 +137,63 @@ def canonical_signs(pe: torch.Tensor) -> torch.Tensor:
     return pe * torch.where(peak < 0, -1.0, 1.0).to(pe.dtype)
 
 
-def settings_digest(lap_k: int, rwse_k: int) -> torch.Tensor:
-    """Digest of everything besides the graphs that the encodings' values depend on."""
-    settings = (
-        ("lap_k", lap_k),
-        ("rwse_k", rwse_k),
+def laplacian_pe(graph: dgl.DGLGraph, k: int) -> torch.Tensor:
+    """One graph's ``k`` Laplacian eigenvectors, (n, k) float32 (``dgl.transforms.LapPE``,
+    zero columns where the graph has fewer than ``k + 1`` nodes), each with its canonical
+    sign. Deterministic: the same graph gives the same values in any process (seeded ARPACK
+    start vector; NumPy's global generator, which ``dgl.lap_pe`` draws from, is restored)."""
+    with _numpy_state_kept(), _seeded_arpack(), _single_threaded_dgl():
+        encoded = pe_transform(lap_k=k)(graph.local_var())
+    return canonical_signs(encoded.ndata[LAP_PE].float())
+
+
+def random_walk_se(graph: dgl.DGLGraph, k: int) -> torch.Tensor:
+    """One graph's random-walk landing probabilities after 1..k steps, (n, k) float32
+    (``dgl.transforms.RandomWalkPE``)."""
+    with _single_threaded_dgl():
+        encoded = pe_transform(rwse_k=k)(graph.local_var())
+    return encoded.ndata[RWSE].float()
+
+
+#: What the encodings' values depend on besides the graph (stored with each cache file).
+SETTINGS = repr(
+    (
         ("version", ENCODINGS_VERSION),
         ("arpack_v0", f"default_rng([{ARPACK_SEED}, n]).random(n)"),
         ("signs", "largest-magnitude entry positive"),
         ("dgl", dgl.__version__),  # LapPE's ARPACK call: which='SR', ncv, tol
         ("scipy", scipy.__version__),
     )
-    digest = hashlib.blake2b(repr(settings).encode(), digest_size=16).digest()
-    return torch.frombuffer(bytearray(digest), dtype=torch.uint8)
+)
 
 
-def compute_encodings(
-    graphs: Sequence[dgl.DGLGraph], lap_k: int, rwse_k: int
-) -> dict[str, torch.Tensor]:
-    """The encodings of ``graphs``, concatenated over nodes, plus each graph's node count
-    and the digests of the dataset and the settings. Deterministic: the same graphs give
-    the same values in any process (seeded ARPACK start vectors, canonical signs)."""
-    transform = pe_transform(lap_k, rwse_k)
-    fields = [name for name, k in ((LAP_PE, lap_k), (RWSE, rwse_k)) if k]
-    rows: dict[str, list[torch.Tensor]] = {name: [] for name in fields}
-    with _numpy_state_kept(), _seeded_arpack(), _single_threaded_dgl():
-        for graph in progress(graphs, len(graphs), f"computing encodings ({', '.join(fields)})"):
-            encoded = transform(graph.local_var())
-            for name in fields:
-                value = encoded.ndata[name].float()
-                rows[name].append(canonical_signs(value) if name == LAP_PE else value)
-    result = {name: torch.cat(parts) for name, parts in rows.items()}
-    result[NUM_NODES] = torch.tensor([graph.num_nodes() for graph in graphs], dtype=torch.int64)
-    result[DATASET] = dataset_digest(graphs)
-    result[SETTINGS] = settings_digest(lap_k, rwse_k)
-    return result
-
-
-def _check(
-    stored: dict[str, torch.Tensor],
-    num_nodes: torch.Tensor,
-    widths: dict[str, int],
-    graphs: Sequence[dgl.DGLGraph],
-) -> None:
-    if NUM_NODES not in stored or not torch.equal(stored[NUM_NODES], num_nodes):
-        raise CacheError("node counts differ from the dataset's (was the dataset rebuilt?)")
-    if SETTINGS not in stored or not torch.equal(
-        stored[SETTINGS], settings_digest(*widths.values())
-    ):
-        raise CacheError(
-            "computed with other settings (an older graphformer, or another DGL or SciPy)"
+def _width_field(key: str, compute: Callable[..., torch.Tensor], what: str, k: int) -> Field:
+    """The registered field ``<key>_k<k>``: ``compute(graph, k=k)``, stored as ``ndata[key]``."""
+    check_int(f"{key}_k", k, 1)
+    return register_field(
+        Field(
+            width_field_name(key, k),
+            functools.partial(compute, k=k),
+            key=key,
+            settings=SETTINGS,
+            description=f"{what}, k={k})",
         )
-    if DATASET not in stored or not torch.equal(stored[DATASET], dataset_digest(graphs)):
-        raise CacheError("computed for other graphs (the dataset's edges differ)")
-    for name, k in widths.items():
-        if not k:
-            continue
-        shape = tuple(stored[name].shape) if name in stored else None
-        if shape != (int(num_nodes.sum()), k):
-            raise CacheError(f"{name} has shape {shape}, expected ({int(num_nodes.sum())}, {k})")
+    )
 
 
-def load_or_compute_encodings(
-    graphs: Sequence[dgl.DGLGraph],
-    lap_k: int,
-    rwse_k: int,
-    path: str | os.PathLike | None,
-) -> dict[str, torch.Tensor]:
-    """Encodings of ``graphs`` from the cache at ``path``, else computed (and saved there).
-
-    An unreadable or inconsistent cache (other node counts, graphs or settings) is
-    recomputed with a ``CacheWarning``; the folder is checked for writing before
-    computing. With ``path=None`` nothing is cached.
-    """
-    widths = {LAP_PE: lap_k, RWSE: rwse_k}
-    num_nodes = torch.tensor([graph.num_nodes() for graph in graphs], dtype=torch.int64)
-    if path is not None:
-        cache.remove_stale_temps(path)
-        if Path(path).is_file():
-            try:
-                cache.verify(path)
-                stored = load_tensors(os.fspath(path))
-                _check(stored, num_nodes, widths, graphs)
-                return stored
-            except Exception as error:
-                cache.warn_rebuild(path, "positional-encoding", error)
-        cache.check_writable(Path(path).parent)
-    result = compute_encodings(graphs, lap_k, rwse_k)
-    if path is not None:
-        cache.atomic_write(path, lambda tmp: save_tensors(tmp, result))
-    return result
+@functools.cache
+def lap_pe_field(k: int) -> Field:
+    """The node field ``lap_pe_k<k>``: :func:`laplacian_pe` of width ``k``, stored as
+    ``ndata['lap_pe']`` (what :class:`graphformer.nn.LapPEEncoder` ``(k, ...)`` needs)."""
+    return _width_field(LAP_PE, laplacian_pe, "positional encodings (LapPE", k)
 
 
-class WithEncodings(WithFields):
-    """``dataset`` whose graphs carry their rows of ``encodings`` (what
-    :func:`load_or_compute_encodings` returned: ``lap_pe`` and/or ``rwse``, per node) in
-    ``ndata``, attached as :class:`~graphformer.data.field_cache.WithFields` attaches fields:
-    to a shallow copy of each sample's graph, its node count checked."""
+@functools.cache
+def rwse_field(k: int) -> Field:
+    """The node field ``rwse_k<k>``: :func:`random_walk_se` of ``k`` steps, stored as
+    ``ndata['rwse']`` (what :class:`graphformer.nn.RWSEEncoder` ``(k, ...)`` needs)."""
+    return _width_field(RWSE, random_walk_se, "structural encodings (RWSE", k)
 
-    what = "encodings"
 
-    def __init__(self, dataset: Any, encodings: dict[str, torch.Tensor]) -> None:
-        stored = {name: encodings[name] for name in (LAP_PE, RWSE) if name in encodings}
-        num_nodes = encodings[NUM_NODES]
-        super().__init__(
-            dataset, {name: {NUM_NODES: num_nodes, name: value} for name, value in stored.items()}
-        )
-
-    def pad_of(self, name: str) -> None:
-        """Encodings are per node."""
-        return None
+register_family(LAP_PE, lap_pe_field)
+register_family(RWSE, rwse_field)

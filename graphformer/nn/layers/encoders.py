@@ -2,12 +2,14 @@
 
 The encodings themselves are computed once per graph by DGL's transforms
 (:func:`graphformer.data.pe_transform`, wrapping ``dgl.lap_pe`` and
-``dgl.random_walk_pe``); the encoders here only embed them.
+``dgl.random_walk_pe``); the encoders here only embed them, and ask the data for them
+through the field handshake (:mod:`graphformer.fields`): an encoder of width ``k`` lists
+the field ``"<field>_k<k>"`` (``"lap_pe_k8"``) in its ``needs``.
 """
 
 from __future__ import annotations
 
-from graphformer.fields import LAP_PE, RWSE
+from graphformer.fields import LAP_PE, RWSE, width_field_name
 from graphformer.nn.core.checks import check_node_features, check_positive
 
 import dgl
@@ -94,6 +96,12 @@ class NodeEncodingProjection(nn.Module):
         check_positive(k=k, dim=dim)
         self.k, self.check_finite = k, check_finite
         self.linear = nn.Linear(k, dim)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The field of width ``k`` the data must attach: ``("<field>_k<k>",)``, a family
+        registered by the data (:func:`graphformer.fields.register_family`)."""
+        return (width_field_name(self.field, self.k),)
 
     def forward(self, graph: dgl.DGLGraph, encoding: torch.Tensor) -> torch.Tensor:
         dtype = self.linear.weight.dtype

@@ -63,7 +63,9 @@ class GraphTransformer(nn.Module):
     edge_in_dim / edge_categories : the same for edge features (for local mixers that read
         edge state: ``graphformer.nn.block.edge_readers()``).
     lap_pe_k, rwse_k : widths of the LapPE / RWSE read from ``graph.ndata['lap_pe']`` /
-        ``['rwse']`` (made by ``graphformer.data.pe_transform``); 0 disables.
+        ``['rwse']`` (made by ``graphformer.data.pe_transform``); 0 disables. The encoders
+        list them in :attr:`needs` (``"lap_pe_k8"``), so the data computes what the model
+        reads.
     centrality_max_degree : Graphormer's centrality encoding
         (:class:`~graphformer.nn.CentralityEncoding`): learned embeddings of each node's
         in- and out-degree in the input graph (before self-loops), degrees clipped at this
@@ -76,9 +78,10 @@ class GraphTransformer(nn.Module):
         head) in place, with dynamic shapes (:func:`graphformer.nn.compile.compile_model`,
         which says why the DGL parts stay eager); ``model.compile=true`` from the CLI.
 
-    :attr:`needs` lists the ``graph.ndata`` fields the mixers read besides the features
-    (``('spd',)`` for ``graphormer``); :meth:`encode` raises a ValueError naming the data
-    flag when one is missing.
+    :attr:`needs` lists the fields the encoders and mixers read besides the features
+    (``('lap_pe_k8', 'spd')`` for ``graphormer`` with LapPE of width 8: names of
+    :mod:`graphformer.fields`), for the data to compute; :meth:`encode` raises a ValueError
+    naming what to do when one is missing.
 
     >>> import dgl, torch
     >>> from graphformer.nn import BlockConfig, GraphTransformer
@@ -155,7 +158,9 @@ class GraphTransformer(nn.Module):
             )
             for _ in range(num_layers)
         )
-        self.needs = tuple(sorted({key for layer in self.blocks for key in layer.needs}))
+        self.mixer_needs = tuple(sorted({key for layer in self.blocks for key in layer.needs}))
+        encoders = [encoder for encoder in (self.lap_pe, self.rwse) if encoder is not None]
+        self.needs = tuple(sorted({*self.mixer_needs, *(n for e in encoders for n in e.needs)}))
         self.final_norm = NORMS[block.norm](dim) if block.prenorm else nn.Identity()
         self.readout = Readout(readout)
         if level != "graph":
@@ -203,7 +208,7 @@ class GraphTransformer(nn.Module):
             raise ValueError(
                 f"x must have one row per node: {graph.num_nodes()} rows; got {x.shape[0]}"
             )
-        for key in self.needs:
+        for key in self.mixer_needs:  # the encoders check their own
             if key == SPD and key not in graph.ndata:
                 raise ValueError(missing_distances("the model's global mixer", graph))
             if key not in graph.ndata and key in FIELDS and FIELDS[key].provided:
