@@ -66,7 +66,8 @@ def compose_config(
 
 
 class ShardRecorder(L.Callback):
-    """Writes a fingerprint of every training graph a rank sees to ``<out_dir>/rank<r>.txt``."""
+    """Writes a fingerprint of every training graph a rank sees to ``<out_dir>/rank<r>.txt``,
+    and the test's number of processes to ``<out_dir>/test_world_size.txt``."""
 
     def __init__(self, out_dir: str) -> None:
         self.out_dir = Path(out_dir)
@@ -78,6 +79,10 @@ class ShardRecorder(L.Callback):
             for sample in dgl.unbatch(graph):
                 features = sample.ndata["feat"].tolist()
                 file.write(f"{sample.num_nodes()}:{sample.num_edges()}:{hash(tuple(features))}\n")
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "test_world_size.txt").write_text(str(trainer.world_size))
 
 
 class SpoilLastValidation(L.Callback):

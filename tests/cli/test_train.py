@@ -195,6 +195,8 @@ def test_ddp_sim_runs_two_ranks_on_different_shards(tmp_path, data_dir):
     seen = [set((shards / f"rank{rank}.txt").read_text().split()) for rank in (0, 1)]
     assert len(seen[0]) == len(seen[1]) == 32  # 64 training graphs, half each
     assert not seen[0] & seen[1]
+    # The test runs once, in this process: every test graph counted once, no second spawn.
+    assert (shards / "test_world_size.txt").read_text() == "1"
 
 
 # --- tracking -------------------------------------------------------------------------------
