@@ -61,6 +61,7 @@ class GATConv(Mixer):
 
     self_loops = True
     resizes = True
+    layerwise = "in_edges"
 
     def __init__(
         self,

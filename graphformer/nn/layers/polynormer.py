@@ -71,6 +71,8 @@ class PolynormerLocal(Mixer):
     torch.Size([3, 8])
     """
 
+    layerwise = "in_edges"
+
     def __init__(
         self,
         dim: int,
@@ -174,6 +176,7 @@ class PolynormerAttention(Mixer):
 
     scope = "global"
     settings = ("beta", "qk_shared")
+    layerwise = "global_sums"
 
     def __init__(
         self,
@@ -223,6 +226,27 @@ class PolynormerAttention(Mixer):
         v = self.value(x).view(shape)
         sizes = graph.batch_num_nodes().to(x.device)
         numerator, denominator = sample_sums(q, k, v, sizes)
+        attention = (numerator / (denominator + 1e-6).unsqueeze(-1)).reshape(-1, self.dim)
+        gated = self.norm(attention) * (self.gate(x) + self.beta)
+        return self.dropout(F.relu(self.out(gated)))
+
+    def layerwise_sums(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Layer-wise inference on one sample: these rows' share of
+        :math:`\sum_j k_j v_j^\top` (H, D, D) and :math:`\sum_j k_j` (H, D)."""
+        shape = (-1, self.num_heads, self.head_dim)
+        k = torch.sigmoid(self.key(x)).view(shape)
+        return torch.einsum("nhm,nhd->hmd", k, self.value(x).view(shape)), k.sum(0)
+
+    def layerwise_apply(
+        self, x: torch.Tensor, sums: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """The rows ``x``'s outputs given :meth:`layerwise_sums` over the whole sample."""
+        shape = (-1, self.num_heads, self.head_dim)
+        key_value, key_sum = sums
+        k = torch.sigmoid(self.key(x)).view(shape)
+        q = k if self.query is None else torch.sigmoid(self.query(x)).view(shape)
+        numerator = torch.einsum("nhm,hmd->nhd", q, key_value)
+        denominator = torch.einsum("nhm,hm->nh", q, key_sum)
         attention = (numerator / (denominator + 1e-6).unsqueeze(-1)).reshape(-1, self.dim)
         gated = self.norm(attention) * (self.gate(x) + self.beta)
         return self.dropout(F.relu(self.out(gated)))
