@@ -112,10 +112,8 @@ def chunks(graph: dgl.DGLGraph, chunk_size: int, fields: Iterable[str] = ()) -> 
     indptr, indices, edge_ids = graph.adj_tensors("csc")
     out_degrees = graph.out_degrees()
     in_degrees = indptr[1:] - indptr[:-1]
-    dst_of_edge = torch.repeat_interleave(torch.arange(num_nodes, device=device), in_degrees)
-    has_loop = torch.zeros(num_nodes, dtype=torch.bool, device=device)
-    has_loop[indices[indices == dst_of_edge]] = True
-    del dst_of_edge
+    ids = torch.arange(num_nodes, device=device)
+    has_loop = graph.has_edges_between(ids, ids)  # no E-sized temporary
     looped_degrees = out_degrees + (~has_loop).to(out_degrees.dtype)  # add_self_loops' graph
     seen = torch.zeros(num_nodes, dtype=torch.bool, device=device)  # marks, reset per chunk
     position = torch.empty(num_nodes, dtype=torch.int64, device=device)  # id → chunk position
