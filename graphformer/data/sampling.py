@@ -33,11 +33,25 @@ the batch's statistics in training, as with any mini-batch.
 **Evaluation.** ``evaluation='full'`` (default): validation and test run the model on the whole
 graph, once per epoch, in inference mode, and select ``val_mask``/``test_mask``: the result
 is by construction the full-batch result. Without autograd the forward keeps one layer's
-activations at a time (each layer's output replaces its input), which is what DGL's
-layer-wise inference buys; DGL's examples additionally cut each layer into chunks of
-destination nodes, which needs every mixer's per-node state over the *whole* graph
-(GCN's source out-degrees, GatedGCN's edge state), i.e. a block-structured model; the
-models here are not, so the whole-graph layer is the unit. ``evaluation='sampled'``: chunks of
+activations at a time (each layer's output replaces its input), but inside a layer all of
+its per-edge tensors at once (messages, attention weights: E × heads × d).
+``evaluation='layerwise'``: DGL's layer-wise inference. The task runs
+:func:`graphformer.nn.layerwise.layerwise_inference` on the whole graph: each layer for all
+nodes before the next, and each layer in chunks of ``eval_batch_size`` destination nodes,
+every chunk on the in-subgraph of its destinations (DGL's ``in_subgraph`` + ``to_block``,
+compacted), so a layer's peak is its (N, d) input and output plus one chunk's edges.
+What needs whole-graph state gets it: GCN reads the whole graph's source out-degrees
+(carried by each chunk graph), GatedGCN's edge state is kept for all edges between layers
+(E × d), and SGFormer's and Polynormer's linear global attention accumulate their global
+sums (:math:`K^\top V`, :math:`\sum_j k_j`, norms) over chunks, then apply them per chunk.
+Equal to ``'full'`` (≤ 1e-5, ``tests/nn/test_layerwise.py``) for ``GNN``
+(sage/gcn/gat/attention/gcn_degree), ``GraphTransformer`` with those or ``gatedgcn``
+local mixers and ``sgformer``/``polynormer`` global ones, ``SGFormer`` and
+``Polynormer``. Mixers declare whether and how (their ``layerwise`` trait,
+:class:`graphformer.nn.mixers.Mixer`); the others (softmax attention over all nodes,
+``performer``, ``exphormer``, ``graphormer``, ``nagphormer``, and ``gine`` until it
+declares its trait) are refused at the first validation, named, pointing to ``'full'``
+or ``'sampled'``. ``evaluation='sampled'``: chunks of
 ``eval_batch_size`` seeds, each on its ``eval_hops``-hop subgraph with *all* neighbours
 (exact by the argument above, with ``eval_hops ≥ L + 1``): for graphs whose whole-graph
 layer does not fit, at the price of recomputing shared neighbourhoods.
@@ -82,7 +96,7 @@ from dgl.utils.internal import get_num_threads, set_num_threads
 warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt")
 
 SAMPLERS = ("neighbor", "cluster")
-EVALS = ("full", "sampled")
+EVALS = ("full", "sampled", "layerwise")
 MASKS = tuple(f"{split}_mask" for split in SPLITS)
 
 
@@ -193,9 +207,11 @@ class SampledNodeDataModule(GraphDataModule):
         ``len(fanouts)`` hops. ``[-1] * (L + 1)`` gives exact full-graph outputs.
     batch_size : seed nodes per batch (``'neighbor'``), parts per batch (``'cluster'``).
     num_parts : METIS parts (``'cluster'``); cached at ``<dataset cache stem>.metis<k>.pkl``.
-    evaluation : ``'full'`` (whole graph, inference mode) or ``'sampled'`` (chunks of
-        ``eval_batch_size`` seeds on ``eval_hops``-hop subgraphs with all neighbours;
-        default ``len(fanouts) + 1`` hops).
+    evaluation : ``'full'`` (whole graph, inference mode), ``'layerwise'`` (whole graph,
+        one layer at a time in chunks of ``eval_batch_size`` destination nodes:
+        :mod:`graphformer.nn.layerwise`; models with mixers it cannot run exactly are
+        refused, named) or ``'sampled'`` (chunks of ``eval_batch_size`` seeds on
+        ``eval_hops``-hop subgraphs with all neighbours; default ``len(fanouts) + 1`` hops).
     use_ddp : DGL's ``use_ddp`` for the training loader; ``None``: on when a
         ``torch.distributed`` process group with more than one rank is running.
     drop_last : drop the last incomplete training batch.
@@ -359,8 +375,15 @@ class SampledNodeDataModule(GraphDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
+    @property
+    def layerwise_chunk_size(self) -> int | None:
+        """With ``evaluation='layerwise'``, ``eval_batch_size``: the destination nodes per
+        chunk of :func:`graphformer.nn.layerwise.layerwise_inference`, which the task runs on
+        the whole graph in validation and test; else None."""
+        return self.eval_batch_size if self.eval_mode == "layerwise" else None
+
     def _eval_loader(self, split: str) -> Any:
-        if self.eval_mode == "full":
+        if self.eval_mode in ("full", "layerwise"):
             return torch.utils.data.DataLoader([self.graph], batch_size=1, collate_fn=_whole_graph)
         hops = self.eval_hops or len(self.fanouts) + 1
         return DataLoader(

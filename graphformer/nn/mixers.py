@@ -20,7 +20,13 @@ constructor argument changes one, e.g. ``MultiHeadAttention.reads_edges`` follow
 - ``settings`` (``()``): the keyword arguments a global mixer takes from
   ``BlockConfig.global_kwargs`` (e.g. exphormer's ``degree``);
 - ``resizes`` (False): its builder maps ``in_dim → out_dim`` (a GNN convolution), not
-  only ``dim → dim``.
+  only ``dim → dim``;
+- ``layerwise`` (None): how layer-wise inference (:mod:`graphformer.nn.layerwise`: all
+  nodes one layer at a time, in chunks of destination nodes) runs it: ``"in_edges"`` (a
+  node's output reads only its in-edges and in-neighbours: exact on each chunk's in-subgraph),
+  ``"global_sums"`` (global sums over all nodes, accumulated over chunks:
+  :meth:`Mixer.layerwise_sums`, then :meth:`Mixer.layerwise_apply` per chunk), or None
+  (refused, naming the mixer).
 
 **One mixing signature.** A block calls ``mixer.mix(graph, x, edge_state) -> (x,
 edge_state)``: node features (N, dim) in and out, edge state (E, ...) or None in and out.
@@ -66,6 +72,7 @@ TRAITS = (
     "permutation_equivariant",
     "settings",
     "resizes",
+    "layerwise",
 )
 
 
@@ -100,6 +107,10 @@ class Mixer(nn.Module):
     #: The layer's ``forward`` already is the block's call, ``forward(graph, x, edge_state)
     #: -> (x, edge_state)`` (GatedGCN, GINE, Exphormer, Graphormer): :meth:`mix` calls it.
     forward_is_mix: ClassVar[bool] = False
+    #: How layer-wise inference runs it (:data:`graphformer.nn.layerwise.LAYERWISE`), or
+    #: None: not exactly, so it is refused. Declared per class; none by default, so a new
+    #: mixer is refused until it says how.
+    layerwise: ClassVar[str | None] = None
 
     def mix(
         self, graph: dgl.DGLGraph, x: torch.Tensor, edge_state: torch.Tensor | None = None
@@ -111,16 +122,27 @@ class Mixer(nn.Module):
             return self(graph, x, edge_state)
         return self(graph, x), edge_state
 
+    def layerwise_sums(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """For ``layerwise = "global_sums"``: this chunk of rows' share of the global sums
+        (tensors that add up over chunks, e.g. the sum over rows of k_j v_j^T)."""
+        raise NotImplementedError(f"{type(self).__name__} has no global sums (layerwise)")
+
+    def layerwise_apply(self, x: torch.Tensor, sums: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """For ``layerwise = "global_sums"``: the output rows of the chunk ``x`` given the
+        sums over all nodes (:meth:`layerwise_sums` added over every chunk)."""
+        raise NotImplementedError(f"{type(self).__name__} has no global sums (layerwise)")
+
     def with_traits(self, **traits: object) -> Mixer:
         """Set instance traits (``reads_edges``, ``self_loops``, ``owns_residual``, ``needs``,
         ``permutation_equivariant``) and return ``self``; for a builder whose setting
         changes one."""
-        fixed = {"scope", "settings", "resizes"}
+        fixed = {"scope", "settings", "resizes", "layerwise"}
         unknown = sorted(set(traits) - (set(TRAITS) - fixed))
         if unknown:
             raise ValueError(
                 f"{unknown} are not instance traits of a mixer; choose from "
-                f"{sorted(set(TRAITS) - fixed)} (scope, settings and resizes are per class)"
+                f"{sorted(set(TRAITS) - fixed)} (scope, settings, resizes and layerwise are "
+                "per class)"
             )
         for name, value in traits.items():
             setattr(self, name, value)

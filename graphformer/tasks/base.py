@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from graphformer.graphs import to_device
+from graphformer.nn.layerwise import layerwise_inference
 
 import dgl
 import lightning as L
@@ -94,8 +95,22 @@ class GraphTask(L.LightningModule):
         return out, target
 
     def outputs(self, graph: dgl.DGLGraph, labels: torch.Tensor, stage: str) -> torch.Tensor:
-        """The model's outputs on a batch; a task may read the labels (teacher forcing)."""
+        """The model's outputs on a batch; a task may read the labels (teacher forcing).
+        In validation and test, when the data module asks for layer-wise inference (its
+        ``layerwise_chunk_size``, e.g. ``SampledNodeDataModule(evaluation='layerwise')``),
+        :func:`graphformer.nn.layerwise.layerwise_inference` in chunks of that size."""
+        chunk_size = self.layerwise_chunk_size() if stage != "train" else None
+        if chunk_size is not None:
+            x = graph.ndata["feat"].to(self.device)
+            edge_feat = graph.edata.get("feat")
+            edge_feat = edge_feat.to(self.device) if edge_feat is not None else None
+            return layerwise_inference(self.model, graph, x, edge_feat, chunk_size)
         return self(graph)
+
+    def layerwise_chunk_size(self) -> int | None:
+        """The trainer's data module's ``layerwise_chunk_size`` (None: not layer-wise)."""
+        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return getattr(data, "layerwise_chunk_size", None)
 
     def data_name(self) -> str:
         """`` in data <name>`` for messages about labels, when the trainer's data module has a

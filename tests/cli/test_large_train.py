@@ -26,6 +26,10 @@ SMALL = [
 ]
 
 
+#: Layer-wise evaluation in chunks of 300 destination nodes (7 chunks of the 2,000 nodes).
+LAYERWISE = ["data.evaluation=layerwise", "data.eval_batch_size=300"]
+
+
 @pytest.fixture(autouse=True)
 def offline_wandb(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -40,12 +44,72 @@ def offline_wandb(tmp_path, monkeypatch):
         ["model=gatedgcn"],
         ["model=graph_transformer"],  # sparse attention over each subgraph's edges
         ["model=transformer", "data.sampler=cluster", "data.num_parts=8", "data.batch_size=2"],
+        ["model=gnn", "model.block.mixer=gcn", *LAYERWISE],
+        ["model=gatedgcn", *LAYERWISE],
+        ["model=sgformer", *LAYERWISE],
+        ["model=polynormer", *LAYERWISE],
     ],
-    ids=["sage", "gcn-sampled-eval", "gatedgcn", "attention", "full-attention-cluster"],
+    ids=[
+        "sage",
+        "gcn-sampled-eval",
+        "gatedgcn",
+        "attention",
+        "full-attention-cluster",
+        "gcn-layerwise",
+        "gatedgcn-layerwise",
+        "sgformer-layerwise",
+        "polynormer-layerwise",
+    ],
 )
 def test_fast_dev_run_of_the_sampled_path(overrides, tmp_path, data_dir):
     cfg = compose_config([*SMALL, *overrides, "debug=fast_dev_run"], tmp_path, data_dir)
     assert train(cfg) is not None
+
+
+def test_layerwise_validation_equals_full_validation(tmp_path, data_dir, monkeypatch):
+    """The same trained weights validated with evaluation=layerwise and =full: equal
+    metrics (the task's layer-wise inference on the whole graph)."""
+    import graphformer.tasks.base as base
+
+    import lightning as L
+
+    calls = []
+    inference = base.layerwise_inference
+    monkeypatch.setattr(
+        base, "layerwise_inference", lambda *a, **k: calls.append(a[-1]) or inference(*a, **k)
+    )
+
+    cfg = compose_config(
+        [*SMALL, "model=gnn", "model.block.mixer=gat", "trainer.max_epochs=1", "logger=none"],
+        tmp_path,
+        data_dir,
+    )
+    assert train(cfg) is not None
+    checkpoint = next(Path(cfg.paths.output_dir, "checkpoints").glob("*.ckpt"))
+    metrics = {}
+    for mode in ("full", "layerwise"):
+        data = hydra.utils.instantiate(cfg.data, evaluation=mode, eval_batch_size=300)
+        task = hydra.utils.instantiate(cfg.task, model=hydra.utils.instantiate(cfg.model))
+        trainer = L.Trainer(
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=tmp_path / mode,
+        )
+        (metrics[mode],) = trainer.validate(task, datamodule=data, ckpt_path=checkpoint)
+        assert calls == ([300] if mode == "layerwise" else [])  # one whole-graph pass
+    assert metrics["full"].keys() == metrics["layerwise"].keys()
+    for key, value in metrics["full"].items():
+        assert metrics["layerwise"][key] == pytest.approx(value, abs=1e-5), key
+
+
+def test_layerwise_evaluation_refuses_full_attention(tmp_path, data_dir):
+    from graphformer.nn.layerwise import LayerwiseError
+
+    overrides = [*SMALL, "model=transformer", *LAYERWISE, "debug=fast_dev_run"]
+    cfg = compose_config(overrides, tmp_path, data_dir)
+    with pytest.raises(LayerwiseError, match=r"FullAttention.*evaluation='full'"):
+        train(cfg)
 
 
 @pytest.mark.parametrize("name", ["csbm", "csbm_large", "ogbn_arxiv", "ogbn_products"])

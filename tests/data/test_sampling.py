@@ -9,6 +9,7 @@ import graphformer  # noqa: F401  (before DGL)
 from graphformer.data import ContextualSBMDataset, GraphDataModule, SampledNodeDataModule
 from graphformer.data.sampling import check_fanouts
 from graphformer.nn import GNN, BlockConfig, GraphTransformer
+from graphformer.nn.layerwise import layerwise_inference
 
 import dgl
 import numpy as np
@@ -91,6 +92,22 @@ def test_full_evaluation_is_the_whole_graph(factory):
     assert rest == [] and graph is data.graph and torch.equal(labels, graph.ndata["label"])
 
 
+@pytest.mark.parametrize("name", list(models()))
+def test_layerwise_evaluation_equals_the_full_graph(factory, name):
+    """evaluation='layerwise': the whole graph, and the task's layer-wise inference in
+    chunks of eval_batch_size destination nodes equals the full-graph forward."""
+    data = SampledNodeDataModule(factory, evaluation="layerwise", eval_batch_size=700)
+    full_data = SampledNodeDataModule(factory)
+    assert data.layerwise_chunk_size == 700 and full_data.layerwise_chunk_size is None
+    (graph, labels), *rest = list(data.val_dataloader())
+    assert rest == [] and graph is data.graph and torch.equal(labels, graph.ndata["label"])
+    model = models()[name].eval()
+    with torch.no_grad():
+        full = model(graph, graph.ndata["feat"])
+    out = layerwise_inference(model, graph, graph.ndata["feat"], chunk_size=700)
+    torch.testing.assert_close(out, full, rtol=1e-5, atol=1e-5)
+
+
 def test_training_batches_mark_their_seeds_and_cover_the_split(factory):
     data = SampledNodeDataModule(factory, fanouts=[5, 3], batch_size=128, seed=1)
     data.setup("fit")
@@ -162,7 +179,7 @@ def test_bad_settings_are_refused(factory):
     with pytest.raises(ValueError, match="sampler must be one of"):
         SampledNodeDataModule(factory, sampler="random_walk")
     with pytest.raises(ValueError, match="evaluation must be one of"):
-        SampledNodeDataModule(factory, evaluation="layerwise")
+        SampledNodeDataModule(factory, evaluation="chunked")  # 'layerwise' is one now
     with pytest.raises(ValueError, match="pairwise"):
         SampledNodeDataModule(factory, fields=["spd"])
     with pytest.raises(ValueError, match="num_parts"):

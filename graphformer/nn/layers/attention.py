@@ -103,6 +103,8 @@ class MultiHeadAttention(Mixer):
     resizes = True
     #: The class can read edge state (Shaw terms); an instance does when built with edge_dim.
     reads_edges = True
+    #: Over the graph's edges, a node attends over its in-edges only (``full``: no).
+    layerwise = "in_edges"
     #: Set by ``GraphTransformer.attention_weights``: :meth:`mix` keeps ``weights``.
     record_attention = False
     weights: torch.Tensor | None = None
@@ -419,6 +421,8 @@ class FullAttention(MultiHeadAttention):
     self_loops = False
     reads_edges = False
     resizes = False
+    #: Softmax over all nodes of the sample: not a sum that chunks can accumulate.
+    layerwise = None
 
     build = classmethod(global_attention_build)
 

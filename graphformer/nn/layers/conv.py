@@ -11,6 +11,7 @@ from graphformer.nn.core.message_passing import (
     MessagePassing,
     check_engine,
 )
+from graphformer.nn.layerwise import SOURCE_LOOPED_OUT_DEGREES, SOURCE_OUT_DEGREES
 from graphformer.nn.mixers import Mixer, Sizes, register
 
 import dgl
@@ -53,6 +54,9 @@ class GCNConv(Mixer):
 
     self_loops = True
     resizes = True
+    #: Layer-wise inference: exact on a chunk's in-subgraph, given the whole graph's
+    #: out-degrees of its sources (``ndata[SOURCE_OUT_DEGREES]`` of a chunk graph).
+    layerwise = "in_edges"
 
     def __init__(
         self,
@@ -97,6 +101,14 @@ class GCNConv(Mixer):
         mp = MessagePassing(graph, self.engine, x)
         weight = edge_weight.to(x.device) if edge_weight is not None else None
         deg_out, deg_in = mp.degrees(x, weight)
+        if SOURCE_OUT_DEGREES in graph.ndata:  # a layer-wise chunk: the whole graph's
+            if weight is not None:
+                raise ValueError(
+                    "GCNConv in layer-wise inference reads the whole graph's (unweighted) "
+                    "out-degrees; edge_weight is not supported there: evaluate on the whole graph"
+                )
+            key = SOURCE_LOOPED_OUT_DEGREES if self.add_self_loops else SOURCE_OUT_DEGREES
+            deg_out = graph.ndata[key].to(deg_out)
         norm_src = deg_out.clamp(min=1e-12).pow(-0.5).unsqueeze(1)
         norm_dst = deg_in.clamp(min=1e-12).pow(-0.5).unsqueeze(1)
         project_first = self.out_dim < self.in_dim
@@ -138,6 +150,7 @@ class SAGEConv(Mixer):
     """
 
     resizes = True
+    layerwise = "in_edges"
 
     def __init__(
         self,

@@ -61,6 +61,7 @@ class GATConv(Mixer):
 
     self_loops = True
     resizes = True
+    layerwise = "in_edges"
 
     def __init__(
         self,
@@ -124,7 +125,16 @@ class GATConv(Mixer):
         """``x``: (N, in_dim). Returns (N, out_dim), and the (E, num_heads) weights if asked."""
         dtype = self.project.weight.dtype
         check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite, dtype)
-        h = self.project(x).view(-1, self.num_heads, self.head_dim)
+        return self.attend(graph, self.project(x), return_attention)
+
+    def attend(
+        self, graph: dgl.DGLGraph, projected: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` after the projection: ``projected`` is :math:`W x`, (N, num_heads
+        * head_dim), e.g. computed in one matmul with a caller's other projections of ``x``
+        (Polynormer's local layer)."""
+        h = projected.view(-1, self.num_heads, self.head_dim)
+        x = projected
         score_src = (h * self.attn_src).sum(-1, keepdim=True)  # (N, H, 1)
         score_dst = (h * self.attn_dst).sum(-1, keepdim=True)
         mp = MessagePassing(graph, self.engine, x)

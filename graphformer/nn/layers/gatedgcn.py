@@ -67,6 +67,7 @@ class GatedGCN(Mixer):
 
     reads_edges = True
     forward_is_mix = True
+    layerwise = "in_edges"
 
     def __init__(
         self,

@@ -67,6 +67,7 @@ class SGFormerAttention(Mixer):
 
     scope = "global"
     settings = ("norm", "bias")
+    layerwise = "global_sums"
 
     def __init__(
         self,
@@ -120,4 +121,38 @@ class SGFormerAttention(Mixer):
         numerator, denominator = sample_sums(q, k, v, sizes)
         n = per_sample(sizes.to(x.dtype), sizes).view(-1, 1)  # each node's sample size
         out = (numerator + n.unsqueeze(-1) * v) / (denominator + n).unsqueeze(-1)
+        return out.mean(1)
+
+    def layerwise_sums(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        r"""Layer-wise inference on one sample: these rows' share of :math:`K^\top V`
+        (H, D, D) and :math:`\sum_j k_j` (H, D), with :math:`K` row-normalised for
+        ``norm='row'``; for ``frobenius`` (raw :math:`K`) also :math:`\lVert Q\rVert_F^2`,
+        :math:`\lVert K\rVert_F^2`; and the row count. Summed over chunks, then
+        :meth:`layerwise_apply`."""
+        shape = (-1, self.num_heads, self.head_dim)
+        k, v = self.key(x).view(shape), self.value(x).view(shape)
+        count = x.new_tensor(float(len(x)))
+        if self.norm == "row":
+            k = k / k.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(k.dtype).tiny)
+            return torch.einsum("nhm,nhd->hmd", k, v), k.sum(0), count
+        squares = (self.query(x).square().sum(), k.square().sum())
+        return torch.einsum("nhm,nhd->hmd", k, v), k.sum(0), *squares, count
+
+    def layerwise_apply(self, x: torch.Tensor, sums: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The rows ``x``'s outputs given :meth:`layerwise_sums` over the whole sample: the
+        forward's numerator and denominator, with the norms applied to the sums."""
+        shape = (-1, self.num_heads, self.head_dim)
+        q, v = self.query(x).view(shape), self.value(x).view(shape)
+        tiny = torch.finfo(q.dtype).tiny
+        if self.norm == "row":
+            key_value, key_sum, n = sums
+            q = q / q.norm(dim=-1, keepdim=True).clamp_min(tiny)
+        else:
+            key_value, key_sum, q_squares, k_squares, n = sums
+            q = q / q_squares.sqrt().clamp_min(tiny)
+            key_norm = k_squares.sqrt().clamp_min(tiny)
+            key_value, key_sum = key_value / key_norm, key_sum / key_norm
+        numerator = torch.einsum("nhm,hmd->nhd", q, key_value)
+        denominator = torch.einsum("nhm,hm->nh", q, key_sum)
+        out = (numerator + n * v) / (denominator + n).unsqueeze(-1)
         return out.mean(1)

@@ -10,6 +10,7 @@ from graphformer.nn.config import ACTIVATIONS, BlockConfig, block_config, choose
 from graphformer.nn.core.checks import check_node_features, check_positive
 from graphformer.nn.core.message_passing import MESSAGE_PASSING_ENGINES, check_engine
 from graphformer.nn.layers.readout import Readout
+from graphformer.nn.layerwise import check_layerwise, local_layer, map_nodes
 from graphformer.nn.mixers import build, names
 
 import dgl
@@ -135,3 +136,30 @@ class GNN(nn.Module):
         if self.readout is not None:
             h = self.readout(graph, h)
         return h if self.head is None else self.head(h)
+
+    def layerwise(
+        self,
+        graph: dgl.DGLGraph,
+        x: torch.Tensor,
+        edge_feat: torch.Tensor | None = None,
+        chunk_size: int = 4096,
+    ) -> torch.Tensor:
+        """:meth:`forward` in eval mode, one convolution at a time over all nodes, each in
+        chunks of ``chunk_size`` destination nodes (:mod:`graphformer.nn.layerwise`; call
+        it through :func:`~graphformer.nn.layerwise.layerwise_inference`). Convolutions
+        whose ``layerwise`` trait is not ``in_edges`` are refused, named."""
+        if edge_feat is not None:
+            raise ValueError("GNN does not use edge features; use GraphTransformer instead")
+        check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite)
+        for conv in self.convs:
+            check_layerwise(conv, ("in_edges",))
+        if self.convs[0].self_loops:
+            graph = add_self_loops(graph)
+        h = x
+        for index, conv in enumerate(self.convs):
+            last = index == len(self.convs) - 1 and self.head is None
+            then = None if last else (lambda out, chunk: self.activation(out))
+            h = local_layer(conv, graph, h, chunk_size, then)
+        if self.readout is not None:
+            h = self.readout(graph, h)
+        return h if self.head is None else map_nodes(self.head, h, chunk_size)

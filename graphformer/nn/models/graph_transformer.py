@@ -19,6 +19,7 @@ from graphformer.nn.layers.encoders import (
 )
 from graphformer.nn.layers.graphormer import SPD, CentralityEncoding, missing_distances
 from graphformer.nn.layers.readout import Readout
+from graphformer.nn.layerwise import block_layer, check_layerwise, map_nodes
 
 import dgl
 import torch
@@ -204,6 +205,27 @@ class GraphTransformer(nn.Module):
         ``attention``: a list to which each block with a local attention mixer appends its
         per-edge weights (E + added self-loops, num_heads); see :meth:`attention_weights`.
         """
+        graph, h, edge_state = self.embed(graph, x, edge_feat)
+        recorders = [
+            block.local for block in self.blocks if isinstance(block.local, MultiHeadAttention)
+        ]
+        for recorder in recorders:
+            recorder.record_attention = attention is not None
+        try:
+            for block in self.blocks:
+                h, edge_state = block(graph, h, edge_state, return_edges=True)
+        finally:
+            for recorder in recorders:
+                recorder.record_attention = False
+        if attention is not None:
+            attention.extend(recorder.weights for recorder in recorders)
+        return self.final_norm(h)
+
+    def embed(
+        self, graph: dgl.DGLGraph, x: torch.Tensor, edge_feat: torch.Tensor | None = None
+    ) -> tuple[dgl.DGLGraph, torch.Tensor, torch.Tensor | None]:
+        """The blocks' inputs: the graph they run on (plus self-loops when the local
+        mixer adds them), the node embeddings (N, dim) and the edge state (or None)."""
         if x.shape[0] != graph.num_nodes():
             raise ValueError(
                 f"x must have one row per node: {graph.num_nodes()} rows; got {x.shape[0]}"
@@ -245,20 +267,32 @@ class GraphTransformer(nn.Module):
         local = self.blocks[0].local
         if local is not None and local.self_loops:
             graph, edge_state = add_self_loops_with_features(graph, edge_state)
-        recorders = [
-            block.local for block in self.blocks if isinstance(block.local, MultiHeadAttention)
-        ]
-        for recorder in recorders:
-            recorder.record_attention = attention is not None
-        try:
-            for block in self.blocks:
-                h, edge_state = block(graph, h, edge_state, return_edges=True)
-        finally:
-            for recorder in recorders:
-                recorder.record_attention = False
-        if attention is not None:
-            attention.extend(recorder.weights for recorder in recorders)
-        return self.final_norm(h)
+        return graph, h, edge_state
+
+    def layerwise(
+        self,
+        graph: dgl.DGLGraph,
+        x: torch.Tensor,
+        edge_feat: torch.Tensor | None = None,
+        chunk_size: int = 4096,
+    ) -> torch.Tensor:
+        """:meth:`forward` in eval mode, one block at a time over all nodes, each in chunks
+        of ``chunk_size`` destination nodes (:func:`graphformer.nn.layerwise.block_layer`;
+        call it through :func:`~graphformer.nn.layerwise.layerwise_inference`). The
+        embeddings are computed on the whole graph (per node); edge state is kept for the
+        whole graph between blocks. Mixers that cannot run layer-wise are refused, named."""
+        for block in self.blocks:
+            if block.local is not None:
+                check_layerwise(block.local, ("in_edges",))
+            if block.global_mixer is not None:
+                check_layerwise(block.global_mixer, ("global_sums",))
+        graph, h, edge_state = self.embed(graph, x, edge_feat)
+        for block in self.blocks:
+            h, edge_state = block_layer(block, graph, h, edge_state, chunk_size)
+        h = map_nodes(self.final_norm, h, chunk_size)
+        if self.readout is not None:
+            h = self.readout(graph, h)
+        return map_nodes(self.head, h, chunk_size)
 
     @torch.no_grad()
     def attention_weights(

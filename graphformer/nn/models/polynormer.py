@@ -7,6 +7,7 @@ from graphformer.nn.config import BlockConfig, block_config, choose
 from graphformer.nn.core.checks import check_node_features, check_positive
 from graphformer.nn.core.message_passing import MESSAGE_PASSING_ENGINES, check_engine
 from graphformer.nn.layers.polynormer import LOCAL_CONVS, PolynormerAttention, PolynormerLocal
+from graphformer.nn.layerwise import global_layer, local_layer, map_nodes
 from graphformer.nn.models.sgformer import check_rate
 
 import dgl
@@ -148,3 +149,29 @@ class Polynormer(nn.Module):
         for layer in self.globals:
             h = layer(graph, h)
         return self.global_head(h)
+
+    def layerwise(
+        self,
+        graph: dgl.DGLGraph,
+        x: torch.Tensor,
+        edge_feat: torch.Tensor | None = None,
+        chunk_size: int = 4096,
+    ) -> torch.Tensor:
+        """:meth:`forward` in eval mode, layer by layer over all nodes in chunks of
+        ``chunk_size`` (:mod:`graphformer.nn.layerwise`): each local layer on the chunks'
+        in-subgraphs, each global layer from its sums (:math:`\\sum_j k_j v_j^\\top`,
+        :math:`\\sum_j k_j`) accumulated over chunks. One graph (not a batch of several)."""
+        if edge_feat is not None:
+            raise ValueError("Polynormer does not read edge features; drop them (edge_feat=None)")
+        check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite)
+        h, summed = x, None
+        for layer in self.local:
+            h = local_layer(layer, graph, h, chunk_size)
+            summed = h.clone() if summed is None else summed.add_(h)
+        if not self.global_stage:
+            return map_nodes(self.local_head, summed, chunk_size)
+        h = map_nodes(self.norm, summed, chunk_size)
+        del summed
+        for layer in self.globals:
+            h = global_layer(layer, graph, h, chunk_size)
+        return map_nodes(self.global_head, h, chunk_size)

@@ -3,11 +3,13 @@ branch, for node classification on large graphs; no positional encodings."""
 
 from __future__ import annotations
 
+from graphformer.graphs import add_self_loops
 from graphformer.nn.config import BlockConfig, block_config, choose
 from graphformer.nn.core.checks import check_node_features, check_positive
 from graphformer.nn.core.message_passing import MESSAGE_PASSING_ENGINES, check_engine
 from graphformer.nn.layers.conv import GCNConv
 from graphformer.nn.layers.sgformer import SGFormerAttention
+from graphformer.nn.layerwise import global_layer, local_layer, map_nodes
 
 import dgl
 import torch
@@ -147,3 +149,49 @@ class SGFormer(nn.Module):
         if self.aggregate == "cat":
             return self.head(torch.cat([z, g], dim=1))
         return self.head(self.graph_weight * g + (1 - self.graph_weight) * z)
+
+    def layerwise(
+        self,
+        graph: dgl.DGLGraph,
+        x: torch.Tensor,
+        edge_feat: torch.Tensor | None = None,
+        chunk_size: int = 4096,
+    ) -> torch.Tensor:
+        """:meth:`forward` in eval mode, layer by layer over all nodes in chunks of
+        ``chunk_size`` (:mod:`graphformer.nn.layerwise`): each attention layer from its
+        global sums (:math:`K^\\top V`, :math:`\\sum_j k_j`, the norms) accumulated over
+        chunks; each GCN on the chunks' in-subgraphs of the graph plus self-loops, with the
+        whole graph's degrees. One graph (not a batch of several)."""
+        if edge_feat is not None:
+            raise ValueError("SGFormer does not read edge features; drop them (edge_feat=None)")
+        check_node_features("x", x, graph.num_nodes(), self.in_dim, self.check_finite)
+        z = map_nodes(
+            lambda rows: F.relu(self.attention_norms[0](self.attention_input(rows))), x, chunk_size
+        )
+        for attention, norm in zip(self.attentions, self.attention_norms[1:], strict=True):
+            z = global_layer(
+                attention,
+                graph,
+                z,
+                chunk_size,
+                lambda out, rows, n=norm: F.relu(n((out + rows) / 2)),
+            )
+        g0 = map_nodes(lambda rows: F.relu(self.gnn_norms[0](self.gnn_input(rows))), x, chunk_size)
+        looped, g = add_self_loops(graph), g0
+        for conv, norm in zip(self.convs, self.gnn_norms[1:], strict=True):
+            g = local_layer(
+                conv,
+                looped,
+                g,
+                chunk_size,
+                lambda h, c, n=norm: F.relu(n(h)) + g0[c.start : c.stop],
+            )
+
+        def head(start: int, stop: int) -> torch.Tensor:
+            if self.aggregate == "cat":
+                return self.head(torch.cat([z[start:stop], g[start:stop]], dim=1))
+            return self.head(
+                self.graph_weight * g[start:stop] + (1 - self.graph_weight) * z[start:stop]
+            )
+
+        return torch.cat([head(s, s + chunk_size) for s in range(0, max(len(x), 1), chunk_size)])
