@@ -667,3 +667,28 @@ def test_the_resolver_reads_the_facts_from_the_dataset_class(tmp_path):
     with pytest.raises(ValueError, match=r"declares out_dim=5 but the dataset .* out_dim=6"):
         cluster_module(tmp_path, out_dim=5).setup("fit")
     assert cluster_module(tmp_path).info == SBMDataset.describe("CLUSTER")
+
+
+def test_attached_fields_leave_the_dataset_unchanged_and_batch_with_their_sizes(tmp_path):
+    """WithFields attaches encodings to a copy of each graph (the fast column path): the
+    dataset's own graph keeps its features, the copy holds the sample's rows, and
+    dgl.batch of copies (which share the source's cached sizes) has the right sizes."""
+    module = cluster_module(tmp_path, lap_pe_k=4)
+    dataset = module.split_dataset("val")
+    source = dataset.dataset[1]
+    before = sorted(source.ndata)
+    first, second = dataset[0], dataset[1]
+    assert sorted(source.ndata) == before and "lap_pe" not in source.ndata
+    offset = dataset.dataset[0].num_nodes()
+    rows = dataset.fields["lap_pe"][1][offset : offset + source.num_nodes()]
+    assert second is not source and torch.equal(second.ndata["lap_pe"], rows)
+    assert second.ndata["lap_pe"].shape == (source.num_nodes(), 4)
+    batch = dgl.batch([first, second, dataset[1]])
+    sizes = [first.num_nodes(), source.num_nodes(), source.num_nodes()]
+    assert batch.batch_num_nodes().tolist() == sizes
+    assert batch.batch_num_edges().tolist() == [
+        first.num_edges(),
+        source.num_edges(),
+        source.num_edges(),
+    ]
+    assert batch.ndata["lap_pe"].shape == (sum(sizes), 4)
