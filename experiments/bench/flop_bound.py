@@ -10,13 +10,17 @@ bound = FLOPs as run ÷ this machine's GEMM rate; the row is measured epoch ÷ b
   Median of ``--rounds`` epochs, wall and process-CPU seconds.
 - **FLOPs as run**: every batch of the epoch once through forward + backward under
   ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, SDPA, convolutions: what it
-  counts), plus DGL's sparse kernels by hand from their shapes as the profiler records
-  them (``GSpMM`` / ``GSDDMM``: 2·E·d for a multiply-accumulate form, E·d for a copy
-  form; edge softmax ~5·E·H), plus the AdamW step (~12 FLOPs per parameter). Elementwise
+  counts), plus by hand from the shapes the profiler records: CPU flash attention (the
+  dense engine's SDPA, which FlopCounterMode does not count on CPU: forward 4·B·H·L·S·D,
+  backward 10·B·H·L·S·D with the recomputed scores, padded cells included) and DGL's
+  sparse kernels (``GSpMM`` / ``GSDDMM`` 2·E·d, edge softmax 5·E·H) where they run; plus
+  the AdamW step (~12 FLOPs per parameter). Elementwise
   ops (GELU, LayerNorm, adds) are not counted: the bound is the GEMM-bound one.
-- **GEMM rate**: the median rate of ``torch.mm`` on 2048 × 2048 float32 matrices with
-  the same threads (the machine's best case), and, reported beside it, the rate of the
-  model's own GEMM shape ((N, 64) @ (64, 192), N ≈ 3,700 nodes per batch).
+- **GEMM rate**: ``torch.mm`` on 2048 × 2048 float32 matrices with the same threads
+  (the machine's best case), measured before every epoch round (interleaved: the load
+  of a shared machine falls on both), per wall second and per process-CPU second; the
+  ratio is taken per round in either clock, then the median. The rate of the model's own
+  GEMM shape ((N, 64) @ (64, 192), N ≈ 3,700 nodes per batch) is reported beside it.
 
 ``--profile`` adds a torch.profiler table of one epoch with each op's self time against
 its own FLOP bound (its FLOPs ÷ the GEMM rate): the gap contributors.
@@ -76,24 +80,47 @@ def epoch(net, optimizer, loader) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-#: DGL kernels' FLOPs per (edge × feature) by the profiler's op name: multiply-accumulate
-#: forms 2, copies 1 (a reduce of copied data still adds: 1).
+#: DGL's kernels, counted by hand from their shapes.
 SPARSE_OPS = ("GSpMM", "GSDDMM", "EdgeSoftmax")
+#: CPU flash attention (what the dense engine runs), not counted by FlopCounterMode.
+SDPA = "aten::_scaled_dot_product_flash_attention_for_cpu"
 
 
-def sparse_flops(events) -> dict[str, float]:
-    """FLOPs of DGL's kernels from the profiler's recorded input shapes: the largest
-    input's element count (E·d or N·d) × 2 for GSpMM / GSDDMM (a multiply and an add per
-    element of the edge tensor), × 5 for EdgeSoftmax (max, sub, exp, sum, div)."""
+def hand_counted_flops(events) -> dict[str, float]:
+    """FLOPs FlopCounterMode does not see, from the profiler's recorded input shapes.
+
+    - DGL ``GSpMM`` / ``GSDDMM``: 2 × the largest input's elements (E·d: a multiply and
+      an add per element of the edge tensor); ``EdgeSoftmax``: 5 × (max, sub, exp, sum,
+      div).
+    - CPU flash attention: forward 4·B·H·L·S·D (QKᵀ and PV); backward 10·B·H·L·S·D (QKᵀ
+      recomputed, then dV, dP, dQ, dK): the FLOPs as run, padded cells included.
+    """
     flops: dict[str, float] = defaultdict(float)
     for event in events:
-        name = event.name
-        if not any(op in name for op in SPARSE_OPS):
-            continue
-        sizes = [s for s in event.input_shapes if s]
-        largest = max((torch.Size(s).numel() for s in sizes), default=0)
-        flops[name] += (5 if "EdgeSoftmax" in name else 2) * largest
+        name, shapes = event.name, event.input_shapes
+        if name == SDPA:
+            (b, h, rows, d), s = shapes[0], shapes[1][2]
+            flops[name] += 4 * b * h * rows * s * d
+        elif name == SDPA + "_backward":
+            (b, h, rows, d), s = shapes[1], shapes[2][2]
+            flops[name] += 10 * b * h * rows * s * d
+        elif any(op in name for op in SPARSE_OPS):
+            largest = max((torch.Size(x).numel() for x in shapes if x), default=0)
+            flops[name] += (5 if "EdgeSoftmax" in name else 2) * largest
     return dict(flops)
+
+
+def rates(repeats: int = 10) -> tuple[float, float]:
+    """(wall, CPU) FLOP rate of 2048³ float32 GEMMs: FLOPs per wall second and per
+    process-CPU second (all threads together)."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(repeats):
+        a @ b
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    flops = 2 * 2048**3 * repeats
+    return flops / wall, flops / cpu
 
 
 def main() -> None:
@@ -122,64 +149,69 @@ def main() -> None:
     batches = list(loader)  # the FLOP count's batches (same shapes as the epoch's)
     step(net, optimizer, *batches[0])  # warm-up
 
-    # FLOPs as run: dense ones counted by torch, sparse ones from the profiler's shapes
+    # FLOPs as run: matmuls counted by torch, SDPA and DGL kernels from the shapes
     counter = FlopCounterMode(display=False)
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof, counter:
         for graph, labels in batches:
             step(net, optimizer, graph, labels)
-    dense = {str(op): count for op, count in counter.get_flop_counts()["Global"].items()}
-    sparse = sparse_flops(prof.events())
+    dense = {
+        "aten::" + str(op).split(".")[1]: count
+        for op, count in counter.get_flop_counts()["Global"].items()
+    }
+    by_hand = hand_counted_flops(prof.events())
     params = sum(p.numel() for p in net.parameters())
     adamw = 12 * params * len(batches)
-    total = sum(dense.values()) + sum(sparse.values()) + adamw
-
-    rate = statistics.median(gemm_rate(2048, 2048, 2048, 10) for _ in range(3))
+    total = sum(dense.values()) + sum(by_hand.values()) + adamw
     nodes = int(statistics.median(g.num_nodes() for g, _ in batches))
     model_rate = gemm_rate(nodes, 64, 192, 50)
-    bound = total / rate
 
-    walls, cpus = [], []
+    # Rounds: the GEMM rate, then an epoch, each round (interleaved, so load falls on both)
+    rounds = []
     for round_ in range(args.rounds):
+        wall_rate, cpu_rate = rates()
         wall, cpu = epoch(net, optimizer, loader)
-        walls.append(wall), cpus.append(cpu)
-        print(
-            f"round {round_ + 1}: wall {wall:.3f} s, cpu {cpu:.3f} s, load {os.getloadavg()[0]:.1f}"
+        rounds.append(
+            {
+                "gemm_wall_flops": wall_rate,
+                "gemm_cpu_flops": cpu_rate,
+                "epoch_wall_s": wall,
+                "epoch_cpu_s": cpu,
+                "ratio_wall": wall / (total / wall_rate),
+                "ratio_cpu": cpu / (total / cpu_rate),
+            }
         )
-    wall, cpu = statistics.median(walls), statistics.median(cpus)
-    # CPU seconds of 2 threads fully busy are 2 × wall: the comparable clock is cpu / threads
-    cpu_per_thread = cpu / args.threads
+        print(
+            f"round {round_ + 1}: GEMM {wall_rate / 1e9:.1f} GFLOP/s, epoch {wall:.3f} s → "
+            f"{rounds[-1]['ratio_wall']:.2f}× bound (CPU clock {rounds[-1]['ratio_cpu']:.2f}×), "
+            f"load {os.getloadavg()[0]:.1f}"
+        )
+    rate = statistics.median(r["gemm_wall_flops"] for r in rounds)
     result = {
         "graphs": args.graphs,
         "batches": len(batches),
         "threads": args.threads,
-        "flops": {"dense": dense, "sparse": sparse, "adamw": adamw, "total": total},
-        "gemm_rate_2048": rate,
+        "flops": {"counted": dense, "by_hand": by_hand, "adamw": adamw, "total": total},
         "gemm_rate_model_shape": model_rate,
-        "bound_s": bound,
-        "epoch_wall_s": walls,
-        "epoch_cpu_s": cpus,
-        "ratio_wall": wall / bound,
-        "ratio_cpu_per_thread": cpu_per_thread / bound,
-        "ratio_wall_model_shape_rate": wall / (total / model_rate),
+        "rounds": rounds,
+        "ratio_wall": statistics.median(r["ratio_wall"] for r in rounds),
+        "ratio_cpu": statistics.median(r["ratio_cpu"] for r in rounds),
         "load": os.getloadavg(),
     }
     print(
-        f"FLOPs per epoch: {total / 1e9:.2f} G (dense {sum(dense.values()) / 1e9:.2f}, "
-        f"sparse {sum(sparse.values()) / 1e9:.3f}, AdamW {adamw / 1e9:.3f})"
+        f"FLOPs per epoch: {total / 1e9:.2f} G (FlopCounterMode {sum(dense.values()) / 1e9:.2f}, "
+        f"by hand {sum(by_hand.values()) / 1e9:.2f}, AdamW {adamw / 1e9:.3f})"
     )
-    for op, count in sorted(dense.items(), key=lambda item: -item[1]):
-        print(f"  {op:50s} {count / 1e9:8.3f} G")
-    for op, count in sorted(sparse.items(), key=lambda item: -item[1]):
-        print(f"  {op:50s} {count / 1e9:8.3f} G")
+    for op, count in sorted({**dense, **by_hand}.items(), key=lambda item: -item[1]):
+        print(f"  {op:60s} {count / 1e9:8.3f} G")
     print(
-        f"GEMM rate: {rate / 1e9:.1f} GFLOP/s (2048³), {model_rate / 1e9:.1f} GFLOP/s "
-        f"(({nodes}, 64) @ (64, 192)); bound {bound:.3f} s"
+        f"GEMM rate (median of rounds) {rate / 1e9:.1f} GFLOP/s; the model's shape "
+        f"(({nodes}, 64) @ (64, 192)) {model_rate / 1e9:.1f} GFLOP/s; bound {total / rate:.3f} s"
     )
     print(
-        f"epoch: wall {wall:.3f} s → {wall / bound:.2f}× bound; CPU/thread "
-        f"{cpu_per_thread:.3f} s → {cpu_per_thread / bound:.2f}× bound"
+        f"epoch ÷ bound, median of {args.rounds} rounds: wall {result['ratio_wall']:.2f}×, "
+        f"CPU clock {result['ratio_cpu']:.2f}×"
     )
 
     if args.profile:
@@ -187,9 +219,7 @@ def main() -> None:
             epoch(net, optimizer, loader)
         events = prof.key_averages()
         per_op = defaultdict(float)
-        for op, count in dense.items():
-            per_op["aten::" + op.split(".")[1]] += count
-        for op, count in sparse.items():
+        for op, count in {**dense, **by_hand}.items():
             per_op[op] += count
         total_self = sum(e.self_cpu_time_total for e in events) / 1e6
         rows = []
@@ -200,11 +230,11 @@ def main() -> None:
         rows.sort(reverse=True)
         print(f"self CPU total {total_self:.3f} s; top gap contributors (self time − own bound):")
         print(
-            f"{'op':40s} {'calls':>6s} {'self s':>8s} {'bound s':>8s} {'gap s':>8s} {'share':>6s}"
+            f"{'op':50s} {'calls':>6s} {'self s':>8s} {'bound s':>8s} {'gap s':>8s} {'share':>6s}"
         )
         for gap, own, op_bound, key, count in rows[:15]:
             print(
-                f"{key[:40]:40s} {count:6d} {own:8.3f} {op_bound:8.3f} {gap:8.3f} "
+                f"{key[-50:]:50s} {count:6d} {own:8.3f} {op_bound:8.3f} {gap:8.3f} "
                 f"{own / total_self:6.1%}"
             )
         result["profile"] = [
