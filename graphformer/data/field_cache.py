@@ -186,10 +186,86 @@ class WithFields(torch.utils.data.Dataset):
                 graph.ndata[name] = value
         return (graph, *sample[1:]) if isinstance(sample, (tuple, list)) else graph
 
+    def __getitems__(self, indices: list[int]) -> FieldBatch:
+        """The samples at ``indices`` (what torch's DataLoader asks for per batch): a
+        :class:`FieldBatch`, a sequence of exactly ``[self[i] for i in indices]`` that
+        :func:`graphformer.data.datamodule.collate` batches without building the
+        per-sample copies (the source graphs batched, then each field's rows in one
+        ``cat``)."""
+        return FieldBatch(self, [i + len(self) if i < 0 else i for i in indices])
+
+    def rows(self, name: str, indices: Sequence[int]) -> torch.Tensor:
+        """Field ``name``'s rows of the samples at ``indices``, concatenated as ``dgl.batch``
+        would concatenate them from ``self[i]`` (a pairwise field's rows padded to
+        ``self.width``)."""
+        pad, values, offsets = self.fields[name]
+        parts = [values[offsets[i] : offsets[i + 1]] for i in indices]
+        if pad is not None:
+            sizes = [self.num_nodes[i] for i in indices]
+            padded = values.new_full((sum(sizes), self.width), pad)
+            start = 0
+            for n, part in zip(sizes, parts, strict=True):
+                padded[start : start + n, :n] = part.view(n, n)
+                start += n
+            return padded
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
     def __getattr__(self, name: str) -> Any:
         if name == "dataset":
             raise AttributeError(name)
         return getattr(self.dataset, name)
+
+
+class FieldBatch(Sequence):
+    """The samples of one batch of a :class:`WithFields` dataset (``dataset.__getitems__``).
+
+    As a sequence it is ``[dataset[i] for i in indices]`` (each item built on access), so
+    any collate function can consume it; graphformer's ``collate`` instead batches
+    :meth:`sources` (the wrapped dataset's samples, cheaper: no copy per sample) and then
+    :meth:`attach` es every field to the batched graph in one pass per field.
+    """
+
+    def __init__(self, dataset: WithFields, indices: list[int]) -> None:
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self.dataset[i] for i in self.indices[index]]
+        return self.dataset[self.indices[index]]
+
+    def sources(self) -> Sequence[Any]:
+        """The wrapped dataset's samples at the indices (a :class:`FieldBatch` again when
+        it is a :class:`WithFields` too)."""
+        inner = self.dataset.dataset
+        if isinstance(inner, WithFields):
+            return inner.__getitems__(self.indices)
+        return [inner[i] for i in self.indices]
+
+    def attach(self, graph: dgl.DGLGraph, sources: Sequence[Any]) -> dgl.DGLGraph:
+        """Set every field's rows on ``graph``, the ``dgl.batch`` of ``sources`` (what
+        :meth:`sources` returned); each source's node count is checked against the one
+        its fields were computed for, as ``dataset[i]`` checks it."""
+        owner = self.dataset
+        if owner.num_nodes:
+            expected = [owner.num_nodes[i] for i in self.indices]
+            if isinstance(sources, FieldBatch):  # checked by its own attach, in the batch
+                actual = graph.batch_num_nodes().tolist()
+            else:
+                actual = [sample_graph(sample).num_nodes() for sample in sources]
+            if actual != expected:
+                pairs = enumerate(zip(actual, expected, strict=True))
+                k = next(k for k, (a, b) in pairs if a != b)
+                raise ValueError(
+                    f"graph {self.indices[k]} has {actual[k]} nodes but its {owner.what} were "
+                    f"computed for {expected[k]} (ndata {sorted(owner.fields)}); recompute "
+                    "them (load_or_compute_field) for this dataset"
+                )
+        for name in owner.fields:
+            graph.ndata[name] = owner.rows(name, self.indices)
+        return graph
 
 
 def pad_pairwise(graphs: list[dgl.DGLGraph]) -> list[dgl.DGLGraph]:

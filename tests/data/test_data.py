@@ -22,7 +22,8 @@ from graphformer.data import (
 from graphformer.data import cache as cache_module
 from graphformer.data.datasets import citation, sbm
 from graphformer.data.features import encodings as encodings_module
-from graphformer.data.field_cache import field_path, load_or_compute_field
+from graphformer.data.features.encodings import WithEncodings
+from graphformer.data.field_cache import FieldBatch, WithFields, field_path, load_or_compute_field
 from graphformer.data.info import DatasetInfo, class_info
 from graphformer.fields import FIELDS, SPD, Field, get_field, register_field
 
@@ -692,3 +693,56 @@ def test_attached_fields_leave_the_dataset_unchanged_and_batch_with_their_sizes(
         source.num_edges(),
     ]
     assert batch.ndata["lap_pe"].shape == (sum(sizes), 4)
+
+
+def assert_same_batch(a, b) -> None:
+    (graph_a, labels_a), (graph_b, labels_b) = a, b
+    assert torch.equal(labels_a, labels_b)
+    assert graph_a.batch_num_nodes().tolist() == graph_b.batch_num_nodes().tolist()
+    assert graph_a.batch_num_edges().tolist() == graph_b.batch_num_edges().tolist()
+    assert [t.tolist() for t in graph_a.edges()] == [t.tolist() for t in graph_b.edges()]
+    for frame_a, frame_b in ((graph_a.ndata, graph_b.ndata), (graph_a.edata, graph_b.edata)):
+        assert list(frame_a) == list(frame_b)
+        for key in frame_a:
+            assert torch.equal(frame_a[key], frame_b[key]), key
+
+
+def test_loader_batches_fields_per_batch_exactly_as_per_sample(tmp_path):
+    """The loader fetches a WithFields batch as a FieldBatch, which collate batches from the
+    wrapped graphs with each field attached once per batch: the same batch as collating the
+    per-sample copies, for encodings and a pairwise field (two wrappers deep)."""
+    module = cluster_module(tmp_path, lap_pe_k=4, rwse_k=3, fields=["spd"])
+    dataset = module.split_dataset("val")
+    assert isinstance(dataset, WithFields) and isinstance(dataset.dataset, WithFields)
+    indices = [4, 0, 3]
+    batch = dataset.__getitems__(indices)
+    assert isinstance(batch, FieldBatch) and len(batch) == 3
+    samples = [dataset[i] for i in indices]
+    assert torch.equal(batch[1].ndata["spd"], samples[1].ndata["spd"])
+    assert [g.num_nodes() for g in batch[:2]] == [g.num_nodes() for g in samples[:2]]
+    assert_same_batch(collate(batch), collate(samples))
+    # Through the loader (which calls __getitems__), in the loader's order.
+    graph, labels = next(iter(module.val_dataloader()))
+    assert_same_batch((graph, labels), collate([dataset[i] for i in range(4)]))
+
+
+def test_field_batches_of_graph_level_samples_and_stale_fields(tmp_path):
+    graphs = [dgl.rand_graph(n, 2 * n) for n in (3, 5, 4)]
+    for graph in graphs:
+        graph.ndata["feat"] = torch.randn(graph.num_nodes(), 2)
+    samples = [(graph, torch.tensor(float(i))) for i, graph in enumerate(graphs)]
+    encodings = encodings_module.load_or_compute_encodings(graphs, 2, 3, None)
+    dataset = WithEncodings(samples, encodings)
+    batch = dataset.__getitems__([2, 0])
+    assert_same_batch(collate(batch), collate([dataset[2], dataset[0]]))
+    # Fields computed for other graphs are refused per batch as per sample.
+    samples[0] = (dgl.rand_graph(6, 4), torch.tensor(0.0))
+    samples[0][0].ndata["feat"] = torch.randn(6, 2)
+    with pytest.raises(
+        ValueError, match=r"graph 0 has 6 nodes but its encodings were computed for 3"
+    ):
+        collate(dataset.__getitems__([2, 0]))
+    with pytest.raises(
+        ValueError, match=r"graph 0 has 6 nodes but its encodings were computed for 3"
+    ):
+        dataset[0]
