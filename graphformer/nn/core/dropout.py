@@ -18,7 +18,8 @@ forward and backward. The masks differ from ``F.dropout``'s for the same seed (o
 random numbers), so outputs of a seeded run change: it is off unless asked for
 (``GatedGCN(fast_dropout=True)``, or the environment variable
 ``GRAPHFORMER_FAST_DROPOUT=1`` for layers built from configs). Measured on the 2-core CPU
-VM on (85,600 × 70) edge tensors: about 2.5× faster than ``F.dropout``.
+VM: the mask of an (85,600 × 70) edge tensor in 9–13 ms against ``bernoulli_``'s 40–57 ms;
+one GatedGCN layer (width 70, 16 CLUSTER graphs) forward + backward in 0.70× the time.
 """
 
 from __future__ import annotations
