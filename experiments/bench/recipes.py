@@ -14,6 +14,11 @@ Rows (each graphformer beside its peer, same data, same batches, same threads):
 - ``collate_cluster`` / ``collate_mol``: one loader pass over the same samples, no model:
   ``graphformer.data.datamodule.collate`` against PyG's ``Batch.from_data_list`` (what its
   ``DataLoader`` calls per batch).
+- ``loader_cluster`` / ``loader_mol``: one full pass of a training loader, no model:
+  ``GraphDataModule(...).train_dataloader()`` (dataset access, encodings attached by
+  ``WithEncodings``, shuffling, ``collate``; LapPE 10 on CLUSTER, RWSE 20 on molecules,
+  computed and cached before the timed loop) against PyG's ``DataLoader`` over ``Data``
+  objects holding the same fields; same samples, batch size, shuffling, no workers.
 
 A training step is forward, loss, backward and an AdamW step; batches are built before
 the timed loop (the collation rows time that part). Each round runs every row's two sides
@@ -48,13 +53,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ROWS = ("cluster_gps", "zinc_gps", "gatedgcn", "collate_cluster", "collate_mol")
+ROWS = (
+    "cluster_gps",
+    "zinc_gps",
+    "gatedgcn",
+    "collate_cluster",
+    "collate_mol",
+    "loader_cluster",
+    "loader_mol",
+)
 PEERS = {
     "cluster_gps": "PyG GPSConv(GatedGCN MessagePassing)",
     "zinc_gps": "PyG GPSConv(GINEConv)",
     "gatedgcn": "DGL GatedGCNConv stack",
     "collate_cluster": "PyG Batch.from_data_list",
     "collate_mol": "PyG Batch.from_data_list",
+    "loader_cluster": "PyG DataLoader",
+    "loader_mol": "PyG DataLoader",
 }
 
 
@@ -378,6 +393,53 @@ def to_pyg(samples: list) -> list:
     return out
 
 
+class Samples(torch.utils.data.Dataset):
+    """A list of samples as a dataset for :class:`GraphDataModule` (every split the same)."""
+
+    def __init__(self, samples: list, split: str = "train") -> None:
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        return self.samples[index]
+
+
+def loader_setup(row: str, samples: list, size: int) -> dict:
+    """Both sides' training loaders over the same samples: graphformer's data module (its
+    encodings computed here, before any timing) and PyG's ``DataLoader``."""
+    import functools
+
+    from graphformer.data import GraphDataModule
+
+    from torch_geometric.loader import DataLoader as PygDataLoader
+
+    encoding = "lap_pe" if row == "loader_cluster" else "rwse"
+    bare = []
+    for sample in samples:  # the data module attaches the encoding itself
+        graph = sample if isinstance(sample, dgl.DGLGraph) else sample[0]
+        graph = graph.local_var()
+        graph.ndata.pop(encoding)
+        bare.append(graph if isinstance(sample, dgl.DGLGraph) else (graph, sample[1]))
+    k = {"lap_pe_k": 10} if encoding == "lap_pe" else {"rwse_k": 20}
+    module = GraphDataModule(
+        functools.partial(Samples, bare), batch_size=size, validate=False, seed=0, **k
+    )
+    module.setup("fit")
+    pyg_samples = to_pyg(samples)
+    generator = torch.Generator().manual_seed(0)
+    peer = PygDataLoader(pyg_samples, batch_size=size, shuffle=True, generator=generator)
+    return {"graphformer": module.train_dataloader(), "peer": peer}
+
+
+def loader_pass(loader) -> float:
+    start = time.perf_counter()
+    for _ in loader:
+        pass
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default=",".join(ROWS))
@@ -393,8 +455,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = [args.profile] if args.profile else args.rows.split(",")
-    need_cluster = {"cluster_gps", "gatedgcn", "collate_cluster"} & set(rows)
-    need_mol = {"zinc_gps", "collate_mol"} & set(rows)
+    need_cluster = {"cluster_gps", "gatedgcn", "collate_cluster", "loader_cluster"} & set(rows)
+    need_mol = {"zinc_gps", "collate_mol", "loader_mol"} & set(rows)
     cluster, classes, categories = (
         cluster_graphs(args.cluster_graphs, args.root) if need_cluster else ([], 0, 0)
     )
@@ -405,10 +467,15 @@ def main() -> None:
         "zinc_gps": (mols, 32),
         "collate_cluster": (cluster, 16),
         "collate_mol": (mols, 32),
+        "loader_cluster": (cluster, 16),
+        "loader_mol": (mols, 32),
     }
     setups = {}
     for row in rows:
         samples, size = data[row]
+        if row.startswith("loader"):
+            setups[row] = loader_setup(row, samples, size)
+            continue
         if row.startswith("collate"):
             setups[row] = {
                 "graphformer": batches_of(samples, size),
@@ -445,7 +512,9 @@ def main() -> None:
         order = ("graphformer", "peer") if round_ % 2 == 0 else ("peer", "graphformer")
         for row in rows:
             for side in order:
-                if row.startswith("collate"):
+                if row.startswith("loader"):
+                    wall, cpu = timed(loader_pass, setups[row][side])
+                elif row.startswith("collate"):
                     wall, cpu = timed(collate_pass, side, setups[row][side])
                 else:
                     model, opt = setups[row]["sides"][side]

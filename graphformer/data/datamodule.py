@@ -24,6 +24,7 @@ from typing import Any
 
 from graphformer.data.features.encodings import lap_pe_field, rwse_field
 from graphformer.data.field_cache import (
+    FieldBatch,
     WithFields,
     check_provided,
     field_path,
@@ -67,7 +68,14 @@ STAGE_SPLITS = {
 
 def collate(samples: list[Any]) -> tuple[dgl.DGLGraph, torch.Tensor]:
     """``(dgl.batch(graphs), labels)``: node labels for graph samples, stacked labels for
-    ``(graph, label)`` samples."""
+    ``(graph, label)`` samples. The samples of a :class:`~graphformer.data.field_cache.
+    WithFields` dataset as its loader fetches them (a ``FieldBatch``) are batched from the
+    wrapped dataset's graphs with the fields attached per batch, not per sample (same
+    result, less time)."""
+    if isinstance(samples, FieldBatch):
+        sources = samples.sources()
+        graph, labels = collate(sources)
+        return samples.attach(graph, sources), labels
     if isinstance(samples[0], dgl.DGLGraph):
         graph = dgl.batch(pad_pairwise(samples))
         if "label" not in graph.ndata:

@@ -21,7 +21,14 @@ from graphformer.data import (
 from graphformer.data import cache as cache_module
 from graphformer.data import field_cache as field_cache_module
 from graphformer.data.datasets import citation, sbm
-from graphformer.data.field_cache import field_path, load_or_compute_field
+from graphformer.data.features.encodings import lap_pe_field, rwse_field
+from graphformer.data.field_cache import (
+    FieldBatch,
+    WithFields,
+    compute_field,
+    field_path,
+    load_or_compute_field,
+)
 from graphformer.data.info import DatasetInfo, class_info
 from graphformer.fields import (
     FAMILIES,
@@ -723,3 +730,84 @@ def test_the_resolver_reads_the_facts_from_the_dataset_class(tmp_path):
     with pytest.raises(ValueError, match=r"declares out_dim=5 but the dataset .* out_dim=6"):
         cluster_module(tmp_path, out_dim=5).setup("fit")
     assert cluster_module(tmp_path).info == SBMDataset.describe("CLUSTER")
+
+
+def test_attached_fields_leave_the_dataset_unchanged_and_batch_with_their_sizes(tmp_path):
+    """WithFields attaches encodings to a copy of each graph (the fast column path): the
+    dataset's own graph keeps its features, the copy holds the sample's rows, and
+    dgl.batch of copies (which share the source's cached sizes) has the right sizes."""
+    module = cluster_module(tmp_path, lap_pe_k=4)
+    dataset = module.split_dataset("val")
+    source = dataset.dataset[1]
+    before = sorted(source.ndata)
+    first, second = dataset[0], dataset[1]
+    assert sorted(source.ndata) == before and "lap_pe" not in source.ndata
+    offset = dataset.dataset[0].num_nodes()
+    rows = dataset.fields["lap_pe_k4"][2][offset : offset + source.num_nodes()]
+    assert second is not source and torch.equal(second.ndata["lap_pe"], rows)
+    assert second.ndata["lap_pe"].shape == (source.num_nodes(), 4)
+    batch = dgl.batch([first, second, dataset[1]])
+    sizes = [first.num_nodes(), source.num_nodes(), source.num_nodes()]
+    assert batch.batch_num_nodes().tolist() == sizes
+    assert batch.batch_num_edges().tolist() == [
+        first.num_edges(),
+        source.num_edges(),
+        source.num_edges(),
+    ]
+    assert batch.ndata["lap_pe"].shape == (sum(sizes), 4)
+
+
+def assert_same_batch(a, b) -> None:
+    (graph_a, labels_a), (graph_b, labels_b) = a, b
+    assert torch.equal(labels_a, labels_b)
+    assert graph_a.batch_num_nodes().tolist() == graph_b.batch_num_nodes().tolist()
+    assert graph_a.batch_num_edges().tolist() == graph_b.batch_num_edges().tolist()
+    assert [t.tolist() for t in graph_a.edges()] == [t.tolist() for t in graph_b.edges()]
+    for frame_a, frame_b in ((graph_a.ndata, graph_b.ndata), (graph_a.edata, graph_b.edata)):
+        assert list(frame_a) == list(frame_b)
+        for key in frame_a:
+            assert torch.equal(frame_a[key], frame_b[key]), key
+
+
+def test_loader_batches_fields_per_batch_exactly_as_per_sample(tmp_path):
+    """The loader fetches a WithFields batch as a FieldBatch, which collate batches from the
+    wrapped graphs with each field attached once per batch: the same batch as collating the
+    per-sample copies, for encodings and a pairwise field (and two wrappers deep)."""
+    module = cluster_module(tmp_path, lap_pe_k=4, rwse_k=3, fields=["spd"])
+    dataset = module.split_dataset("val")
+    assert isinstance(dataset, WithFields)
+    raw = dataset.dataset
+    graphs = [raw[i] for i in range(len(raw))]
+    lap, spd = lap_pe_field(4), get_field("spd")
+    deep = WithFields(WithFields(raw, {lap.name: compute_field(lap, graphs)}), {})
+    deep = WithFields(deep.dataset, {spd.name: compute_field(spd, graphs)})
+    assert isinstance(deep.dataset, WithFields)
+    assert_same_batch(collate(deep.__getitems__([1, 2])), collate([deep[1], deep[2]]))
+    indices = [4, 0, 3]
+    batch = dataset.__getitems__(indices)
+    assert isinstance(batch, FieldBatch) and len(batch) == 3
+    samples = [dataset[i] for i in indices]
+    assert torch.equal(batch[1].ndata["spd"], samples[1].ndata["spd"])
+    assert [g.num_nodes() for g in batch[:2]] == [g.num_nodes() for g in samples[:2]]
+    assert_same_batch(collate(batch), collate(samples))
+    # Through the loader (which calls __getitems__), in the loader's order.
+    graph, labels = next(iter(module.val_dataloader()))
+    assert_same_batch((graph, labels), collate([dataset[i] for i in range(4)]))
+
+
+def test_field_batches_of_graph_level_samples_and_stale_fields(tmp_path):
+    graphs = [dgl.rand_graph(n, 2 * n) for n in (3, 5, 4)]
+    for graph in graphs:
+        graph.ndata["feat"] = torch.randn(graph.num_nodes(), 2)
+    samples = [(graph, torch.tensor(float(i))) for i, graph in enumerate(graphs)]
+    fields = [lap_pe_field(2), rwse_field(3)]
+    dataset = WithFields(samples, {f.name: compute_field(f, graphs) for f in fields})
+    batch = dataset.__getitems__([2, 0])
+    assert_same_batch(collate(batch), collate([dataset[2], dataset[0]]))
+    # Fields computed for other graphs are refused per batch as per sample.
+    samples[0] = (dgl.rand_graph(6, 4), torch.tensor(0.0))
+    samples[0][0].ndata["feat"] = torch.randn(6, 2)
+    with pytest.raises(ValueError, match=r"graph 0 has 6 nodes but its fields were computed for 3"):
+        collate(dataset.__getitems__([2, 0]))
+    with pytest.raises(ValueError, match=r"graph 0 has 6 nodes but its fields were computed for 3"):
+        dataset[0]

@@ -12,7 +12,9 @@ A layer computes per-edge messages :math:`m_{ij} = φ(x_i, x_j, e_{ij})` for eac
 - :meth:`~MessagePassing.edge_softmax` over the in-edges of each destination;
 - reduce edge data at destinations: :meth:`~MessagePassing.copy_e_reduce`;
 - fused message + reduce (no (E, ...) message tensor is built):
-  :meth:`~MessagePassing.copy_u_reduce`, :meth:`~MessagePassing.u_mul_e_reduce`;
+  :meth:`~MessagePassing.copy_u_reduce`, :meth:`~MessagePassing.u_mul_e_reduce`, and
+  the gated pair :meth:`~MessagePassing.gated_sum` (GatedGCN's two sums, with one backward
+  pass over the edges on DGL: ``graphformer.nn.core.gated_sum``);
 - :meth:`~MessagePassing.degrees`.
 
 Two classes implement them, one per message-passing engine, and no method branches on
@@ -60,6 +62,7 @@ from dataclasses import dataclass
 from graphformer.graphs import is_complete
 from graphformer.nn.core.checks import check_kernel_dtype
 from graphformer.nn.core.dense import AttentionLayout, attention_layout, dense_pays_off
+from graphformer.nn.core.gated_sum import gated_sum
 
 import dgl
 import dgl.ops
@@ -318,6 +321,13 @@ class MessagePassing:
         """Fused :math:`□_{j \\in N(i)} u_j e_{ij}`: (N_dst, ...)."""
         raise NotImplementedError
 
+    def gated_sum(
+        self, value: torch.Tensor, sigma: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""(:math:`\sum_{j \in N(i)} \sigma_{ij} v_j`, :math:`\sum_{j \in N(i)}
+        \sigma_{ij}`): ``value`` (N, d), ``sigma`` (E, d); each (N_dst, d)."""
+        return self.u_mul_e_reduce(value, sigma, "sum"), self.copy_e_reduce(sigma, "sum")
+
     def _edges(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
@@ -374,6 +384,13 @@ class DGLPrimitives(MessagePassing):
 
     def u_mul_e_reduce(self, u: torch.Tensor, e: torch.Tensor, op: str = "sum") -> torch.Tensor:
         return self._reduce("u_mul_e", op, u, e)
+
+    def gated_sum(
+        self, value: torch.Tensor, sigma: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same two sums (same kernels, same outputs), with one gSDDMM for the gates'
+        gradient instead of two plus an add (``graphformer.nn.core.gated_sum``)."""
+        return gated_sum(self.graph, value, sigma)
 
     def _reduce(self, message: str, op: str, *tensors: torch.Tensor) -> torch.Tensor:
         """``dgl.ops.<message>_<op>``; its max leaves -inf at nodes without in-edges:

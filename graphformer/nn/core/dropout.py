@@ -1,0 +1,67 @@
+r"""Opt-in fast dropout: inverted dropout whose masks take 16 random bits per element.
+
+``torch.nn.functional.dropout`` draws its mask with ``bernoulli_``, which on a CPU without
+Intel's MKL stream (AMD machines among them) runs one Mersenne-Twister double per element,
+serially: on (E, d) edge tensors it is most of a dropout's time (a quarter of a GatedGCN
+recipe's step, issue 23). :func:`fast_dropout` draws a quarter as many 64-bit integers
+(``random_``, still serial) and compares each 16-bit quarter with a threshold in one
+vectorised pass:
+
+.. math::
+    \mathrm{keep} = (b \ge \lfloor 2^{16} p \rceil - 2^{15}), \qquad
+    y = \mathrm{keep} \odot x / (1 - p)
+
+with :math:`b` a uniform int16, so an element is dropped with probability
+:math:`\lfloor 2^{16} p \rceil / 2^{16}` (within :math:`2^{-17}` of ``p``). With
+``relu=True`` the ReLU is folded into the mask (:math:`x > 0` and kept), one pass less
+forward and backward. The masks differ from ``F.dropout``'s for the same seed (other
+random numbers), so outputs of a seeded run change: it is off unless asked for
+(``GatedGCN(fast_dropout=True)``, or the environment variable
+``GRAPHFORMER_FAST_DROPOUT=1`` for layers built from configs). Measured on the 2-core CPU
+VM: the mask of an (85,600 × 70) edge tensor in 9–13 ms against ``bernoulli_``'s 40–57 ms;
+one GatedGCN layer (width 70, 16 CLUSTER graphs) forward + backward in 0.70× the time.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+#: The environment variable that turns fast dropout on where a layer leaves it unset.
+FAST_DROPOUT_ENV = "GRAPHFORMER_FAST_DROPOUT"
+
+
+def fast_dropout_default() -> bool:
+    """Whether ``GRAPHFORMER_FAST_DROPOUT`` asks for fast dropout (``1``/``true``/``yes``);
+    any other value than those and ``0``/``false``/``no``/empty is refused."""
+    value = os.environ.get(FAST_DROPOUT_ENV, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ValueError(
+        f"{FAST_DROPOUT_ENV}={value!r} is not a switch; set it to 1 (fast dropout on) or 0"
+    )
+
+
+def fast_dropout(
+    x: torch.Tensor, p: float, training: bool = True, relu: bool = False
+) -> torch.Tensor:
+    """Inverted dropout of ``x`` with probability ``p`` from 16-bit random draws (see the
+    module's docstring); with ``relu`` it returns ``dropout(relu(x))`` in one pass. Outside
+    training (or ``p == 0``) the identity (or the ReLU)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1); got {p}")
+    if not training or p == 0.0 or x.numel() == 0:
+        return torch.relu(x) if relu else x
+    numel = x.numel()
+    words = torch.empty((numel + 3) // 4, dtype=torch.int64, device=x.device)
+    bits = words.random_(-(2**63), None)  # all 64 bits (random_() leaves the sign bit 0)
+    bits = bits.view(torch.int16)[:numel].view(x.shape)
+    keep = bits >= round(p * 65536) - 32768
+    if relu:
+        keep &= x > 0
+    # x times a 0-or-1/(1-p) factor (what autograd keeps): faster here than torch.where
+    # or masked_fill, whose forward and backward each take a slower pass.
+    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
