@@ -339,6 +339,12 @@ class MessagePassing:
         """Fused :math:`□_{j \\in N(i)} u_j`: (N_dst, ...)."""
         raise NotImplementedError
 
+    def add_copy_e_sum(self, base: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """:math:`b_i + \\sum_{j \\in N(i)} e_{ij}`: (N_dst, ...), ``base`` (N_dst, ...)
+        plus the sum of each destination's in-edge data, without a zero-filled (N_dst, ...)
+        buffer where the engine can add onto ``base`` directly."""
+        return base + self.copy_e_reduce(e, "sum")
+
     def u_mul_e_reduce(self, u: torch.Tensor, e: torch.Tensor, op: str = "sum") -> torch.Tensor:
         """Fused :math:`□_{j \\in N(i)} u_j e_{ij}`: (N_dst, ...)."""
         raise NotImplementedError
@@ -457,6 +463,9 @@ class TorchPrimitives(MessagePassing):
     def copy_u_reduce(self, u: torch.Tensor, op: str = "sum") -> torch.Tensor:
         _check_reduce(op)
         return scatter(u[self.src], self.dst, self.num_dst, op)
+
+    def add_copy_e_sum(self, base: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return torch.index_add(base, 0, self.dst, e)
 
     def u_mul_e_reduce(self, u: torch.Tensor, e: torch.Tensor, op: str = "sum") -> torch.Tensor:
         _check_reduce(op)

@@ -96,6 +96,8 @@ class GINE(Mixer):
             check_edge_tensor(
                 "edge_state", edge_state, (graph.num_edges(), self.dim), self.check_finite
             )
-            # x_j + e_ij in one pass, ReLU in place on that fresh (E, dim) tensor
-            neighbours = mp.copy_e_reduce(torch.relu_(mp.u_add_e(x, edge_state)), "sum")
+            # x_j + e_ij in one pass, ReLU in place on that fresh (E, dim) tensor, summed
+            # onto the node's own share
+            messages = torch.relu_(mp.u_add_e(x, edge_state))
+            return self.mlp(mp.add_copy_e_sum((1 + self.eps) * x, messages)), edge_state
         return self.mlp((1 + self.eps) * x + neighbours), edge_state
