@@ -10,7 +10,8 @@ A layer computes per-edge messages :math:`m_{ij} = φ(x_i, x_j, e_{ij})` for eac
 - per-edge operations: :meth:`~MessagePassing.u_dot_v`, :meth:`~MessagePassing.e_dot_v`,
   :meth:`~MessagePassing.u_add_v`, :meth:`~MessagePassing.u_add_e`;
 - :meth:`~MessagePassing.edge_softmax` over the in-edges of each destination;
-- reduce edge data at destinations: :meth:`~MessagePassing.copy_e_reduce`;
+- reduce edge data at destinations: :meth:`~MessagePassing.copy_e_reduce`, and onto a
+  base without a zero buffer: :meth:`~MessagePassing.add_copy_e_sum`;
 - fused message + reduce (no (E, ...) message tensor is built):
   :meth:`~MessagePassing.copy_u_reduce`, :meth:`~MessagePassing.u_mul_e_reduce`;
 - :meth:`~MessagePassing.degrees`.
