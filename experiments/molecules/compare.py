@@ -98,6 +98,7 @@ def recipe_settings(recipe: str, extra: list[str]) -> dict:
         "weight_decay": float(optimizer.get("weight_decay", 0.0)),
         "clip": float(cfg.trainer.get("gradient_clip_val") or 0.0),
         "task": cfg.task._target_.rsplit(".", 1)[-1],
+        "standardize": bool(cfg.task.get("standardize", False)),
     }
 
 
@@ -242,8 +243,13 @@ def schedule(epochs: int, warmup: int):
 class Runner:
     """One model with its optimiser, its own RNG stream and its per-epoch records."""
 
-    def __init__(self, name: str, settings: dict, out_dim: int, seed: int, args) -> None:
+    def __init__(
+        self, name: str, settings: dict, out_dim: int, seed: int, args, scale=(0.0, 1.0)
+    ) -> None:
         torch.manual_seed(seed)
+        # standardised targets (task.standardize, QM9): loss on (y - mean) / std, metrics
+        # on out * std + mean, in the targets' units (as graphformer.tasks.Regression)
+        self.mean, self.std = scale
         self.name, self.regression = name, settings["task"] == "GraphRegression"
         self.model = BUILD[name](settings, out_dim)
         self.optimizer = torch.optim.AdamW(
@@ -259,7 +265,7 @@ class Runner:
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.regression:
-            return F.l1_loss(out, y.reshape(out.shape))
+            return F.l1_loss(out, (y.reshape(out.shape) - self.mean) / self.std)
         return F.cross_entropy(out, y)
 
     def start_epoch(self) -> None:
@@ -289,6 +295,7 @@ class Runner:
         for b in batches:
             out = self.model(b)
             if self.regression:
+                out = out.reshape(b["y"].shape) * self.std + self.mean
                 metric.update(out.reshape(-1), b["y"].reshape(-1))
             else:
                 metric.update(out.softmax(-1)[:, 1], b["y"])
@@ -446,8 +453,13 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     out = HERE / "results"
     out.mkdir(exist_ok=True)
+    scale = (0.0, 1.0)
+    if settings["standardize"]:  # the training split's mean and population std per target
+        targets = train_y.reshape(len(train_y), -1).float()
+        std = targets.std(dim=0, unbiased=False)
+        scale = (targets.mean(dim=0), torch.where(std > 0, std, torch.ones_like(std)))
     for seed in seeds:
-        runners = {name: Runner(name, settings, info.out_dim, seed, args) for name in models}
+        runners = {name: Runner(name, settings, info.out_dim, seed, args, scale) for name in models}
         run = {"seed": seed, "params": {n: r.params for n, r in runners.items()}, "history": []}
         log["runs"].append(run)
         shuffle = torch.Generator().manual_seed(seed)

@@ -284,10 +284,12 @@ class GraphTransformerBlock(nn.Module):
         if self.global_mixer is not None:
             out = self._branch(self.global_mixer, self.norm_global, graph, x, None)[0]
             branches.append(out)
+        # one branch as is: sum() would add it to 0, an extra (N, dim) pass and autograd node
+        mixed = branches[0] if len(branches) == 1 else sum(branches)
         if self.prenorm:
-            h = x + sum(branches)
+            h = x + mixed
             x = h + self.dropout(self.ffn(self.norm_ffn(h)))
         else:
-            h = sum(branches)
+            h = mixed
             x = self.norm_ffn(h + self.dropout(self.ffn(h)))
         return (x, edge_state) if return_edges else x

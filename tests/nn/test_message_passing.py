@@ -4,7 +4,14 @@ and gradients, on a graph with a node without in-edges; and the one engine rule.
 from __future__ import annotations
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.nn.core.message_passing import REDUCES, MessagePassing, resolve_engine
+from graphformer.nn.core.message_passing import (
+    REDUCES,
+    DGLPrimitives,
+    MessagePassing,
+    TorchPrimitives,
+    resolve_engine,
+    torch_pays_off,
+)
 
 import dgl
 import pytest
@@ -35,6 +42,7 @@ PRIMITIVES = {
         for op in REDUCES
     },
     "weighted_degrees": lambda mp, u, v, e: torch.cat(mp.degrees(u, e[:, 0, 0].abs())),
+    "add_copy_e_sum": lambda mp, u, v, e: mp.add_copy_e_sum(v, e),
 }
 
 
@@ -72,3 +80,27 @@ def test_engine_rule():
     assert resolve_engine("dgl", g, meta) == "dgl"
     assert resolve_engine("torch", g, x) == "torch"
     assert resolve_engine("dense", g, x) == "dgl"  # attention decides on dense itself
+
+
+def test_torch_below_rule():
+    """A layer's ``torch_below``: ``auto`` on torch for CPU graphs of fewer edges, never
+    against a pinned engine, never by default."""
+    g, x = graph(), torch.zeros(1)
+    assert torch_pays_off(g, x, g.num_edges() + 1)
+    assert not torch_pays_off(g, x, g.num_edges())  # not fewer
+    assert not torch_pays_off(g, x, 0)  # the default: off
+    assert not torch_pays_off(g, torch.zeros(1, device="meta"), 10**9)  # CPU calls only
+    assert resolve_engine("auto", g, x, torch_below=g.num_edges() + 1) == "torch"
+    assert resolve_engine("auto", g, x, torch_below=g.num_edges()) == "dgl"
+    assert resolve_engine("dgl", g, x, torch_below=10**9) == "dgl"
+    assert type(MessagePassing(g, "auto", x, torch_below=10**9)) is TorchPrimitives
+    assert type(MessagePassing(g, "auto", x, torch_below=1)) is DGLPrimitives
+
+
+def test_add_copy_e_sum_is_base_plus_the_sum():
+    g = graph()
+    base, e = torch.randn(N, D), torch.randn(E, D)
+    for engine in ("dgl", "torch"):
+        mp = MessagePassing(g, engine, base)
+        expected = base + mp.copy_e_reduce(e, "sum")
+        assert_close(f"add_copy_e_sum {engine}", mp.add_copy_e_sum(base, e), expected)

@@ -10,7 +10,8 @@ A layer computes per-edge messages :math:`m_{ij} = φ(x_i, x_j, e_{ij})` for eac
 - per-edge operations: :meth:`~MessagePassing.u_dot_v`, :meth:`~MessagePassing.e_dot_v`,
   :meth:`~MessagePassing.u_add_v`, :meth:`~MessagePassing.u_add_e`;
 - :meth:`~MessagePassing.edge_softmax` over the in-edges of each destination;
-- reduce edge data at destinations: :meth:`~MessagePassing.copy_e_reduce`;
+- reduce edge data at destinations: :meth:`~MessagePassing.copy_e_reduce`, and onto a
+  base without a zero buffer: :meth:`~MessagePassing.add_copy_e_sum`;
 - fused message + reduce (no (E, ...) message tensor is built):
   :meth:`~MessagePassing.copy_u_reduce`, :meth:`~MessagePassing.u_mul_e_reduce`, and
   the gated pair :meth:`~MessagePassing.gated_sum` (GatedGCN's two sums, with one backward
@@ -59,7 +60,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from graphformer.graphs import is_complete
+from graphformer.graphs import derived, is_complete
 from graphformer.nn.core.checks import check_kernel_dtype
 from graphformer.nn.core.dense import AttentionLayout, attention_layout, dense_pays_off
 from graphformer.nn.core.gated_sum import gated_sum
@@ -117,10 +118,22 @@ def needs_fallback(graph: dgl.DGLGraph, x: torch.Tensor) -> bool:
     return graph.device != x.device
 
 
-def resolve_engine(engine: str, graph: dgl.DGLGraph, x: torch.Tensor) -> str:
+def torch_pays_off(graph: dgl.DGLGraph, x: torch.Tensor, torch_below: int) -> bool:
+    """True for a CPU call on a graph of fewer than ``torch_below`` edges: there DGL's fixed
+    cost per kernel call (format checks, the C API, its autograd wrappers) outweighs the
+    work, and torch's index operations run the same primitives faster. ``torch_below`` is
+    the layer's measured crossover (0, the default, never: the rule is opt-in per layer;
+    ``graphformer.nn.layers.gine`` documents how its value was measured)."""
+    return torch_below > 0 and x.device.type == "cpu" and graph.num_edges() < torch_below
+
+
+def resolve_engine(engine: str, graph: dgl.DGLGraph, x: torch.Tensor, torch_below: int = 0) -> str:
     """The message-passing half of :func:`decide_engine`: ``torch`` when asked, or (unless
-    pinned to ``dgl``) when DGL could not follow the features' device; else ``dgl``."""
-    if engine == "torch" or (engine != "dgl" and needs_fallback(graph, x)):
+    pinned to ``dgl``) when DGL could not follow the features' device or, given a layer's
+    ``torch_below``, where torch pays off (:func:`torch_pays_off`); else ``dgl``."""
+    if engine == "torch" or (
+        engine != "dgl" and (needs_fallback(graph, x) or torch_pays_off(graph, x, torch_below))
+    ):
         return "torch"
     return "dgl"
 
@@ -150,6 +163,7 @@ def decide_engine(
     value_terms: bool = False,
     weights: bool = False,
     from_sizes: bool = False,
+    torch_below: int = 0,
 ) -> Plan:
     """The one engine decision: how this call runs (module docstring).
 
@@ -158,7 +172,9 @@ def decide_engine(
     queries ← keys), ``edge_terms`` (a bias or Shaw terms), ``value_terms`` (Shaw value
     terms), ``weights`` (returned attention weights), ``from_sizes`` (a decoder's causal or
     cross-attention, defined by the sample sizes: ``graph`` is the one the caller was
-    given, or None). Raises where a pinned ``dense`` cannot run the call.
+    given, or None). ``torch_below``: a message-passing layer's measured size below which
+    ``auto`` runs on ``torch`` (:func:`torch_pays_off`). Raises where a pinned ``dense``
+    cannot run the call.
     """
     if from_sizes:
         if graph is None:
@@ -171,7 +187,7 @@ def decide_engine(
             )
         return Plan(resolve_engine(engine, graph, like))
     if engine in ("dgl", "torch") or (engine == "auto" and not attention):
-        return Plan(resolve_engine(engine, graph, like))
+        return Plan(resolve_engine(engine, graph, like, torch_below))
     if not attention:
         check_engine(engine, MESSAGE_PASSING_ENGINES)
     if not (edge_terms or cross or weights) and is_complete(graph):
@@ -198,6 +214,10 @@ def decide_engine(
             "engine='auto' to fall back to message passing where the dense engine cannot run."
         )
     return Plan(resolve_engine(engine, graph, like))
+
+
+def _edges(graph: dgl.DGLGraph) -> tuple[torch.Tensor, torch.Tensor]:
+    return graph.edges()
 
 
 def edge_index(graph: dgl.DGLGraph, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -261,20 +281,26 @@ class MessagePassing:
     Build one per forward: ``mp = MessagePassing(graph, self.engine, x)`` returns a
     :class:`DGLPrimitives` or a :class:`TorchPrimitives`, as :func:`decide_engine` decides
     for a message-passing call (``engine`` ``auto``, ``dgl`` or ``torch``; attention hands
-    its plan's ``dgl`` / ``torch``). Node tensors are (N_src or N_dst, ...), edge tensors
-    (E, ...), in the graph's edge order; trailing dimensions broadcast as in DGL (e.g.
-    (N, H, D) node data with (E, H, 1) edge weights).
+    its plan's ``dgl`` / ``torch``); a layer's ``torch_below`` (:func:`torch_pays_off`)
+    lets ``auto`` pick ``torch`` on small CPU graphs. Node tensors are (N_src or N_dst,
+    ...), edge tensors (E, ...), in the graph's edge order; trailing dimensions broadcast
+    as in DGL (e.g. (N, H, D) node data with (E, H, 1) edge weights).
     """
 
     #: ``dgl`` or ``torch``: the engine these primitives run on.
     engine: str
 
-    def __new__(cls, graph: dgl.DGLGraph, engine: str, like: torch.Tensor) -> MessagePassing:
+    def __new__(
+        cls, graph: dgl.DGLGraph, engine: str, like: torch.Tensor, torch_below: int = 0
+    ) -> MessagePassing:
         if cls is MessagePassing:
-            cls = PRIMITIVES[decide_engine(engine, graph, like).engine]
+            plan = decide_engine(engine, graph, like, torch_below=torch_below)
+            cls = PRIMITIVES[plan.engine]
         return super().__new__(cls)
 
-    def __init__(self, graph: dgl.DGLGraph, engine: str, like: torch.Tensor) -> None:
+    def __init__(
+        self, graph: dgl.DGLGraph, engine: str, like: torch.Tensor, torch_below: int = 0
+    ) -> None:
         self.graph = graph
         self.num_dst = graph.num_dst_nodes()
 
@@ -317,6 +343,12 @@ class MessagePassing:
         """Fused :math:`□_{j \\in N(i)} u_j`: (N_dst, ...)."""
         raise NotImplementedError
 
+    def add_copy_e_sum(self, base: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """:math:`b_i + \\sum_{j \\in N(i)} e_{ij}`: (N_dst, ...), ``base`` (N_dst, ...)
+        plus the sum of each destination's in-edge data, without a zero-filled (N_dst, ...)
+        buffer where the engine can add onto ``base`` directly."""
+        return base + self.copy_e_reduce(e, "sum")
+
     def u_mul_e_reduce(self, u: torch.Tensor, e: torch.Tensor, op: str = "sum") -> torch.Tensor:
         """Fused :math:`□_{j \\in N(i)} u_j e_{ij}`: (N_dst, ...)."""
         raise NotImplementedError
@@ -351,7 +383,9 @@ class DGLPrimitives(MessagePassing):
 
     engine = "dgl"
 
-    def __init__(self, graph: dgl.DGLGraph, engine: str, like: torch.Tensor) -> None:
+    def __init__(
+        self, graph: dgl.DGLGraph, engine: str, like: torch.Tensor, torch_below: int = 0
+    ) -> None:
         super().__init__(graph, engine, like)
         check_kernel_dtype("x", like, graph)
 
@@ -411,9 +445,13 @@ class TorchPrimitives(MessagePassing):
 
     engine = "torch"
 
-    def __init__(self, graph: dgl.DGLGraph, engine: str, like: torch.Tensor) -> None:
+    def __init__(
+        self, graph: dgl.DGLGraph, engine: str, like: torch.Tensor, torch_below: int = 0
+    ) -> None:
         super().__init__(graph, engine, like)
-        self.src, self.dst = edge_index(graph, like.device)
+        # read once per graph object (a DGL call each, ~40 µs): every layer of a stack reuses it
+        src, dst = derived(graph, "edge_index", _edges)
+        self.src, self.dst = src.to(like.device), dst.to(like.device)
 
     def copy_u(self, u: torch.Tensor) -> torch.Tensor:
         return u[self.src]
@@ -443,6 +481,9 @@ class TorchPrimitives(MessagePassing):
     def copy_u_reduce(self, u: torch.Tensor, op: str = "sum") -> torch.Tensor:
         _check_reduce(op)
         return scatter(u[self.src], self.dst, self.num_dst, op)
+
+    def add_copy_e_sum(self, base: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return torch.index_add(base, 0, self.dst, e)
 
     def u_mul_e_reduce(self, u: torch.Tensor, e: torch.Tensor, op: str = "sum") -> torch.Tensor:
         _check_reduce(op)

@@ -21,6 +21,17 @@ from torch import nn
 if TYPE_CHECKING:
     from graphformer.nn.config import BlockConfig
 
+#: ``engine='auto'`` runs GINE on the ``torch`` engine for CPU graphs of fewer edges than
+#: this, on ``dgl`` above (``graphformer.nn.core.message_passing.torch_pays_off``).
+#: Measured by ``experiments/molecules/engine_rule.py`` (φ and □ forward + backward, width
+#: 64, batches of 23-atom molecules, 1 thread; table in experiments/molecules/README.md):
+#: torch's CPU time / DGL's was 0.37 at 400 edges (8 molecules), 0.56 at 1,600 (a zinc_logp
+#: batch of 32), 0.78-0.82 from 6,400 to 25,600, 0.95 at 51,200 and 1.05 at 102,400 with
+#: DGL on one OpenMP thread; with DGL's default two threads 0.42, 0.52, 0.83-0.86 to
+#: 12,800, 1.04 at 25,600. The rule switches at 16,384, inside the range where torch won
+#: in both settings.
+GINE_TORCH_BELOW = 16384
+
 
 @register("gine")
 class GINE(Mixer):
@@ -33,10 +44,12 @@ class GINE(Mixer):
 
     φ = ReLU(``u_add_e``) (one pass for :math:`x_j + e_{ij}`, ReLU in place), □ = ``sum``;
     without edge state (``edge_state=None``)
-    :math:`e = 0` and φ, □ fuse into one ``copy_u`` sum. :math:`\epsilon` is learned
-    (``learn_eps``, initially 0). Edge state passes through unchanged. A node without
-    in-edges aggregates zeros. As GraphGPS's GINE mixer, it runs on the input graph
-    (no self-loops: the :math:`(1 + \epsilon) x_i` term is the node's own share).
+    :math:`e = 0` and φ, □ fuse into one ``copy_u`` sum. ``engine='auto'`` runs on the
+    ``torch`` engine on CPU graphs of fewer than :data:`GINE_TORCH_BELOW` edges (molecule
+    batches: DGL's fixed cost per kernel call dominates there), else on ``dgl``.
+    :math:`\epsilon` is learned (``learn_eps``, initially 0). Edge state passes through
+    unchanged. A node without in-edges aggregates zeros. As GraphGPS's GINE mixer, it runs
+    on the input graph (no self-loops: the :math:`(1 + \epsilon) x_i` term is the node's own share).
 
     Parameters
     ----------
@@ -80,11 +93,15 @@ class GINE(Mixer):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x``: (N, dim); ``edge_state``: (E, dim) or None. Returns (N, dim), edge state."""
         check_node_features("x", x, graph.num_nodes(), self.dim, self.check_finite)
-        mp = MessagePassing(graph, self.engine, x)
+        mp = MessagePassing(graph, self.engine, x, torch_below=GINE_TORCH_BELOW)
         if edge_state is None:
             neighbours = mp.copy_u_reduce(F.relu(x), "sum")
         else:
-            check_edge_tensor("edge_state", edge_state, (graph.num_edges(), self.dim))
-            # x_j + e_ij in one pass, ReLU in place on that fresh (E, dim) tensor
-            neighbours = mp.copy_e_reduce(torch.relu_(mp.u_add_e(x, edge_state)), "sum")
+            check_edge_tensor(
+                "edge_state", edge_state, (graph.num_edges(), self.dim), self.check_finite
+            )
+            # x_j + e_ij in one pass, ReLU in place on that fresh (E, dim) tensor, summed
+            # onto the node's own share
+            messages = torch.relu_(mp.u_add_e(x, edge_state))
+            return self.mlp(mp.add_copy_e_sum((1 + self.eps) * x, messages)), edge_state
         return self.mlp((1 + self.eps) * x + neighbours), edge_state
