@@ -16,7 +16,7 @@ Rows (each graphformer beside its peer, same data, same batches, same threads):
   ``DataLoader`` calls per batch).
 - ``loader_cluster`` / ``loader_mol``: one full pass of a training loader, no model:
   ``GraphDataModule(...).train_dataloader()`` (dataset access, encodings attached by
-  ``WithEncodings``, shuffling, ``collate``; LapPE 10 on CLUSTER, RWSE 20 on molecules,
+  ``WithFields``, shuffling, ``collate``; LapPE 10 on CLUSTER, RWSE 20 on molecules,
   computed and cached before the timed loop) against PyG's ``DataLoader`` over ``Data``
   objects holding the same fields; same samples, batch size, shuffling, no workers.
 
