@@ -2,8 +2,10 @@
 
 One run = one fresh process (so its peak RSS is its own): load (or generate once) a CSBM
 graph of N nodes (mean degree 20, 64 features, 5 classes, 10 % train / 10 % val), train
-one epoch of a 2-layer GNN (SAGE or GCN, width 128) on node-induced subgraphs (fanouts
-[10, 5], 1024 seeds per batch) through Lightning, then one whole-graph validation pass.
+one epoch of a 2-layer GNN (SAGE or GCN, width 128), or of SGFormer (its 2-layer GCN branch
+beside one layer of linear global attention over the batch's subgraph) or Polynormer (2
+local + 1 global layers), width 128, on node-induced subgraphs (fanouts [10, 5], 1024 seeds
+per batch) through Lightning, then one whole-graph validation pass.
 Prints one CSV row: model, nodes, edges, train seeds, batches, train-epoch wall and CPU s
 (process time: less sensitive to other jobs on a shared machine), validation wall and CPU s,
 peak RSS (GB, ru_maxrss of the process), val acc.
@@ -23,7 +25,7 @@ import sys
 import time
 
 SIZES = (100_000, 300_000, 1_000_000)
-MODELS = ("sage", "gcn")
+MODELS = ("sage", "gcn", "sgformer", "polynormer")
 HEADER = (
     "model,nodes,edges,train_seeds,batches,train_epoch_s,train_epoch_cpu_s,val_s,val_cpu_s,"
     "peak_rss_gb,val_acc"
@@ -36,7 +38,7 @@ def run(nodes: int, model_name: str, root: str, threads: int) -> str:
     torch.set_num_threads(threads)
     import graphformer  # noqa: F401  (before DGL)
     from graphformer.data import ContextualSBMDataset, SampledNodeDataModule
-    from graphformer.nn import GNN, BlockConfig
+    from graphformer.nn import GNN, BlockConfig, Polynormer, SGFormer
     from graphformer.tasks import NodeClassification
 
     import lightning as L
@@ -53,7 +55,14 @@ def run(nodes: int, model_name: str, root: str, threads: int) -> str:
     )
     data = SampledNodeDataModule(factory, fanouts=[10, 5], batch_size=1024, seed=0)
     data.prepare_data()
-    model = GNN(5, 64, BlockConfig(dim=128, mixer=model_name, dropout=0.5), num_layers=2)
+    if model_name == "sgformer":
+        block = BlockConfig(dim=128, num_heads=1, dropout=0.5)
+        model = SGFormer(5, 64, block, num_layers=1, gnn_layers=2, graph_weight=0.8)
+    elif model_name == "polynormer":
+        block = BlockConfig(dim=128, num_heads=1, dropout=0.5)
+        model = Polynormer(5, 64, block, num_layers=2, global_layers=1)
+    else:
+        model = GNN(5, 64, BlockConfig(dim=128, mixer=model_name, dropout=0.5), num_layers=2)
     task = NodeClassification(
         model, optimizer=functools.partial(torch.optim.Adam, lr=0.003), num_classes=5
     )
@@ -103,13 +112,14 @@ def main() -> None:
     parser.add_argument("--model", choices=MODELS, default="sage")
     parser.add_argument("--root", default=os.environ.get("CSBM_ROOT", "data/csbm"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     args = parser.parse_args()
     if args.what == "run":
         print(run(args.nodes, args.model, args.root, args.threads), flush=True)
         return
     print(HEADER, flush=True)
     for nodes in SIZES:
-        for model in MODELS:
+        for model in args.models:
             command = [sys.executable, __file__, "run", "--nodes", str(nodes), "--model", model]
             command += ["--root", args.root, "--threads", str(args.threads)]
             result = subprocess.run(command, capture_output=True, text=True)
