@@ -239,10 +239,14 @@ class PeerZincGPS(nn.Module):
 
 
 class OursGatedGCNStack(nn.Module):
-    def __init__(self, categories: int, classes: int, dim: int = 70, layers: int = 16) -> None:
+    def __init__(
+        self, categories: int, classes: int, dim: int = 70, layers: int = 16, fast: bool = False
+    ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(categories, dim)
-        self.layers = nn.ModuleList(GatedGCN(dim, dropout=0.1) for _ in range(layers))
+        self.layers = nn.ModuleList(
+            GatedGCN(dim, dropout=0.1, fast_dropout=fast) for _ in range(layers)
+        )
         self.out = nn.Linear(dim, classes)
 
     def forward(self, b: dict) -> torch.Tensor:
@@ -286,7 +290,14 @@ class Ours(nn.Module):
         return self.model(g, g.ndata["feat"], g.edata["feat"] if self.edges else None)
 
 
-def build(row: str, side: str, categories: int, classes: int, compile: bool = False) -> nn.Module:
+def build(
+    row: str,
+    side: str,
+    categories: int,
+    classes: int,
+    compile: bool = False,
+    fast_dropout: bool = False,
+) -> nn.Module:
     torch.manual_seed(0)
     if row == "cluster_gps":
         if side == "peer":
@@ -302,6 +313,7 @@ def build(row: str, side: str, categories: int, classes: int, compile: bool = Fa
             activation="relu",
             dropout=0.1,
             attn_dropout=0.5,
+            fast_dropout=fast_dropout,
         )
         model = GraphTransformer(
             classes, block, 16, num_categories=categories, lap_pe_k=10, head_layers=3
@@ -335,8 +347,9 @@ def build(row: str, side: str, categories: int, classes: int, compile: bool = Fa
         )
         return Ours(model, edges=True)
     if row == "gatedgcn":
-        cls = PeerGatedGCNStack if side == "peer" else OursGatedGCNStack
-        return cls(categories, classes)
+        if side == "peer":
+            return PeerGatedGCNStack(categories, classes)
+        return OursGatedGCNStack(categories, classes, fast=fast_dropout)
     raise ValueError(row)
 
 
@@ -452,6 +465,9 @@ def main() -> None:
     parser.add_argument("--side", default="graphformer", choices=("graphformer", "peer"))
     parser.add_argument("--steps", type=int, default=6, help="profiled steps")
     parser.add_argument("--json")
+    parser.add_argument(
+        "--fast-dropout", action="store_true", help="GatedGCN's opt-in fast dropout masks"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = [args.profile] if args.profile else args.rows.split(",")
@@ -485,7 +501,7 @@ def main() -> None:
         batches = [prepared(chunk) for chunk in batches_of(samples, size)]
         sides = {}
         for side in ("graphformer", "peer"):
-            model = build(row, side, categories, classes)
+            model = build(row, side, categories, classes, fast_dropout=args.fast_dropout)
             opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-5)
             train_pass(row, model, opt, batches[:2])  # warm-up
             sides[side] = (model, opt)

@@ -4,8 +4,8 @@ GatedGCN with it equals GatedGCN without it outside training."""
 from __future__ import annotations
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.nn import GatedGCN
-from graphformer.nn.core.dropout import FAST_DROPOUT_ENV, fast_dropout, fast_dropout_default
+from graphformer.nn import BlockConfig, GatedGCN, GraphTransformer
+from graphformer.nn.core.dropout import fast_dropout
 
 import pytest
 import torch
@@ -36,18 +36,23 @@ def test_fast_dropout_folds_the_relu_and_passes_gradients_through_kept_entries()
     assert torch.equal(fast_dropout(x, 0.2, training=False, relu=True), torch.relu(x))
 
 
-def test_fast_dropout_names_bad_probability_and_switch(monkeypatch):
+def test_fast_dropout_names_bad_probability_and_switch():
     with pytest.raises(ValueError, match=r"dropout probability must be in \[0, 1\); got 1.0"):
         fast_dropout(torch.ones(3), 1.0)
-    monkeypatch.setenv(FAST_DROPOUT_ENV, "1")
-    assert fast_dropout_default() and GatedGCN(4, dropout=0.1).fast_dropout
-    monkeypatch.setenv(FAST_DROPOUT_ENV, "0")
-    assert not fast_dropout_default() and not GatedGCN(4).fast_dropout
-    monkeypatch.setenv(FAST_DROPOUT_ENV, "maybe")
-    with pytest.raises(ValueError, match="GRAPHFORMER_FAST_DROPOUT='maybe' is not a switch"):
-        GatedGCN(4)
-    with pytest.raises(ValueError, match="fast_dropout must be true, false or None"):
+    assert not GatedGCN(4).fast_dropout and GatedGCN(4, fast_dropout=True).fast_dropout
+    with pytest.raises(ValueError, match="fast_dropout must be True or False; got 'yes'"):
         GatedGCN(4, fast_dropout="yes")
+    with pytest.raises(ValueError, match="fast_dropout must be True or False; got 1"):
+        BlockConfig(fast_dropout=1)
+
+
+def test_the_block_setting_reaches_every_gatedgcn_of_a_model():
+    """Layers built from configs opt in through ``model.block.fast_dropout``."""
+    for flag in (False, True):
+        block = BlockConfig(dim=8, mixer="gps", local_mixer="gatedgcn", fast_dropout=flag)
+        model = GraphTransformer(3, block, 2, in_dim=4)
+        layers = [m for m in model.modules() if isinstance(m, GatedGCN)]
+        assert len(layers) == 2 and all(layer.fast_dropout is flag for layer in layers)
 
 
 def test_gatedgcn_with_fast_dropout_equals_without_outside_training():

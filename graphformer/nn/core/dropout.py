@@ -16,33 +16,15 @@ with :math:`b` a uniform int16, so an element is dropped with probability
 ``relu=True`` the ReLU is folded into the mask (:math:`x > 0` and kept), one pass less
 forward and backward. The masks differ from ``F.dropout``'s for the same seed (other
 random numbers), so outputs of a seeded run change: it is off unless asked for
-(``GatedGCN(fast_dropout=True)``, or the environment variable
-``GRAPHFORMER_FAST_DROPOUT=1`` for layers built from configs). Measured on the 2-core CPU
+(``GatedGCN(fast_dropout=True)``, or ``BlockConfig(fast_dropout=True)`` — from the CLI
+``model.block.fast_dropout=true`` — for layers built from configs). Measured on the 2-core CPU
 VM: the mask of an (85,600 × 70) edge tensor in 9–13 ms against ``bernoulli_``'s 40–57 ms;
 one GatedGCN layer (width 70, 16 CLUSTER graphs) forward + backward in 0.70× the time.
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
-
-#: The environment variable that turns fast dropout on where a layer leaves it unset.
-FAST_DROPOUT_ENV = "GRAPHFORMER_FAST_DROPOUT"
-
-
-def fast_dropout_default() -> bool:
-    """Whether ``GRAPHFORMER_FAST_DROPOUT`` asks for fast dropout (``1``/``true``/``yes``);
-    any other value than those and ``0``/``false``/``no``/empty is refused."""
-    value = os.environ.get(FAST_DROPOUT_ENV, "").strip().lower()
-    if value in ("", "0", "false", "no"):
-        return False
-    if value in ("1", "true", "yes"):
-        return True
-    raise ValueError(
-        f"{FAST_DROPOUT_ENV}={value!r} is not a switch; set it to 1 (fast dropout on) or 0"
-    )
 
 
 def fast_dropout(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from graphformer.nn.core.checks import check_edge_tensor, check_node_features, check_positive
-from graphformer.nn.core.dropout import fast_dropout, fast_dropout_default
+from graphformer.nn.core.dropout import fast_dropout
 from graphformer.nn.core.message_passing import (
     MESSAGE_PASSING_ENGINES,
     MessagePassing,
@@ -60,8 +60,7 @@ class GatedGCN(Mixer):
     fast_dropout : draw the dropout masks with :func:`graphformer.nn.core.dropout.fast_dropout`
         (16 random bits per element, the ReLU folded into the mask): a layer in 0.70× the
         time on CPU (CLUSTER), but other masks than ``nn.Dropout``'s for a seed, so off by
-        default; ``None`` reads the environment variable ``GRAPHFORMER_FAST_DROPOUT``
-        (``1`` on), which is how layers built from configs opt in.
+        default; ``block.fast_dropout`` (``BlockConfig``) for layers built from configs.
 
     >>> import dgl, torch
     >>> from graphformer.nn import GatedGCN
@@ -83,7 +82,7 @@ class GatedGCN(Mixer):
         residual: bool = True,
         check_finite: bool = True,
         engine: str = "auto",
-        fast_dropout: bool | None = None,
+        fast_dropout: bool = False,
     ) -> None:
         super().__init__()
         check_positive(dim=dim)
@@ -96,10 +95,8 @@ class GatedGCN(Mixer):
         norm = nn.BatchNorm1d if batch_norm else lambda width: nn.Identity()
         self.norm_node, self.norm_edge = norm(dim), norm(dim)
         self.dropout = nn.Dropout(dropout)
-        if fast_dropout is None:
-            fast_dropout = fast_dropout_default()
         if not isinstance(fast_dropout, bool):
-            raise ValueError(f"fast_dropout must be true, false or None; got {fast_dropout!r}")
+            raise ValueError(f"fast_dropout must be True or False; got {fast_dropout!r}")
         self.fast_dropout = fast_dropout
         self.eps = 1e-6
         self.owns_residual = residual
@@ -112,6 +109,7 @@ class GatedGCN(Mixer):
             dropout=config.dropout,
             check_finite=False,
             engine=local_engine(config.engine),
+            fast_dropout=config.fast_dropout,
         )
 
     def _check_batch_norm(self, graph: dgl.DGLGraph) -> None:
