@@ -208,7 +208,7 @@ class GraphDataModule(L.LightningDataModule):
             raise ValueError(f"level must be one of {LEVELS}; got {level!r}")
         self.dataset_factory = dataset
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
-        self.lap_pe_k, self.rwse_k, self.seed = lap_pe_k, rwse_k, seed
+        self.seed = seed
         self.distances = distances
         encodings = [make(k) for make, k in ((lap_pe_field, lap_pe_k), (rwse_field, rwse_k)) if k]
         self.fields = _resolve_fields([*encodings, *_as_tuple(fields)], distances)

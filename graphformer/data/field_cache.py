@@ -161,20 +161,13 @@ class WithFields(torch.utils.data.Dataset):
         self.fields: dict[str, tuple[str, int | float | None, torch.Tensor, list[int]]] = {}
         self.num_nodes: list[int] = []
         for name, stored in values.items():
-            pad = self.pad_of(name)
+            field = get_field(name)
+            pad = field.pad
             self.num_nodes = stored[NUM_NODES].tolist()
             sizes = stored[NUM_NODES] if pad is None else stored[NUM_NODES].square()
             offsets = torch.cat([sizes.new_zeros(1), torch.cumsum(sizes, 0)]).tolist()
-            self.fields[name] = (self.key_of(name), pad, stored[name], offsets)
+            self.fields[name] = (field.key, pad, stored[name], offsets)
         self.width = max(self.num_nodes, default=0)
-
-    def pad_of(self, name: str) -> int | float | None:
-        """The registered field's ``pad`` (None: a per-node field)."""
-        return get_field(name).pad
-
-    def key_of(self, name: str) -> str:
-        """The ``ndata`` key of the registered field ``name``."""
-        return get_field(name).key
 
     def __len__(self) -> int:
         return len(self.dataset)

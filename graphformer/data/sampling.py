@@ -339,8 +339,11 @@ class SampledNodeDataModule(GraphDataModule):
         path = Path(cache)
         return os.fspath(path.with_name(f"{path.stem}.metis{self.num_parts}.pkl"))
 
-    # --- loaders ----------------------------------------------------------------------------
-    def train_dataloader(self) -> DataLoader:
+    # --- loaders (GraphDataModule's hooks call _loader(split)) ------------------------------
+    def _loader(self, split: str) -> Any:
+        return self._train_loader() if split == "train" else self._eval_loader(split)
+
+    def _train_loader(self) -> DataLoader:
         rank, world = _rank()
         use_ddp = world > 1 if self.use_ddp is None else self.use_ddp
         if use_ddp and not (dist.is_available() and dist.is_initialized()):
@@ -394,15 +397,6 @@ class SampledNodeDataModule(GraphDataModule):
             shuffle=False,
             num_workers=self.num_workers,
         )
-
-    def val_dataloader(self) -> Any:
-        return self._eval_loader("val")
-
-    def test_dataloader(self) -> Any:
-        return self._eval_loader("test")
-
-    def predict_dataloader(self) -> Any:
-        return self._eval_loader("test")
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
