@@ -70,10 +70,11 @@ class BlockConfig:
     attn_dropout : dropout on attention weights.
     engine : ``graphformer.nn.core.message_passing.ENGINES``; a block's ``dense`` runs its
         global attention as padded SDPA and its local mixers on ``auto``.
-    fast_dropout : GatedGCN draws its dropout masks with
-        :func:`graphformer.nn.core.dropout.fast_dropout` (16 random bits per element, the
-        ReLU folded in: a layer in 0.70× the time on CPU), whose masks differ from
-        ``nn.Dropout``'s for a seed; off by default.
+    fast_dropout : GatedGCN and the attention mixers draw their dropout masks with
+        :func:`graphformer.nn.core.dropout.fast_dropout` (16 random bits per element, where
+        ``bernoulli_`` draws a double: a GatedGCN layer in 0.70× the time on CPU, the ReLU
+        folded in; attention's dense engine writes SDPA out around it), whose masks differ
+        from ``nn.Dropout``'s / SDPA's for a seed; off by default.
 
     Every field is checked on construction; :meth:`replace` returns a changed copy.
 

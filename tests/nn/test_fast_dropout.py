@@ -1,10 +1,15 @@
 """Opt-in fast dropout: drop rate, scaling, the folded ReLU, eval identity, the switch;
-GatedGCN with it equals GatedGCN without it outside training."""
+GatedGCN with it equals GatedGCN without it outside training; attention's written-out SDPA
+with fast masks against a dense reference, its gradients, and the attention mixers' switch."""
 
 from __future__ import annotations
 
+import math
+
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.nn import BlockConfig, GatedGCN, GraphTransformer
+from graphformer.graphs import complete_graph
+from graphformer.nn import BlockConfig, GatedGCN, GraphTransformer, MultiHeadAttention
+from graphformer.nn.core.dense import padded_attention
 from graphformer.nn.core.dropout import fast_dropout
 
 import pytest
@@ -70,3 +75,63 @@ def test_gatedgcn_with_fast_dropout_equals_without_outside_training():
     fast.train()
     _, e_out = fast(graph, x, e)
     assert ((e_out - e) >= 0).all(), "edge update = dropout(relu(...)) ≥ 0"
+
+
+def _qkv_and_mask(dtype=torch.float32, requires_grad=False):
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(3, 2, 7, 4, dtype=dtype, requires_grad=requires_grad) for _ in "qkv")
+    valid = torch.arange(7) < torch.tensor([7, 5, 2]).unsqueeze(1)  # three padded samples
+    return q, k, v, valid[:, None, None, :]
+
+
+@pytest.mark.parametrize("additive", [False, True])
+def test_padded_attention_with_fast_dropout_equals_the_dense_formula_with_its_mask(additive):
+    """softmax(s QKᵀ + M) ⊙ keep / (1 - p) V, the keep mask being fast_dropout's draws for the
+    same seed; both mask kinds (boolean valid keys, additive 0 / -inf)."""
+    q, k, v, valid = _qkv_and_mask()
+    mask = torch.zeros(valid.shape).masked_fill(~valid, -math.inf) if additive else valid
+    p, scale = 0.4, 0.3
+    torch.manual_seed(11)
+    out = padded_attention(q, k, v, mask, p, scale, fast_dropout=True)
+    torch.manual_seed(11)
+    keep = fast_dropout(torch.ones(3, 2, 7, 7), p)  # 0 or 1 / (1 - p)
+    scores = (q @ k.transpose(-2, -1)) * scale
+    weights = torch.softmax(scores.masked_fill(~valid, -math.inf), dim=-1)
+    assert torch.allclose(out, (weights * keep) @ v, atol=1e-6)
+    assert not torch.allclose(out, weights @ v, atol=1e-3), "the mask dropped something"
+    # without dropout (or without the switch) it is SDPA
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=valid, scale=scale)
+    for fast in (False, True):
+        assert torch.allclose(padded_attention(q, k, v, mask, 0.0, scale, fast), sdpa, atol=1e-6)
+
+
+def test_padded_attention_with_fast_dropout_has_exact_gradients():
+    q, k, v, valid = _qkv_and_mask(torch.float64, requires_grad=True)
+
+    def attend(q, k, v):
+        torch.manual_seed(5)  # the same mask at every evaluation
+        return padded_attention(q, k, v, valid, 0.3, None, fast_dropout=True)
+
+    assert torch.autograd.gradcheck(attend, (q, k, v))
+
+
+def test_the_block_setting_reaches_every_attention_and_is_identity_outside_training():
+    for flag in (False, True):
+        block = BlockConfig(dim=8, num_heads=2, mixer="gps", attn_dropout=0.5, fast_dropout=flag)
+        model = GraphTransformer(3, block, 2, in_dim=4)
+        layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+        assert len(layers) == 2 and all(layer.fast_dropout is flag for layer in layers)
+    graph = complete_graph([4, 3, 6])
+    x = torch.randn(13, 8)
+    for engine in ("dense", "torch"):
+        plain = MultiHeadAttention(8, 2, attn_dropout=0.5, engine=engine)
+        fast = MultiHeadAttention(8, 2, attn_dropout=0.5, engine=engine, fast_dropout=True)
+        fast.load_state_dict(plain.state_dict())
+        plain.eval(), fast.eval()
+        assert torch.allclose(plain(graph, x), fast(graph, x), atol=1e-6)
+        fast.train()
+        torch.manual_seed(0)
+        dropped = fast(graph, x)
+        assert dropped.isfinite().all() and not torch.allclose(dropped, plain(graph, x))
+    with pytest.raises(ValueError, match="fast_dropout must be True or False; got 'no'"):
+        MultiHeadAttention(8, 2, fast_dropout="no")

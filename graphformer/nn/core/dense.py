@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 
 from graphformer.graphs import derived
+from graphformer.nn.core.dropout import fast_dropout as draw_fast_dropout
 
 import dgl
 import torch
@@ -94,6 +95,39 @@ def key_mask(sizes: torch.Tensor, longest: int) -> torch.Tensor:
     valid = torch.arange(longest, device=sizes.device) < sizes.unsqueeze(1)
     valid = valid | (sizes == 0).unsqueeze(1)
     return valid[:, None, None, :]
+
+
+def padded_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scale: float | None = None,
+    fast_dropout: bool = False,
+) -> torch.Tensor:
+    r""":math:`\mathrm{drop}(\mathrm{softmax}(s\, Q K^\top + M))\, V` on (B, H, L, D)
+    blocks: ``F.scaled_dot_product_attention`` with ``attn_mask=mask`` (boolean: True where
+    a key is valid; or additive), ``dropout_p=dropout`` and ``scale`` :math:`s` (default
+    :math:`1/\sqrt D`). With ``fast_dropout`` and ``dropout > 0`` the same formula written
+    out, its dropout mask drawn by :func:`graphformer.nn.core.dropout.fast_dropout`: on the
+    CPU SDPA's dropout draws one ``bernoulli_`` double per score cell (9 % of a
+    ``zinc_logp_gps`` training step); other masks than SDPA's for a seed, hence opt-in."""
+    if not (fast_dropout and dropout > 0.0):
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale
+        )
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    # q · s first: (B, H, L, D) is smaller than the scores, and contiguous for the matmul
+    scores = torch.matmul(q * scale, k.transpose(-2, -1))
+    if mask is not None:  # added in place (the add's backward is the identity)
+        if mask.dtype == torch.bool:  # small, (B, 1, 1, L) for key padding
+            mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(
+                ~mask, -math.inf
+            )
+        scores = scores.add_(mask)
+    weights = draw_fast_dropout(torch.softmax(scores, dim=-1), dropout)
+    return torch.matmul(weights, v)
 
 
 class Padding:
@@ -169,15 +203,15 @@ class Padding:
         masks: list[torch.Tensor],
         dropout: float,
         scale: float | None,
+        fast_dropout: bool = False,
     ) -> torch.Tensor:
         """SDPA per group on packed (N, 3, H, D) queries, keys and values, one padding for
-        all three; ``masks[g]``: group g's ``attn_mask``. Returns (N, H, D)."""
+        all three; ``masks[g]``: group g's ``attn_mask``; ``fast_dropout``: see
+        :func:`padded_attention`. Returns (N, H, D)."""
         outs = []
         for block, mask in zip(self.pad(qkv), masks, strict=True):
             q, k, v = block.transpose(1, 3).unbind(2)  # (B_g, H, L_g, D) each
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale
-            )
+            out = padded_attention(q, k, v, mask, dropout, scale, fast_dropout)
             outs.append(out.transpose(1, 2))
         return self.unpad(outs)
 
@@ -188,6 +222,7 @@ def dense_attention(
     dropout: float = 0.0,
     scale: float | None = None,
     padding: tuple[Padding, list[torch.Tensor]] | None = None,
+    fast_dropout: bool = False,
 ) -> torch.Tensor:
     r"""Per-sample full attention :math:`o_i = \sum_{j \in S(i)} \mathrm{softmax}_j(s\, q_i
     \cdot k_j)\, v_j` over the nodes :math:`S(i)` of node i's sample.
@@ -196,12 +231,13 @@ def dense_attention(
     ``sizes``: (B,) nodes per sample, summing to N; ``dropout``: on the attention weights;
     ``scale`` :math:`s`: SDPA's (default :math:`1/\sqrt{D}`). Samples run in size groups
     (:class:`Padding`); ``padding``: those groups and their key masks when already built
-    for ``sizes`` (:func:`full_padding`). Returns (N, H, D).
+    for ``sizes`` (:func:`full_padding`); ``fast_dropout``: see :func:`padded_attention`.
+    Returns (N, H, D).
     """
     if qkv.shape[0] == 0:
         return qkv.new_zeros(0, *qkv.shape[2:])
     groups, masks = padding if padding is not None else _full_padding(sizes, qkv.device)
-    return groups.attend(qkv, masks, dropout, scale)
+    return groups.attend(qkv, masks, dropout, scale, fast_dropout)
 
 
 def _full_padding(sizes: torch.Tensor, device: torch.device) -> tuple[Padding, list[torch.Tensor]]:
@@ -338,14 +374,16 @@ class AttentionLayout:
         terms: torch.Tensor | None = None,
         dropout: float = 0.0,
         scale: float | None = None,
+        fast_dropout: bool = False,
     ) -> torch.Tensor:
         r""":math:`o_i = \sum_{j \to i} \mathrm{softmax}_j(s\, q_i \cdot k_j + t_{ij})\, v_j`
         on the layout's graph. ``qkv``: (N, 3, H, D) queries, keys and values; ``terms``:
-        optional (E, H) additive per-edge terms; ``scale`` :math:`s` as SDPA's. Returns
-        (N, H, D)."""
+        optional (E, H) additive per-edge terms; ``scale`` :math:`s` as SDPA's;
+        ``fast_dropout``: see :func:`padded_attention`. Returns (N, H, D)."""
         if qkv.shape[0] == 0:
             return qkv.new_zeros(0, *qkv.shape[2:])
-        out = self.groups.attend(qkv, self.score_masks(terms, qkv.dtype), dropout, scale)
+        masks = self.score_masks(terms, qkv.dtype)
+        out = self.groups.attend(qkv, masks, dropout, scale, fast_dropout)
         return out if self.has_in_edges is None else out * self.has_in_edges
 
 

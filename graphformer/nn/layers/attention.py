@@ -12,7 +12,14 @@ from graphformer.nn.core.checks import (
     check_node_features,
     check_positive,
 )
-from graphformer.nn.core.dense import AttentionLayout, Padding, dense_attention, full_padding
+from graphformer.nn.core.dense import (
+    AttentionLayout,
+    Padding,
+    dense_attention,
+    full_padding,
+    padded_attention,
+)
+from graphformer.nn.core.dropout import fast_dropout as draw_fast_dropout
 from graphformer.nn.core.message_passing import (
     MessagePassing,
     check_engine,
@@ -84,6 +91,13 @@ class MultiHeadAttention(Mixer):
         dense, another graph dense where ``graphformer.nn.core.dense.dense_pays_off`` (small,
         dense samples), everything else as message passing: DGL's, or the torch engine's
         where DGL could not place the graph on the features' device.
+    fast_dropout : draw the dropout masks on :math:`\alpha` with
+        :func:`graphformer.nn.core.dropout.fast_dropout` (16 random bits per weight) instead
+        of SDPA's / ``nn.Dropout``'s ``bernoulli_`` (one double per weight, serial on the
+        CPU): the dense engine then writes the attention out
+        (:func:`~graphformer.nn.core.dense.padded_attention`). Other masks for a seed, so off
+        by default; ``block.fast_dropout`` (``BlockConfig``) for layers built from configs.
+        The causal decoder path keeps SDPA's dropout.
 
     The projections ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` map one-to-one
     onto ``torch.nn.MultiheadAttention``'s ``in_proj_weight`` chunks and ``out_proj``.
@@ -120,6 +134,7 @@ class MultiHeadAttention(Mixer):
         edge_value: bool = True,
         check_finite: bool = True,
         engine: str = "auto",
+        fast_dropout: bool = False,
     ) -> None:
         super().__init__()
         check_divisible(dim, num_heads)
@@ -142,6 +157,9 @@ class MultiHeadAttention(Mixer):
             self.edge_key = nn.Linear(edge_dim, dim, bias=False)
             self.edge_value = nn.Linear(edge_dim, dim, bias=False) if edge_value else None
         self.attn_dropout = nn.Dropout(attn_dropout)
+        if not isinstance(fast_dropout, bool):
+            raise ValueError(f"fast_dropout must be True or False; got {fast_dropout!r}")
+        self.fast_dropout = fast_dropout
         self.reset_parameters()
 
     @property
@@ -157,7 +175,12 @@ class MultiHeadAttention(Mixer):
         if not sizes.in_block:
             heads = config.num_heads if sizes.out_dim % config.num_heads == 0 else 1
             return ProjectedAttention(
-                sizes.in_dim, sizes.out_dim, heads, config.attn_dropout, engine=config.engine
+                sizes.in_dim,
+                sizes.out_dim,
+                heads,
+                config.attn_dropout,
+                engine=config.engine,
+                fast_dropout=config.fast_dropout,
             )
         return cls(
             config.dim,
@@ -166,6 +189,7 @@ class MultiHeadAttention(Mixer):
             edge_dim=sizes.edge_dim,
             check_finite=False,
             engine=sizes.engine(config),
+            fast_dropout=config.fast_dropout,
         )
 
     def mix(
@@ -228,6 +252,16 @@ class MultiHeadAttention(Mixer):
         """The dropout probability on the attention weights for this call (SDPA's)."""
         return self.attn_dropout.p if self.training else 0.0
 
+    def _fast(self) -> dict[str, bool]:
+        """``fast_dropout=...`` for the dense engine's calls."""
+        return {"fast_dropout": self.fast_dropout}
+
+    def _drop(self, weights: torch.Tensor) -> torch.Tensor:
+        """Dropout on message passing's attention weights (``fast_dropout`` or not)."""
+        if self.fast_dropout:
+            return draw_fast_dropout(weights, self.attn_dropout.p, self.training)
+        return self.attn_dropout(weights)
+
     def _output(self, out: torch.Tensor) -> torch.Tensor:
         """(N, H, D) heads → (N, embed_dim) through ``out_proj``."""
         return self.out_proj(out.reshape(-1, self.embed_dim))
@@ -244,7 +278,8 @@ class MultiHeadAttention(Mixer):
         """
         padding = full_padding(graph, x.device) if graph is not None else None
         qkv = self.packed_projections(x)
-        return self._output(dense_attention(qkv, sizes, self._dropout(), padding=padding))
+        out = dense_attention(qkv, sizes, self._dropout(), padding=padding, **self._fast())
+        return self._output(out)
 
     def sample_attention(self, graph: dgl.DGLGraph, x: torch.Tensor) -> torch.Tensor:
         """Attention among all nodes of each sample of ``graph`` (a plain Transformer):
@@ -287,14 +322,8 @@ class MultiHeadAttention(Mixer):
         q, k, v = self.projections(memory, x)
         (q,), (k,), (v,) = queries.pad(q), keys.pad(k), keys.pad(v)  # (B, L, H, D)
         (mask,) = keys.key_masks()
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2),
-            k.transpose(1, 2),
-            v.transpose(1, 2),
-            attn_mask=mask,
-            dropout_p=self._dropout(),
-            scale=1.0,
-        )
+        q, k, v = (part.transpose(1, 2) for part in (q, k, v))
+        out = padded_attention(q, k, v, mask, self._dropout(), 1.0, self.fast_dropout)
         return self._output(queries.unpad([out.transpose(1, 2)]))
 
     def forward(
@@ -362,7 +391,7 @@ class MultiHeadAttention(Mixer):
         if edge_bias is not None:
             score = score + edge_bias.unsqueeze(-1)
         attention = mp.edge_softmax(score)
-        weights = self.attn_dropout(attention)
+        weights = self._drop(attention)
         out = mp.u_mul_e_reduce(v, weights, "sum")
         if ev is not None:
             out = out + mp.copy_e_reduce(ev * weights, "sum")
@@ -384,21 +413,23 @@ class MultiHeadAttention(Mixer):
             q = qkv[:, 0].index_select(0, layout.dst) / math.sqrt(self.head_dim)
             key_terms = (q * self._heads(self.edge_key(edge_feat))).sum(-1)
             terms = key_terms if terms is None else terms + key_terms
-        return self._output(layout.attend(qkv, terms, self._dropout()))
+        return self._output(layout.attend(qkv, terms, self._dropout(), **self._fast()))
 
 
 def global_attention_build(
     cls: type[Mixer], config: BlockConfig, sizes: Sizes, **settings: object
 ) -> Mixer:
     """The ``build`` of every global attention mixer (``full``, ``exphormer``,
-    ``graphormer``): ``cls(dim, num_heads, attn_dropout=..., check_finite=False, engine=...,
-    **settings)``, ``settings`` being ``config.global_kwargs`` (the class's ``settings``)."""
+    ``graphormer``, ``distance_bias``): ``cls(dim, num_heads, attn_dropout=...,
+    check_finite=False, engine=..., fast_dropout=..., **settings)``, ``settings`` being
+    ``config.global_kwargs`` (the class's ``settings``)."""
     return cls(
         config.dim,
         config.num_heads,
         attn_dropout=config.attn_dropout,
         check_finite=False,
         engine=config.engine,
+        fast_dropout=config.fast_dropout,
         **settings,
     )
 
@@ -453,9 +484,17 @@ class ProjectedAttention(MultiHeadAttention):
         attn_dropout: float = 0.0,
         check_finite: bool = False,
         engine: str = "auto",
+        fast_dropout: bool = False,
     ) -> None:
         project = nn.Linear(in_dim, out_dim)  # drawn first: the RNG order of earlier releases
-        super().__init__(out_dim, num_heads, attn_dropout, check_finite=check_finite, engine=engine)
+        super().__init__(
+            out_dim,
+            num_heads,
+            attn_dropout,
+            check_finite=check_finite,
+            engine=engine,
+            fast_dropout=fast_dropout,
+        )
         self.in_dim, self.project = in_dim, project
 
     def forward(self, graph: dgl.DGLGraph, x: torch.Tensor, **kwargs) -> torch.Tensor:

@@ -186,6 +186,7 @@ class Graphormer3DAttention(Mixer):
     attn_dropout : dropout on the attention weights.
     check_finite : raise on NaN/inf input features.
     engine : ``graphformer.nn.core.message_passing`` (``dense``: padded SDPA, same bias).
+    fast_dropout : :class:`MultiHeadAttention`'s (cheaper dropout masks; off by default).
 
     >>> import dgl, torch
     >>> from graphformer.nn import Graphormer3DAttention
@@ -212,10 +213,16 @@ class Graphormer3DAttention(Mixer):
         attn_dropout: float = 0.0,
         check_finite: bool = True,
         engine: str = "auto",
+        fast_dropout: bool = False,
     ) -> None:
         super().__init__()
         self.attention = MultiHeadAttention(
-            dim, num_heads, attn_dropout=attn_dropout, check_finite=check_finite, engine=engine
+            dim,
+            num_heads,
+            attn_dropout=attn_dropout,
+            check_finite=check_finite,
+            engine=engine,
+            fast_dropout=fast_dropout,
         )
         self.distance_bias = GaussianDistanceBias(num_heads, num_kernels, cutoff, learn_centres)
 

@@ -225,6 +225,8 @@ class ExphormerAttention(Mixer):
     check_finite : raise on NaN/inf input features.
     engine : :class:`~graphformer.nn.MultiHeadAttention`'s ``engine`` (``dgl``, ``torch``, or
         ``auto``; ``dense`` only where its dense engine accepts this graph and edge terms).
+    fast_dropout : :class:`~graphformer.nn.MultiHeadAttention`'s (cheaper dropout masks; off
+        by default).
 
     >>> import dgl, torch
     >>> from graphformer.nn import ExphormerAttention
@@ -249,6 +251,7 @@ class ExphormerAttention(Mixer):
         seed: int = 0,
         check_finite: bool = True,
         engine: str = "auto",
+        fast_dropout: bool = False,
     ) -> None:
         super().__init__()
         check_exphormer_settings(degree, virtual_nodes, seed)
@@ -262,6 +265,7 @@ class ExphormerAttention(Mixer):
             edge_value=False,
             check_finite=False,
             engine=engine,
+            fast_dropout=fast_dropout,
         )
         self.engine = self.attention.engine
         self.kind = nn.Embedding(len(EdgeKind), dim)

@@ -221,6 +221,7 @@ class GraphormerAttention(Mixer):
     check_finite : raise on NaN/inf input features.
     engine : ``graphformer.nn.core.message_passing``; ``dense`` runs the biased attention only
         where :class:`MultiHeadAttention`'s dense engine supports an ``edge_bias``.
+    fast_dropout : :class:`MultiHeadAttention`'s (cheaper dropout masks; off by default).
 
     >>> import dgl, torch
     >>> from graphformer.nn import GraphormerAttention
@@ -245,10 +246,16 @@ class GraphormerAttention(Mixer):
         attn_dropout: float = 0.0,
         check_finite: bool = True,
         engine: str = "auto",
+        fast_dropout: bool = False,
     ) -> None:
         super().__init__()
         self.attention = MultiHeadAttention(
-            dim, num_heads, attn_dropout=attn_dropout, check_finite=check_finite, engine=engine
+            dim,
+            num_heads,
+            attn_dropout=attn_dropout,
+            check_finite=check_finite,
+            engine=engine,
+            fast_dropout=fast_dropout,
         )
         self.spatial = SpatialBias(num_heads, max_distance)
 
