@@ -13,16 +13,19 @@ graphformer recipe (``conf/experiment/<recipe>.yaml``, Hydra overrides allowed):
   then ``BN(h + FFN(h))``, FFN 2× wide) or PyG ``GPSConv(GINEConv)`` (``examples/graph_gps.py``'s
   model: local + global branches each with residual and BatchNorm, summed, then FFN).
 
-Both use a plain loop (no Lightning): AdamW with the recipe's learning rate and weight
-decay, a linear warm-up over ``--warmup`` epochs then cosine decay to 0 at the last epoch
-(GraphGPS's schedule, compressed to the run's epochs), gradient norm clipped at the
-recipe's value, L1 loss (zinc_logp) or cross-entropy (bbbp). Metrics: MAE (torchmetrics
-``MeanAbsoluteError``) or ROC-AUC (torchmetrics ``AUROC``, binary on P(BBB+)) on val and
-test after every epoch; a run reports the test value at its best validation epoch (as
-graphformer-train tests its best checkpoint) and at the last epoch. The two models take
-turns batch by batch (the order alternating), each drawing its random numbers from its own
-saved RNG state, so load from other jobs falls on both alike; wall and CPU seconds are
-summed per model over the timed loop (forward, loss, backward, step).
+Both use a plain loop (no Lightning): AdamW with the recipe's learning rate and weight decay
+(graphformer's with the recipe's ``fused`` setting, on by default in
+``conf/task/optimizer``; the peer's torch's default, a loop over the parameters on the CPU,
+as in PyG's examples, unless ``--peer-fused``), a linear warm-up over ``--warmup`` epochs
+then cosine decay to 0 at the last epoch (GraphGPS's schedule, compressed to the run's
+epochs), gradient norm clipped at the recipe's value, L1 loss (zinc_logp) or cross-entropy
+(bbbp). Metrics: MAE (torchmetrics ``MeanAbsoluteError``) or ROC-AUC (torchmetrics
+``AUROC``, binary on P(BBB+)) on val and test after every epoch; a run reports the test
+value at its best validation epoch (as graphformer-train tests its best checkpoint) and at
+the last epoch. The two models take turns batch by batch (the order alternating), each
+drawing its random numbers from its own saved RNG state, so load from other jobs falls on
+both alike; wall and CPU seconds are summed per model over the timed loop (forward, loss,
+backward, step).
 
 Usage (the peer needs ``pip install torch_geometric``)::
 
@@ -96,6 +99,7 @@ def recipe_settings(recipe: str, extra: list[str]) -> dict:
         "lap_pe_k": int(cfg.data.lap_pe_k),
         "lr": float(optimizer["lr"]),
         "weight_decay": float(optimizer.get("weight_decay", 0.0)),
+        "fused": bool(optimizer.get("fused", False)),
         "clip": float(cfg.trainer.get("gradient_clip_val") or 0.0),
         "task": cfg.task._target_.rsplit(".", 1)[-1],
         "standardize": bool(cfg.task.get("standardize", False)),
@@ -252,8 +256,12 @@ class Runner:
         self.mean, self.std = scale
         self.name, self.regression = name, settings["task"] == "GraphRegression"
         self.model = BUILD[name](settings, out_dim)
+        fused = settings.get("fused", False) and (name == "graphformer" or args.peer_fused)
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"]
+            self.model.parameters(),
+            lr=settings["lr"],
+            weight_decay=settings["weight_decay"],
+            fused=fused or None,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, schedule(args.epochs, args.warmup)
@@ -417,6 +425,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--eval-graphs", type=int, default=None, help="first N val/test graphs")
     parser.add_argument("--models", default="pyg,graphformer")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--peer-fused",
+        action="store_true",
+        help="the peer's AdamW fused too, as graphformer's recipe (isolates the layers)",
+    )
     parser.add_argument("--root", default=os.environ.get("GRAPHFORMER_DATA_DIR", "data"))
     parser.add_argument("--tag", default=None)
     parser.add_argument("--override", action="append", default=[], help="Hydra override")

@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rows", type=int, default=25, help="profiler table rows")
     parser.add_argument("--root", default="data")
     parser.add_argument("--override", action="append", default=[], help="Hydra override")
+    parser.add_argument(
+        "--peer-fused", action="store_true", help="the peer's AdamW fused too (as compare.py)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     settings = compare.recipe_settings(args.recipe, args.override)
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
     for name in compare.MODELS:
         torch.manual_seed(0)
         model = compare.BUILD[name](settings, info.out_dim)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"])
+        fused = settings["fused"] and (name == "graphformer" or args.peer_fused)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], fused=fused or None)
         model.train()
         sides[name] = (model, optimizer)
     for model, optimizer in sides.values():  # warm-up
