@@ -415,6 +415,22 @@ def summarize(path: Path) -> str:
     return text
 
 
+def finished_runs(path: Path, log: dict, epochs: int) -> dict[int, dict]:
+    """The seeds of an earlier log at ``path`` that ran all ``epochs`` for every model, by
+    seed; refused when that log was made with other settings, models or data sizes."""
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    for key in ("settings", "models", "epochs", "sizes"):
+        if earlier.get(key) != log.get(key):
+            raise SystemExit(
+                f"--resume: {path} was made with other {key} ({earlier.get(key)!r}, now "
+                f"{log.get(key)!r}); use another --tag, or drop --resume to start over"
+            )
+    rows = epochs * len(log["models"])
+    return {run["seed"]: run for run in earlier["runs"] if len(run["history"]) == rows}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", default="zinc_logp_gine")
@@ -434,6 +450,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tag", default=None)
     parser.add_argument("--override", action="append", default=[], help="Hydra override")
     parser.add_argument("--summarize", default=None, help="re-render a saved JSON log")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the finished seeds of results/<tag>.json (same command) and run the rest",
+    )
     args = parser.parse_args(argv)
     if args.summarize:
         print(summarize(Path(args.summarize)))
@@ -471,7 +492,12 @@ def main(argv: list[str] | None = None) -> dict:
         targets = train_y.reshape(len(train_y), -1).float()
         std = targets.std(dim=0, unbiased=False)
         scale = (targets.mean(dim=0), torch.where(std > 0, std, torch.ones_like(std)))
+    done = finished_runs(out / f"{tag}.json", log, args.epochs) if args.resume else {}
     for seed in seeds:
+        if seed in done:  # --resume: this seed finished in an earlier run of the command
+            log["runs"].append(done[seed])
+            print(f"seed {seed}: kept from the earlier run", flush=True)
+            continue
         runners = {name: Runner(name, settings, info.out_dim, seed, args, scale) for name in models}
         run = {"seed": seed, "params": {n: r.params for n, r in runners.items()}, "history": []}
         log["runs"].append(run)
