@@ -20,12 +20,14 @@ Rows (each graphformer beside its peer, same data, same batches, same threads):
   computed and cached before the timed loop) against PyG's ``DataLoader`` over ``Data``
   objects holding the same fields; same samples, batch size, shuffling, no workers.
 
-A training step is forward, loss, backward and an AdamW step; batches are built before
-the timed loop (the collation rows time that part). Each round runs every row's two sides
-one after the other, the order alternating between rounds, so load from other jobs falls
-on both alike; only the ratios mean anything on a shared machine. Wall and process CPU
-seconds are both recorded: under heavy load from other jobs the CPU seconds (time-slicing
-adds wall time, not CPU time) give the steadier ratios.
+A training step is forward, loss, backward and an AdamW step (torch's default on both
+sides; with ``--fused`` graphformer's fused, as its recipes run it, the peer's default as
+PyG's examples); batches are built before the timed loop (the collation rows time that
+part). Each round runs every row's two sides one after the other, the order alternating
+between rounds, so load from other jobs falls on both alike; only the ratios mean anything
+on a shared machine. Wall and process CPU seconds are both recorded: under heavy load from
+other jobs the CPU seconds (time-slicing adds wall time, not CPU time) give the steadier
+ratios.
 
 Usage::
 
@@ -333,6 +335,7 @@ def build(
             activation="relu",
             dropout=0.0,
             attn_dropout=0.5,
+            fast_dropout=fast_dropout,
         )
         model = GraphTransformer(
             1,
@@ -466,7 +469,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="profiled steps")
     parser.add_argument("--json")
     parser.add_argument(
-        "--fast-dropout", action="store_true", help="GatedGCN's opt-in fast dropout masks"
+        "--fast-dropout",
+        action="store_true",
+        help="graphformer's opt-in fast dropout masks (GatedGCN, attention), as its recipes",
+    )
+    parser.add_argument(
+        "--fused",
+        action="store_true",
+        help="graphformer's AdamW fused, as its recipes (conf/task/optimizer); the peer's not",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -502,7 +512,10 @@ def main() -> None:
         sides = {}
         for side in ("graphformer", "peer"):
             model = build(row, side, categories, classes, fast_dropout=args.fast_dropout)
-            opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-5)
+            fused = args.fused and side == "graphformer"
+            opt = torch.optim.AdamW(
+                model.parameters(), lr=1e-3, weight_decay=1e-5, fused=fused or None
+            )
             train_pass(row, model, opt, batches[:2])  # warm-up
             sides[side] = (model, opt)
         setups[row] = {"batches": batches, "sides": sides}

@@ -111,6 +111,30 @@ def test_every_config_composes_and_instantiates(overrides, tmp_path, data_dir):
         assert isinstance(hydra.utils.instantiate(cfg.trainer), L.Trainer)
 
 
+@pytest.mark.parametrize("name", ["adamw", "adam"])
+def test_optimizers_are_fused_and_step_as_torchs_loop(name, tmp_path, data_dir):
+    """``task/optimizer`` presets run torch's fused kernel (the loop over parameters is the
+    CPU default); the update equals the loop's up to rounding, and ``fused=false`` is the
+    loop."""
+    steps = {}
+    for fused in (True, False):
+        overrides = [f"task/optimizer={name}", "task.optimizer.weight_decay=0.01"]
+        cfg = compose_config([*overrides, f"task.optimizer.fused={fused}"], tmp_path, data_dir)
+        torch.manual_seed(0)
+        task = hydra.utils.instantiate(cfg.task, model=hydra.utils.instantiate(cfg.model))
+        configured = task.configure_optimizers()
+        optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+        assert optimizer.defaults["fused"] is fused
+        params = [p for p in task.parameters() if p.requires_grad]
+        for _ in range(3):
+            for i, p in enumerate(params):
+                p.grad = torch.full_like(p, 0.1 * (i % 7) - 0.3)
+            optimizer.step()
+        steps[fused] = [p.detach().clone() for p in params]
+    for a, b in zip(steps[True], steps[False], strict=True):
+        assert torch.allclose(a, b, atol=1e-6, rtol=0)
+
+
 def test_unknown_config_name_lists_the_valid_ones(tmp_path, data_dir):
     with pytest.raises(Exception, match=r"(?s)model.*graph_transformer"):
         compose_config(["model=nope"], tmp_path, data_dir)
