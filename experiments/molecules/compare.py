@@ -402,9 +402,47 @@ def complete_runs(log: dict) -> dict:
     return {**log, "runs": done, "incomplete": [(r["seed"], len(r["history"])) for r in cut]}
 
 
+def draw_curves(log: dict, path: Path) -> None:
+    """``path`` (PNG): per epoch, the training loss and the validation and test metric of
+    each model, mean over the seeds with a band of ± one (population) std."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = "MAE" if log["regression"] else "ROC-AUC"
+    panels = (("train_loss", "train loss"), ("val", f"val {metric}"), ("test", f"test {metric}"))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for name, colour in zip(log["models"], ("tab:orange", "tab:blue"), strict=False):
+        for ax, (key, label) in zip(axes, panels, strict=True):
+            curves = [
+                [
+                    r[key]
+                    for r in sorted(run["history"], key=lambda r: r["epoch"])
+                    if r["model"] == name
+                ]
+                for run in log["runs"]
+            ]
+            values = torch.tensor(curves, dtype=torch.float64)  # (seeds, epochs)
+            mean, std = values.mean(0), values.std(0, unbiased=False)
+            epochs = range(values.shape[1])
+            ax.plot(epochs, mean, color=colour, label=f"{name} ({len(curves)} seeds)")
+            ax.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.2)
+            ax.set_xlabel("epoch")
+            ax.set_title(label)
+    axes[0].legend()
+    fig.suptitle(f"{log['tag']}: {log['sizes']} graphs (train/val/test), REDUCED")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def summarize(path: Path) -> str:
-    """Markdown of a saved JSON log (its complete seeds), written beside it as ``.md``."""
+    """Markdown of a saved JSON log (its complete seeds), written beside it as ``.md``,
+    and its curves as ``.png``."""
     log = complete_runs(json.loads(path.read_text()))
+    if log["runs"]:
+        draw_curves(log, path.with_suffix(".png"))
     text = summary(log)
     if log["incomplete"]:
         text += (
@@ -528,6 +566,7 @@ def main(argv: list[str] | None = None) -> dict:
         writer.writerows(rows)
     text = summary(log)
     (out / f"{tag}.md").write_text(text)
+    draw_curves(log, out / f"{tag}.png")
     print(text)
     return log
 

@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import functools
 import gzip
+import json
 import logging
 import math
 import sys
@@ -446,15 +447,74 @@ def test_a_molecule_recipe_runs_fast_dev_run_on_a_tiny_slice(fake_packages, tmp_
     assert metric is None or math.isfinite(metric)
 
 
-def test_the_pyg_comparison_names_the_missing_peer(monkeypatch):
+def _compare_script():
     import importlib.util
 
     path = REPO / "experiments" / "molecules" / "compare.py"
     spec = importlib.util.spec_from_file_location("molecules_compare", path)
     compare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare)
+    return compare
+
+
+def test_the_pyg_comparison_names_the_missing_peer(monkeypatch):
+    compare = _compare_script()
     monkeypatch.setitem(sys.modules, "torch_geometric", None)
     monkeypatch.setitem(sys.modules, "torch_geometric.nn", None)
     with pytest.raises(SystemExit, match="pip install torch_geometric"):
         compare.require_pyg()
     assert compare.schedule(10, 2)(0) < compare.schedule(10, 2)(2) == 1.0
+
+
+def test_the_comparison_summarizes_draws_curves_and_resumes_finished_seeds(tmp_path):
+    """A saved log (2 seeds, the second cut short): the table and curves of the finished
+    seed; ``--resume`` keeps it, and refuses a log made with other settings."""
+    pytest.importorskip("matplotlib")
+    compare = _compare_script()
+    models, epochs = ["pyg", "graphformer"], 3
+
+    def history(seed, count):
+        rows = []
+        for epoch in range(count):
+            for i, name in enumerate(models):
+                value = 1.0 / (epoch + 1) + 0.1 * i + 0.01 * seed
+                rows.append(
+                    {
+                        "epoch": epoch,
+                        "model": name,
+                        "train_loss": value,
+                        "val": value,
+                        "test": value,
+                        "train_wall_s": 2.0 - i,
+                        "train_cpu_s": 2.0 - i,
+                        "seed": seed,
+                    }
+                )
+        return rows
+
+    log = {
+        "tag": "toy",
+        "command": "compare.py --tag toy",
+        "settings": {"recipe": "toy"},
+        "models": models,
+        "seeds": [0, 1],
+        "epochs": epochs,
+        "sizes": [8, 4, 4],
+        "regression": True,
+        "environment": {"threads": 1, "loadavg_start": [0.5]},
+        "wall_s": 60.0,
+        "runs": [
+            {"seed": 0, "params": {"pyg": 10, "graphformer": 10}, "history": history(0, 3)},
+            {"seed": 1, "params": {"pyg": 10, "graphformer": 10}, "history": history(1, 1)},
+        ],
+    }
+    path = tmp_path / "toy.json"
+    path.write_text(json.dumps(log))
+    text = compare.summarize(path)
+    assert "| graphformer | 10 | 0 | 2 | 0.4333 |" in text
+    assert "wall median 0.50×" in text and "(1, 2)" in text  # seed 1 cut short, named
+    assert path.with_suffix(".png").stat().st_size > 0
+    fresh = {key: log[key] for key in ("settings", "models", "epochs", "sizes")}
+    assert list(compare.finished_runs(path, fresh, epochs)) == [0]
+    with pytest.raises(SystemExit, match="other sizes"):
+        compare.finished_runs(path, {**fresh, "sizes": [9, 4, 4]}, epochs)
