@@ -10,7 +10,8 @@ graphformer recipe (``conf/experiment/<recipe>.yaml``, Hydra overrides allowed):
 - the peer, written here with PyG layers: the same encoders (a sum of one embedding per
   atom / bond code column; RWSE by a linear map) and head (sum readout, MLP), and per layer
   either PyG ``GINEConv`` with GraphGPS's post-norm residual blocks (``BN(x + GINE(x))``
-  then ``BN(h + FFN(h))``, FFN 2× wide) or PyG ``GPSConv(GINEConv)`` (``examples/graph_gps.py``'s
+  then ``BN(h + FFN(h))``, FFN 2× wide with dropout after its activation; dropout on both
+  branches' outputs) or PyG ``GPSConv(GINEConv)`` (``examples/graph_gps.py``'s
   model: local + global branches each with residual and BatchNorm, summed, then FFN).
 
 Both use a plain loop (no Lightning): AdamW with the recipe's learning rate and weight decay
@@ -190,8 +191,15 @@ class Peer(nn.Module):
             self.layers = nn.ModuleList(gine() for _ in range(model["num_layers"]))
             self.norms1 = nn.ModuleList(nn.BatchNorm1d(dim) for _ in self.layers)
             self.norms2 = nn.ModuleList(nn.BatchNorm1d(dim) for _ in self.layers)
+            # Linear, act, dropout, Linear: graphformer's FFN and GraphGPS's (its block
+            # dropout follows the FFN, below)
             self.ffns = nn.ModuleList(
-                nn.Sequential(nn.Linear(dim, hidden), ACTIVATIONS[act](), nn.Linear(hidden, dim))
+                nn.Sequential(
+                    nn.Linear(dim, hidden),
+                    ACTIVATIONS[act](),
+                    nn.Dropout(block["dropout"]),
+                    nn.Linear(hidden, dim),
+                )
                 for _ in self.layers
             )
             self.drop = nn.Dropout(block["dropout"])

@@ -7,6 +7,7 @@ import inspect
 from graphformer.graphs import add_self_loops_with_features
 from graphformer.nn.config import ACTIVATIONS, GPS, NORMS, BlockConfig, block_config, choose
 from graphformer.nn.core.checks import check_batch_norm, check_node_features
+from graphformer.nn.core.dropout import dropout_module
 from graphformer.nn.core.message_passing import check_dense_taken
 from graphformer.nn.mixers import REGISTRY, Mixer, build, names
 
@@ -28,16 +29,19 @@ def edge_readers() -> tuple[str, ...]:
     return tuple(name for name in names("local") if REGISTRY[name].reads_edges)
 
 
-def feed_forward(dim: int, ffn_ratio: float, activation: str, dropout: float) -> nn.Sequential:
+def feed_forward(
+    dim: int, ffn_ratio: float, activation: str, dropout: float, fast_dropout: bool = False
+) -> nn.Sequential:
     r""":math:`\mathrm{FFN}(x) = W_2\,\mathrm{drop}(\sigma(W_1 x))`, hidden width
-    ``ffn_ratio * dim``; the FFN of every block, encoder and decoder alike."""
+    ``ffn_ratio * dim``; the FFN of every block, encoder and decoder alike (``fast_dropout``:
+    the mask from :func:`graphformer.nn.core.dropout.fast_dropout`)."""
     if ffn_ratio <= 0:
         raise ValueError(f"ffn_ratio must be positive; got {ffn_ratio}")
     hidden = max(1, round(ffn_ratio * dim))
     return nn.Sequential(
         nn.Linear(dim, hidden),
         ACTIVATIONS[choose("activation", activation, ACTIVATIONS)](),
-        nn.Dropout(dropout),
+        dropout_module(dropout, fast_dropout),
         nn.Linear(hidden, dim),
     )
 
@@ -223,8 +227,9 @@ class GraphTransformerBlock(nn.Module):
         self.norm_local = NORMS[block.norm](dim) if local is not None else None
         self.norm_global = NORMS[block.norm](dim) if global_mixer is not None else None
         self.norm_ffn = NORMS[block.norm](dim)
-        self.ffn = feed_forward(dim, block.ffn_ratio, block.activation, block.dropout)
-        self.dropout = nn.Dropout(block.dropout)
+        fast = block.fast_dropout
+        self.ffn = feed_forward(dim, block.ffn_ratio, block.activation, block.dropout, fast)
+        self.dropout = dropout_module(block.dropout, fast)
         check_dense_taken(block.engine, self, "GraphTransformerBlock")  # the rule: message_passing
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:

@@ -70,7 +70,8 @@ class BlockConfig:
     attn_dropout : dropout on attention weights.
     engine : ``graphformer.nn.core.message_passing.ENGINES``; a block's ``dense`` runs its
         global attention as padded SDPA and its local mixers on ``auto``.
-    fast_dropout : GatedGCN and the attention mixers draw their dropout masks with
+    fast_dropout : every dropout of the blocks (theirs, their FFNs', GatedGCN's, the
+        attention weights') draws its masks with
         :func:`graphformer.nn.core.dropout.fast_dropout` (16 random bits per element, where
         ``bernoulli_`` draws a double: a GatedGCN layer in 0.70× the time on CPU, the ReLU
         folded in; attention's dense engine writes SDPA out around it), whose masks differ

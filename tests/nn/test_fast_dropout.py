@@ -1,6 +1,7 @@
 """Opt-in fast dropout: drop rate, scaling, the folded ReLU, eval identity, the switch;
 GatedGCN with it equals GatedGCN without it outside training; attention's written-out SDPA
-with fast masks against a dense reference, its gradients, and the attention mixers' switch."""
+with fast masks against a dense reference, its gradients, and the attention mixers' switch;
+the blocks' own dropouts (FastDropout) and a model with every dropout fast."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import graphformer  # noqa: F401  (before DGL)
 from graphformer.graphs import complete_graph
 from graphformer.nn import BlockConfig, GatedGCN, GraphTransformer, MultiHeadAttention
 from graphformer.nn.core.dense import padded_attention
-from graphformer.nn.core.dropout import fast_dropout
+from graphformer.nn.core.dropout import FastDropout, fast_dropout
 
 import pytest
 import torch
@@ -135,3 +136,43 @@ def test_the_block_setting_reaches_every_attention_and_is_identity_outside_train
         assert dropped.isfinite().all() and not torch.allclose(dropped, plain(graph, x))
     with pytest.raises(ValueError, match="fast_dropout must be True or False; got 'no'"):
         MultiHeadAttention(8, 2, fast_dropout="no")
+
+
+def test_fast_dropout_module_is_nn_dropout_with_fast_masks():
+    module = FastDropout(0.25)
+    assert isinstance(module, torch.nn.Dropout) and module.state_dict() == {}
+    x = torch.rand(50_000) + 0.5
+    torch.manual_seed(4)
+    y = module(x)
+    torch.manual_seed(4)
+    assert torch.equal(y, fast_dropout(x, 0.25))
+    module.eval()
+    assert torch.equal(module(x), x)
+
+
+def test_the_block_setting_makes_every_dropout_of_a_model_fast():
+    """With ``fast_dropout`` a GPS model draws no ``bernoulli_`` at all in training (the
+    blocks' dropouts, their FFNs', the attention weights'); without it, the same modules are
+    ``nn.Dropout``; outputs equal outside training."""
+    graph = random_graph([6, 5, 7], p=0.4, seed=3)
+    x = torch.randn(graph.num_nodes(), 4)
+    models = {}
+    for flag in (False, True):
+        block = BlockConfig(
+            dim=8, num_heads=2, mixer="gps", dropout=0.3, attn_dropout=0.5, fast_dropout=flag
+        )
+        torch.manual_seed(0)
+        models[flag] = GraphTransformer(3, block, 2, in_dim=4)
+        # the blocks' and FFNs' dropouts (p = 0.3); attention keeps its nn.Dropout(0.5)
+        # module for p and applies the fast masks itself (counted below)
+        own = [m for m in models[flag].modules() if isinstance(m, torch.nn.Dropout) and m.p == 0.3]
+        assert len(own) == 4 and all(isinstance(m, FastDropout) is flag for m in own)
+    for flag, model in models.items():
+        model.train()
+        with torch.profiler.profile() as profile:
+            model(graph, x).sum().backward()
+        draws = sum(e.count for e in profile.key_averages() if e.key == "aten::bernoulli_")
+        assert (draws == 0) is flag, (flag, draws)  # without the switch: nn.Dropout's draws
+    for model in models.values():
+        model.eval()
+    assert torch.allclose(models[False](graph, x), models[True](graph, x), atol=1e-6)

@@ -16,8 +16,10 @@ with :math:`b` a uniform int16, so an element is dropped with probability
 ``relu=True`` the ReLU is folded into the mask (:math:`x > 0` and kept), one pass less
 forward and backward. The masks differ from ``F.dropout``'s for the same seed (other
 random numbers), so outputs of a seeded run change: it is off unless asked for
-(``GatedGCN(fast_dropout=True)``, or ``BlockConfig(fast_dropout=True)`` — from the CLI
-``model.block.fast_dropout=true`` — for layers built from configs). Measured on the 2-core CPU
+(``GatedGCN(fast_dropout=True)``, ``MultiHeadAttention(fast_dropout=True)``, or
+``BlockConfig(fast_dropout=True)`` — from the CLI ``model.block.fast_dropout=true`` — for
+everything built from configs: those layers, and the blocks' own dropouts as
+:class:`FastDropout`). Measured on the 2-core CPU
 VM: the mask of an (85,600 × 70) edge tensor in 9–13 ms against ``bernoulli_``'s 40–57 ms;
 one GatedGCN layer (width 70, 16 CLUSTER graphs) forward + backward in 0.70× the time.
 """
@@ -25,6 +27,7 @@ one GatedGCN layer (width 70, 16 CLUSTER graphs) forward + backward in 0.70× th
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def fast_dropout(
@@ -47,3 +50,16 @@ def fast_dropout(
     # x times a 0-or-1/(1-p) factor (what autograd keeps): faster here than torch.where
     # or masked_fill, whose forward and backward each take a slower pass.
     return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+
+
+class FastDropout(nn.Dropout):
+    """``nn.Dropout`` whose masks come from :func:`fast_dropout` (same ``p``, no parameters
+    or buffers: state dicts do not change)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fast_dropout(x, self.p, self.training)
+
+
+def dropout_module(p: float, fast: bool = False) -> nn.Dropout:
+    """``nn.Dropout(p)``, or :class:`FastDropout` with ``fast`` (``BlockConfig.fast_dropout``)."""
+    return FastDropout(p) if fast else nn.Dropout(p)

@@ -7,6 +7,7 @@ from graphformer.graphs import Counts, causal_graph, complete_bipartite, sample_
 from graphformer.nn.block import feed_forward
 from graphformer.nn.config import NORMS, BlockConfig, block_config
 from graphformer.nn.core.checks import check_node_features, check_positive
+from graphformer.nn.core.dropout import dropout_module
 from graphformer.nn.core.message_passing import check_engine, decide_engine
 from graphformer.nn.layers.attention import MultiHeadAttention
 
@@ -78,16 +79,15 @@ class DecoderBlock(nn.Module):
         self.engine = check_engine(engine)
         self.dim, self.prenorm, self.check_finite = dim, block.prenorm, check_finite
         self.memory_dim = dim if memory_dim is None else memory_dim
-        attn_dropout = block.attn_dropout
-        self.self_attn = MultiHeadAttention(
-            dim, num_heads, attn_dropout, check_finite=False, engine=engine
-        )
+        attn_dropout, fast = block.attn_dropout, block.fast_dropout
+        settings = {"check_finite": False, "engine": engine, "fast_dropout": fast}
+        self.self_attn = MultiHeadAttention(dim, num_heads, attn_dropout, **settings)
         self.cross_attn = MultiHeadAttention(
-            dim, num_heads, attn_dropout, src_dim=memory_dim, check_finite=False, engine=engine
+            dim, num_heads, attn_dropout, src_dim=memory_dim, **settings
         )
         self.norm1, self.norm2, self.norm3 = (NORMS[block.norm](dim) for _ in range(3))
-        self.ffn = feed_forward(dim, block.ffn_ratio, block.activation, block.dropout)
-        self.dropout = nn.Dropout(block.dropout)
+        self.ffn = feed_forward(dim, block.ffn_ratio, block.activation, block.dropout, fast)
+        self.dropout = dropout_module(block.dropout, fast)
 
     def passes_messages(self, graph: dgl.DGLGraph | None, like: torch.Tensor) -> bool:
         """Whether attention runs on graphs (else as padded SDPA from the sizes), as
