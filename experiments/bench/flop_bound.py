@@ -5,7 +5,7 @@ bound = FLOPs as run ÷ this machine's GEMM rate; the row is measured epoch ÷ b
 - **Epoch**: ``conf/model/graph_transformer.yaml``'s model (4 blocks of neighbourhood
   attention + self-loops, width 64, 4 heads, FFN 2×, GELU, pre-LayerNorm, LapPE 8, head
   of 2 layers) trained for one epoch with a plain loop (forward, cross-entropy, backward,
-  AdamW step) over ``GraphDataModule``'s CLUSTER training loader (batch 32, LapPE computed
+  AdamW step, fused as ``conf/task/optimizer/adamw.yaml`` runs it) over ``GraphDataModule``'s CLUSTER training loader (batch 32, LapPE computed
   and cached before timing; the loader's collation is inside the epoch as in training).
   Median of ``--rounds`` epochs, wall and process-CPU seconds.
 - **FLOPs as run**: every batch of the epoch once through forward + backward under
@@ -145,7 +145,7 @@ def main() -> None:
     data.setup("fit")
     loader = data.train_dataloader()
     net = model()
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=True)  # as task/optimizer
     batches = list(loader)  # the FLOP count's batches (same shapes as the epoch's)
     step(net, optimizer, *batches[0])  # warm-up
 
