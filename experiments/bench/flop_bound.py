@@ -3,11 +3,12 @@
 bound = FLOPs as run ÷ this machine's GEMM rate; the row is measured epoch ÷ bound.
 
 - **Epoch**: ``conf/model/graph_transformer.yaml``'s model (4 blocks of neighbourhood
-  attention + self-loops, width 64, 4 heads, FFN 2×, GELU, pre-LayerNorm, LapPE 8, head
-  of 2 layers) trained for one epoch with a plain loop (forward, cross-entropy, backward,
-  AdamW step, fused as ``conf/task/optimizer/adamw.yaml`` runs it) over ``GraphDataModule``'s CLUSTER training loader (batch 32, LapPE computed
-  and cached before timing; the loader's collation is inside the epoch as in training).
-  Median of ``--rounds`` epochs, wall and process-CPU seconds.
+  attention + self-loops, width 64, 4 heads, FFN 2×, GELU, pre-LayerNorm, LapPE 8, head of 2
+  layers) trained for one epoch with a plain loop (forward, cross-entropy, backward, AdamW
+  step, fused as ``conf/task/optimizer/adamw.yaml`` runs it) over ``GraphDataModule``'s
+  CLUSTER training loader (batch 32, LapPE computed and cached before timing; the loader's
+  collation is inside the epoch as in training). Median of ``--rounds`` epochs, wall and
+  process-CPU seconds.
 - **FLOPs as run**: every batch of the epoch once through forward + backward under
   ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, SDPA, convolutions: what it
   counts), plus by hand from the shapes the profiler records: CPU flash attention (the
