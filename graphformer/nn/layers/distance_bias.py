@@ -216,14 +216,8 @@ class Graphormer3DAttention(Mixer):
         fast_dropout: bool = False,
     ) -> None:
         super().__init__()
-        self.attention = MultiHeadAttention(
-            dim,
-            num_heads,
-            attn_dropout=attn_dropout,
-            check_finite=check_finite,
-            engine=engine,
-            fast_dropout=fast_dropout,
-        )
+        kwargs = {"check_finite": check_finite, "engine": engine, "fast_dropout": fast_dropout}
+        self.attention = MultiHeadAttention(dim, num_heads, attn_dropout, **kwargs)
         self.distance_bias = GaussianDistanceBias(num_heads, num_kernels, cutoff, learn_centres)
 
     build = classmethod(global_attention_build)

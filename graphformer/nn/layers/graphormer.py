@@ -249,14 +249,8 @@ class GraphormerAttention(Mixer):
         fast_dropout: bool = False,
     ) -> None:
         super().__init__()
-        self.attention = MultiHeadAttention(
-            dim,
-            num_heads,
-            attn_dropout=attn_dropout,
-            check_finite=check_finite,
-            engine=engine,
-            fast_dropout=fast_dropout,
-        )
+        kwargs = {"check_finite": check_finite, "engine": engine, "fast_dropout": fast_dropout}
+        self.attention = MultiHeadAttention(dim, num_heads, attn_dropout, **kwargs)
         self.spatial = SpatialBias(num_heads, max_distance)
 
     build = classmethod(global_attention_build)
