@@ -19,7 +19,7 @@ from graphformer.nn.core.dense import (
     full_padding,
     padded_attention,
 )
-from graphformer.nn.core.dropout import fast_dropout as draw_fast_dropout
+from graphformer.nn.core.dropout import dropout_module
 from graphformer.nn.core.message_passing import (
     MessagePassing,
     check_engine,
@@ -156,10 +156,10 @@ class MultiHeadAttention(Mixer):
         if edge_dim is not None:
             self.edge_key = nn.Linear(edge_dim, dim, bias=False)
             self.edge_value = nn.Linear(edge_dim, dim, bias=False) if edge_value else None
-        self.attn_dropout = nn.Dropout(attn_dropout)
         if not isinstance(fast_dropout, bool):
             raise ValueError(f"fast_dropout must be True or False; got {fast_dropout!r}")
         self.fast_dropout = fast_dropout
+        self.attn_dropout = dropout_module(attn_dropout, fast_dropout)  # message passing's
         self.reset_parameters()
 
     @property
@@ -255,12 +255,6 @@ class MultiHeadAttention(Mixer):
     def _fast(self) -> dict[str, bool]:
         """``fast_dropout=...`` for the dense engine's calls."""
         return {"fast_dropout": self.fast_dropout}
-
-    def _drop(self, weights: torch.Tensor) -> torch.Tensor:
-        """Dropout on message passing's attention weights (``fast_dropout`` or not)."""
-        if self.fast_dropout:
-            return draw_fast_dropout(weights, self.attn_dropout.p, self.training)
-        return self.attn_dropout(weights)
 
     def _output(self, out: torch.Tensor) -> torch.Tensor:
         """(N, H, D) heads → (N, embed_dim) through ``out_proj``."""
@@ -391,7 +385,7 @@ class MultiHeadAttention(Mixer):
         if edge_bias is not None:
             score = score + edge_bias.unsqueeze(-1)
         attention = mp.edge_softmax(score)
-        weights = self._drop(attention)
+        weights = self.attn_dropout(attention)
         out = mp.u_mul_e_reduce(v, weights, "sum")
         if ev is not None:
             out = out + mp.copy_e_reduce(ev * weights, "sum")
