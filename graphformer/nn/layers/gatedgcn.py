@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from graphformer.nn.core.checks import check_edge_tensor, check_node_features, check_positive
 from graphformer.nn.core.dropout import fast_dropout
+from graphformer.nn.core.linear import add_linear
 from graphformer.nn.core.message_passing import (
     MESSAGE_PASSING_ENGINES,
     MessagePassing,
@@ -43,8 +44,10 @@ class GatedGCN(Mixer):
     Without edge state (``edge_state=None``) :math:`e = 0`: the layer then creates the
     edge state the next layer reads (without building the zeros: :math:`C e = 0`). The
     four node projections run as one matmul (:meth:`node_projections`) and :math:`C e`
-    adds onto :math:`A h_i + B h_j` in one ``addmm``: two (E, dim) passes for
-    :math:`\hat e` instead of four. A node without in-edges aggregates zeros.
+    adds onto :math:`A h_i + B h_j` in one GEMM with an add
+    (:func:`graphformer.nn.core.linear.add_linear`: oneDNN on large CPU batches): two
+    (E, dim) passes for :math:`\hat e` instead of four. A node without in-edges
+    aggregates zeros.
 
     As the mixer ``gatedgcn`` (``graphformer.nn.mixers``) it owns its dropout and residuals
     (``owns_residual`` follows ``residual``), as in GraphGPS: a block only norms its output.
@@ -142,17 +145,18 @@ class GatedGCN(Mixer):
             dst = dst + 0.0 * self.gate_edge.weight.sum()
         gates = mp.u_add_v(src, dst)  # C's bias is folded into dst's
         if edge_state is not None:
-            gates = torch.addmm(gates, edge_state, self.gate_edge.weight.t())
+            gates = add_linear(gates, edge_state, self.gate_edge.weight)
         sigma = torch.sigmoid(gates)
         weighted, total = mp.gated_sum(value, sigma)
         h = root + weighted / (total + self.eps)
-        if self.fast_dropout:
-            p = self.dropout.p
-            h = fast_dropout(self.norm_node(h), p, self.training, relu=True)
-            e = fast_dropout(self.norm_edge(gates), p, self.training, relu=True)
-        else:
-            h = self.dropout(F.relu(self.norm_node(h)))
-            e = self.dropout(F.relu(self.norm_edge(gates)))
+        if self.fast_dropout:  # the residuals added in the dropout's pass (addcmul)
+            p, training = self.dropout.p, self.training
+            skip_h, skip_e = (x, edge_state) if self.residual else (None, None)
+            h = fast_dropout(self.norm_node(h), p, training, relu=True, residual=skip_h)
+            e = fast_dropout(self.norm_edge(gates), p, training, relu=True, residual=skip_e)
+            return h, e
+        h = self.dropout(F.relu(self.norm_node(h)))
+        e = self.dropout(F.relu(self.norm_edge(gates)))
         if self.residual:
             h, e = x + h, (e if edge_state is None else edge_state + e)
         return h, e
