@@ -42,6 +42,25 @@ def test_fast_dropout_folds_the_relu_and_passes_gradients_through_kept_entries()
     assert torch.equal(fast_dropout(x, 0.2, training=False, relu=True), torch.relu(x))
 
 
+def test_fast_dropout_adds_the_residual_in_its_pass_with_the_same_mask_and_gradients():
+    torch.manual_seed(2)
+    x = torch.randn(4, 777, requires_grad=True)
+    skip = torch.randn(4, 777, requires_grad=True)
+    for relu in (False, True):
+        torch.manual_seed(9)
+        fused = fast_dropout(x, 0.3, relu=relu, residual=skip)
+        torch.manual_seed(9)
+        plain = skip + fast_dropout(x, 0.3, relu=relu)
+        assert torch.allclose(fused, plain, atol=1e-6)  # addcmul's fused multiply-add
+        grad = torch.randn_like(fused)
+        ours = torch.autograd.grad(fused, (x, skip), grad)
+        theirs = torch.autograd.grad(plain, (x, skip), grad)
+        for a, b in zip(ours, theirs, strict=True):
+            assert torch.allclose(a, b, atol=1e-6)
+        outside = fast_dropout(x, 0.3, training=False, relu=relu, residual=skip)
+        assert torch.equal(outside, skip + (torch.relu(x) if relu else x))
+
+
 def test_fast_dropout_names_bad_probability_and_switch():
     with pytest.raises(ValueError, match=r"dropout probability must be in \[0, 1\); got 1.0"):
         fast_dropout(torch.ones(3), 1.0)

@@ -31,15 +31,22 @@ from torch import nn
 
 
 def fast_dropout(
-    x: torch.Tensor, p: float, training: bool = True, relu: bool = False
+    x: torch.Tensor,
+    p: float,
+    training: bool = True,
+    relu: bool = False,
+    residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Inverted dropout of ``x`` with probability ``p`` from 16-bit random draws (see the
-    module's docstring); with ``relu`` it returns ``dropout(relu(x))`` in one pass. Outside
-    training (or ``p == 0``) the identity (or the ReLU)."""
+    module's docstring); with ``relu`` it returns ``dropout(relu(x))`` in one pass, with
+    ``residual`` (shaped as ``x``) ``residual + dropout(...)`` in that same pass (one
+    ``addcmul``: no (E, d) temporary for the dropped tensor). Outside training (or
+    ``p == 0``) the identity (or the ReLU), plus ``residual``."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1); got {p}")
     if not training or p == 0.0 or x.numel() == 0:
-        return torch.relu(x) if relu else x
+        out = torch.relu(x) if relu else x
+        return out if residual is None else residual + out
     numel = x.numel()
     words = torch.empty((numel + 3) // 4, dtype=torch.int64, device=x.device)
     bits = words.random_(-(2**63), None)  # all 64 bits (random_() leaves the sign bit 0)
@@ -49,7 +56,8 @@ def fast_dropout(
         keep &= x > 0
     # x times a 0-or-1/(1-p) factor (what autograd keeps): faster here than torch.where
     # or masked_fill, whose forward and backward each take a slower pass.
-    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+    factor = keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+    return x * factor if residual is None else torch.addcmul(residual, x, factor)
 
 
 class FastDropout(nn.Dropout):
