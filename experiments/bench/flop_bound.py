@@ -87,6 +87,16 @@ SPARSE_OPS = ("GSpMM", "GSDDMM", "EdgeSoftmax")
 SDPA = "aten::_scaled_dot_product_flash_attention_for_cpu"
 
 
+def _inside_itself(event) -> bool:
+    """Whether a profiler event runs inside an event of the same name."""
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name == event.name:
+            return True
+        parent = parent.cpu_parent
+    return False
+
+
 def hand_counted_flops(events) -> dict[str, float]:
     """FLOPs FlopCounterMode does not see, from the profiler's recorded input shapes.
 
@@ -95,10 +105,17 @@ def hand_counted_flops(events) -> dict[str, float]:
       div).
     - CPU flash attention: forward 4·B·H·L·S·D (QKᵀ and PV); backward 10·B·H·L·S·D (QKᵀ
       recomputed, then dV, dP, dQ, dK): the FLOPs as run, padded cells included.
+
+    Under ``FlopCounterMode`` (a dispatch mode) the profiler records each op twice, the
+    redispatched call inside the first (``PythonDispatchMode``); only the outer one is
+    counted. Until 2026-12-03 both were, which doubled the attention's FLOPs and with them
+    the bound (the ratios of issue 23's second and third passes were 1.39× too low).
     """
     flops: dict[str, float] = defaultdict(float)
     for event in events:
         name, shapes = event.name, event.input_shapes
+        if _inside_itself(event):
+            continue
         if name == SDPA:
             (b, h, rows, d), s = shapes[0], shapes[1][2]
             flops[name] += 4 * b * h * rows * s * d
