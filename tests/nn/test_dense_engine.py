@@ -9,7 +9,6 @@ must take it by :func:`graphformer.nn.core.dense.dense_pays_off`.
 from __future__ import annotations
 
 import copy
-import math
 
 import graphformer  # noqa: F401  (before DGL)
 import graphformer.nn.core.dense as dense_module
@@ -22,13 +21,7 @@ from graphformer.graphs import (
     union_graphs,
 )
 from graphformer.nn import BlockConfig, GraphTransformer, MultiHeadAttention
-from graphformer.nn.core.dense import (
-    AttentionLayout,
-    attention_layout,
-    dense_pays_off,
-    padded_attention,
-    written_out_pays_off,
-)
+from graphformer.nn.core.dense import AttentionLayout, attention_layout, dense_pays_off
 
 import dgl
 import pytest
@@ -235,48 +228,3 @@ def test_half_precision_attention_on_the_cpu_runs_dense():
     out = dense.half()(graph, x.half())
     assert out.dtype == torch.float16
     assert_close("float16 dense vs float32", out.float(), dense.float()(graph, x), atol=2e-2)
-
-
-@pytest.mark.parametrize("mask_kind", ["keys", "additive", "none"])
-def test_written_out_attention_equals_sdpa_with_gradients(mask_kind, monkeypatch):
-    """Below WRITTEN_OUT_MAX_KEYS the CPU path is matmul-softmax-matmul; it computes what
-    SDPA does, boolean key masks, additive masks (rows of -inf but the diagonal) and none."""
-    torch.manual_seed(0)
-    block = torch.randn(3, 9, 3, 2, 4, requires_grad=True)  # (B, L, q/k/v, H, D)
-    valid = torch.arange(9) < torch.tensor([9, 6, 1]).unsqueeze(1)
-    masks = {
-        "keys": valid[:, None, None, :],
-        "additive": torch.where(torch.rand(3, 1, 9, 9) < 0.5, 0.0, -math.inf).diagonal_scatter(
-            torch.zeros(3, 1, 9), dim1=-2, dim2=-1
-        ),
-        "none": None,
-    }
-    mask = masks[mask_kind]
-    q, k, v = block.transpose(1, 3).unbind(2)  # strided views, as Padding.attend passes
-    assert written_out_pays_off(q, k)
-    grad = torch.randn(3, 2, 9, 4)
-    outs = {}
-    for keys in (0, dense_module.WRITTEN_OUT_MAX_KEYS):
-        monkeypatch.setattr(dense_module, "WRITTEN_OUT_MAX_KEYS", keys)
-        out = padded_attention(q, k, v, mask, scale=0.7)
-        outs[keys] = (out, torch.autograd.grad(out, block, grad)[0])
-    (sdpa, sdpa_grad), (ours, ours_grad) = outs.values()
-    assert_close(f"written-out vs SDPA ({mask_kind})", ours, sdpa, atol=1e-6)
-    assert_close(f"written-out vs SDPA gradient ({mask_kind})", ours_grad, sdpa_grad, atol=1e-5)
-
-
-def test_sdpa_runs_above_the_written_out_limit_and_with_its_own_dropout(monkeypatch):
-    q = torch.randn(1, 1, dense_module.WRITTEN_OUT_MAX_KEYS + 1, 4)
-    assert not written_out_pays_off(q, q)
-    calls = []
-    sdpa = torch.nn.functional.scaled_dot_product_attention
-    monkeypatch.setattr(
-        dense_module.F,
-        "scaled_dot_product_attention",
-        lambda *a, **k: calls.append(k) or sdpa(*a, **k),
-    )
-    small = torch.randn(1, 1, 5, 4)
-    padded_attention(q, q, q, None)
-    padded_attention(small, small, small, None, dropout=0.5)  # SDPA's masks, not fast ones
-    padded_attention(small, small, small, None)
-    assert [call["dropout_p"] for call in calls] == [0.0, 0.5]

@@ -41,9 +41,6 @@ import torch.nn.functional as F
 DENSE_CELLS_PER_EDGE = 8.0
 #: Above this many nodes in one sample the (L, L) score matrices grow too large to pad.
 DENSE_MAX_SAMPLE = 512
-#: Up to this many keys :func:`padded_attention` writes attention out on the CPU rather
-#: than calling SDPA (level with SDPA's flash kernel at 256 keys, slower beyond).
-WRITTEN_OUT_MAX_KEYS = 192
 
 
 def padding_index(sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -100,12 +97,6 @@ def key_mask(sizes: torch.Tensor, longest: int) -> torch.Tensor:
     return valid[:, None, None, :]
 
 
-def written_out_pays_off(q: torch.Tensor, k: torch.Tensor) -> bool:
-    """Whether :func:`padded_attention` writes attention out (two batched GEMMs and a
-    softmax) rather than calling SDPA: on the CPU, up to :data:`WRITTEN_OUT_MAX_KEYS` keys."""
-    return q.device.type == "cpu" and k.shape[-2] <= WRITTEN_OUT_MAX_KEYS
-
-
 def padded_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -116,21 +107,13 @@ def padded_attention(
     fast_dropout: bool = False,
 ) -> torch.Tensor:
     r""":math:`\mathrm{drop}(\mathrm{softmax}(s\, Q K^\top + M))\, V` on (B, H, L, D)
-    blocks, ``mask`` :math:`M` boolean (True where a key is valid) or additive, ``scale``
-    :math:`s` (default :math:`1/\sqrt D`).
-
-    Written out (``matmul``, ``softmax``, ``matmul``) when :func:`written_out_pays_off`
-    and there is no dropout: on the CPU SDPA's flash kernel is slower than that on the
-    short samples padded attention runs on (forward + backward 0.5–0.8× its time up to
-    :data:`WRITTEN_OUT_MAX_KEYS` keys at head widths 8–64, measured with
-    ``experiments/bench/written_out.py``); else
-    ``F.scaled_dot_product_attention(..., dropout_p=dropout)``, SDPA's own dropout masks.
-    With ``fast_dropout`` and ``dropout > 0`` always written out, the mask drawn by
-    :func:`graphformer.nn.core.dropout.fast_dropout`: on the CPU SDPA's dropout draws one
-    ``bernoulli_`` double per score cell (9 % of a ``zinc_logp_gps`` training step); other
-    masks than SDPA's for a seed, hence opt-in."""
-    sdpas_dropout = dropout > 0.0 and not fast_dropout
-    if sdpas_dropout or (dropout == 0.0 and not written_out_pays_off(q, k)):
+    blocks: ``F.scaled_dot_product_attention`` with ``attn_mask=mask`` (boolean: True where
+    a key is valid; or additive), ``dropout_p=dropout`` and ``scale`` :math:`s` (default
+    :math:`1/\sqrt D`). With ``fast_dropout`` and ``dropout > 0`` the same formula written
+    out, its dropout mask drawn by :func:`graphformer.nn.core.dropout.fast_dropout`: on the
+    CPU SDPA's dropout draws one ``bernoulli_`` double per score cell (9 % of a
+    ``zinc_logp_gps`` training step); other masks than SDPA's for a seed, hence opt-in."""
+    if not (fast_dropout and dropout > 0.0):
         return F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale
         )
@@ -143,9 +126,7 @@ def padded_attention(
                 ~mask, -math.inf
             )
         scores = scores.add_(mask)
-    weights = torch.softmax(scores, dim=-1)
-    if dropout > 0.0:
-        weights = draw_fast_dropout(weights, dropout)
+    weights = draw_fast_dropout(torch.softmax(scores, dim=-1), dropout)
     return torch.matmul(weights, v)
 
 
