@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -83,16 +84,56 @@ class GraphboltFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
 
+#: The OpenMP runtime DGL's Linux wheels link, by its SONAME.
+DGL_OPENMP = "libgomp.so.1"
+#: File names of OpenMP runtimes a torch wheel may bundle in ``torch/lib``.
+OPENMP_RUNTIMES = ("libgomp*.so*", "libiomp*.so*", "libomp*.so*", "libomp*.dylib")
+
+
+def second_openmp_runtime(torch_lib: Path | None) -> str | None:
+    """The OpenMP runtime bundled in ``torch_lib`` (torch's ``lib`` folder) that would run
+    *beside* DGL's ``libgomp.so.1``, or None when there is none.
+
+    A runtime bundled under DGL's own SONAME is shared: torch loads it first and DGL's
+    kernels then resolve to it (torch 2.13's and 2.14's wheels bundle ``libgomp.so.1``).
+    One under a private name (``libgomp-a34b3233.so.1``, as older torch wheels bundled it,
+    or Intel's ``libiomp5.so``) is a second runtime with its own thread pool.
+    """
+    if torch_lib is None or not torch_lib.is_dir():
+        return None
+    for pattern in OPENMP_RUNTIMES:
+        for library in sorted(torch_lib.glob(pattern)):
+            if library.name != DGL_OPENMP:
+                return library.name
+    return None
+
+
+def _torch_lib() -> Path | None:
+    """torch's ``lib`` folder, found without importing torch."""
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "lib"
+
+
 def install() -> None:
     """Make ``import dgl`` work, and run fast, under current torch. Idempotent, import-free.
 
-    Also sets ``OMP_WAIT_POLICY=PASSIVE`` unless the caller chose a policy: DGL's kernels
-    use the system libgomp and torch its own bundled copy, and with both runtimes'
-    idle threads spin-waiting, every DGL kernel call costs milliseconds on a small
-    machine (measured on 2 cores: one epoch of the main job 87 s → 29 s). It only takes
-    effect when graphformer is imported before torch, as the command-line tools do.
+    Also sets ``OMP_WAIT_POLICY=PASSIVE``, unless the caller chose a policy, when torch
+    bundles a second OpenMP runtime beside DGL's (:func:`second_openmp_runtime`): with
+    two runtimes' idle threads spin-waiting for the same cores, every DGL kernel call
+    costs milliseconds on a small machine (measured on 2 cores with such a torch: one epoch
+    of the main job 87 s → 29 s). With one shared runtime (torch 2.13, 2.14) the policy is
+    left to libgomp's default, spin briefly and then sleep: ``PASSIVE`` there wakes a
+    sleeping thread for every parallel op, and made the ``zinc_gps`` recipe's training
+    step 2.8x slower (``experiments/bench/README.md``, issue 23's fifth pass). It only
+    takes effect when graphformer is imported before torch, as the command-line tools do.
     """
     os.environ.setdefault("DGLBACKEND", "pytorch")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if second_openmp_runtime(_torch_lib()) is not None:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if not any(isinstance(finder, GraphboltFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, GraphboltFinder())

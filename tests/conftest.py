@@ -8,8 +8,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-# First, before torch loads: install() sets DGLBACKEND and OMP_WAIT_POLICY=PASSIVE (without
-# it, DGL's and torch's OpenMP runtimes spin against each other and this suite runs ~7x slower).
+# First, before torch loads: install() sets DGLBACKEND, and OMP_WAIT_POLICY=PASSIVE where torch
+# bundles a second OpenMP runtime beside DGL's (then the two would spin against each other and
+# this suite ran ~7x slower).
 import graphformer  # noqa: F401
 
 import pytest

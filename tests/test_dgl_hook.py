@@ -116,14 +116,52 @@ def test_graphformer_import_installed_exactly_one_finder():
     assert len(_finders()) == 1
 
 
+def test_install_sets_dglbackend_only_when_unset(monkeypatch):
+    monkeypatch.delenv("DGLBACKEND", raising=False)
+    install()
+    assert os.environ["DGLBACKEND"] == "pytorch"
+    monkeypatch.setenv("DGLBACKEND", "tensorflow")
+    install()
+    assert os.environ["DGLBACKEND"] == "tensorflow"
+
+
 @pytest.mark.parametrize(
-    ("variable", "default", "chosen"),
-    [("DGLBACKEND", "pytorch", "tensorflow"), ("OMP_WAIT_POLICY", "PASSIVE", "ACTIVE")],
+    ("files", "second"),
+    [
+        ([], None),  # no bundled runtime (a conda torch links the environment's libgomp)
+        (["libgomp.so.1", "libtorch_cpu.so"], None),  # torch 2.13/2.14 wheels: shared SONAME
+        (["libgomp-a34b3233.so.1", "libtorch_cpu.so"], "libgomp-a34b3233.so.1"),
+        (["libiomp5.so"], "libiomp5.so"),
+    ],
 )
-def test_install_sets_environment_only_when_unset(monkeypatch, variable, default, chosen):
-    monkeypatch.delenv(variable, raising=False)
+def test_second_openmp_runtime(tmp_path, files, second):
+    for name in files:
+        (tmp_path / name).touch()
+    assert _dgl.second_openmp_runtime(tmp_path) == second
+    assert _dgl.second_openmp_runtime(tmp_path / "missing") is None
+    assert _dgl.second_openmp_runtime(None) is None
+
+
+@pytest.mark.parametrize(
+    ("files", "policy"), [(["libgomp.so.1"], None), (["libiomp5.so"], "PASSIVE")]
+)
+def test_install_sets_passive_wait_only_beside_a_second_runtime(
+    monkeypatch, tmp_path, files, policy
+):
+    """PASSIVE where torch's OpenMP would spin against DGL's; libgomp's default where the
+    two share one runtime (PASSIVE there made small-batch steps 2.8x slower); a policy the
+    caller set is kept."""
+    for name in files:
+        (tmp_path / name).touch()
+    monkeypatch.setattr(_dgl, "_torch_lib", lambda: tmp_path)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     install()
-    assert os.environ[variable] == default
-    monkeypatch.setenv(variable, chosen)
+    assert os.environ.get("OMP_WAIT_POLICY") == policy
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     install()
-    assert os.environ[variable] == chosen
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_torch_lib_is_the_running_torchs():
+    """Found without importing torch, it is the folder the running torch loads from."""
+    assert _dgl._torch_lib() == Path(torch.__file__).parent / "lib"
