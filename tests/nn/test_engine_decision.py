@@ -16,7 +16,13 @@ from graphformer.nn import (
     MultiHeadAttention,
     SAGEConv,
 )
-from graphformer.nn.core.dense import Padding, dense_attention, padding_index, size_groups
+from graphformer.nn.core.dense import (
+    GROUP_COST_CELLS,
+    Padding,
+    dense_attention,
+    padding_index,
+    size_groups,
+)
 from graphformer.nn.core.message_passing import (
     DGLPrimitives,
     MessagePassing,
@@ -184,6 +190,23 @@ def test_one_group_is_the_plain_padded_batch():
     assert size_groups(sizes, 1)[0] == 3 * 16
     with pytest.raises(ValueError, match="max_groups must be a positive int; got 0"):
         Padding(sizes, torch.device("cpu"), max_groups=0)
+
+
+def test_size_groups_weigh_cells_against_a_cost_per_group():
+    """Small samples stay in one group (another group's fixed ops cost more than the cells
+    it saves); widely spread large ones split; a group is added only when it saves more
+    than GROUP_COST_CELLS cells."""
+    molecules = torch.arange(15, 32).repeat(2)[:32]  # 32 samples of 15-31 atoms
+    cells, groups = size_groups(molecules)
+    assert len(groups) == 1 and cells == 32 * 31**2
+    cluster = torch.linspace(40, 190, 16).round().long()
+    cells, groups = size_groups(cluster)
+    assert len(groups) > 1 and cells < 0.6 * 16 * 190**2
+    assert sorted(torch.cat(groups).tolist()) == list(range(16))
+    # two samples: splitting saves 100² - 1 cells; worth it only above the cost
+    assert len(size_groups(torch.tensor([1, 100]))[1]) == 2
+    small = int(GROUP_COST_CELLS**0.5) // 2  # saves small² - 1 < GROUP_COST_CELLS
+    assert len(size_groups(torch.tensor([1, small]))[1]) == 1
 
 
 def test_grouped_attention_equals_one_group():

@@ -55,8 +55,13 @@ def padding_index(sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]
 
 #: At most this many size groups per batch (:class:`Padding`).
 MAX_SIZE_GROUPS = 4
-#: Fewest groups whose padded cells are within this factor of the best.
-GROUP_TOLERANCE = 1.05
+#: What one more group costs, in padded score cells: its fixed work (some twenty small ops
+#: forward and backward: the split, masks, two matmuls, softmax, dropout) measured 230–320
+#: µs per group against 45–50 ns per cell at 4 heads of 16 on 2 cores, ~5,000–7,000 cells
+#: (``experiments/bench/README.md``, issue 23's fifth pass). Molecule batches (32 samples of
+#: 15–31 atoms: one group 30,752 cells, two 23,840) then stay in one group; CLUSTER's
+#: 40–190 nodes (a third to a half of the cells saved) still split.
+GROUP_COST_CELLS = 8192
 
 
 def _grouped_cells(sorted_sizes: torch.Tensor, groups: int) -> tuple[int, list[torch.Tensor]]:
@@ -70,9 +75,9 @@ def _grouped_cells(sorted_sizes: torch.Tensor, groups: int) -> tuple[int, list[t
 
 def size_groups(sizes: torch.Tensor, max_groups: int | None = None) -> tuple[int, list]:
     """Split samples into at most ``max_groups`` (default :data:`MAX_SIZE_GROUPS`) groups of
-    similar size, each padded to its own longest sample: the fewest groups whose padded
-    cells are within :data:`GROUP_TOLERANCE` of the best.
-    Returns the cells and, per group, its samples in batch order (CPU tensors)."""
+    similar size, each padded to its own longest sample: the count g that minimises the
+    padded cells plus :data:`GROUP_COST_CELLS` per group beyond the first (the fewer on a
+    tie). Returns the cells and, per group, its samples in batch order (CPU tensors)."""
     sizes = sizes.cpu()
     max_groups = MAX_SIZE_GROUPS if max_groups is None else max_groups
     if max_groups < 1:
@@ -83,8 +88,7 @@ def size_groups(sizes: torch.Tensor, max_groups: int | None = None) -> tuple[int
         return len(sizes) * int(sizes.max()) ** 2, [torch.arange(len(sizes))]
     by_size = torch.argsort(sizes, stable=True)
     options = [_grouped_cells(sizes[by_size], g) for g in range(1, max_groups + 1)]
-    best = min(cells for cells, _ in options)
-    cells, chunks = next(option for option in options if option[0] <= GROUP_TOLERANCE * best)
+    cells, chunks = min(options, key=lambda option: option[0] + GROUP_COST_CELLS * len(option[1]))
     return cells, [torch.sort(by_size[chunk]).values for chunk in chunks]
 
 
