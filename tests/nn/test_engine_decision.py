@@ -226,6 +226,57 @@ def test_grouped_attention_equals_one_group():
         start += n
 
 
+def test_head_rows_lay_each_head_out_in_its_groups_block():
+    """The head-major layout attend runs on, against the node-major blocks of pad(): group
+    g's queries, keys and values as one (3, B_g, H, L_g, D) block, its outputs as one
+    (B_g, H, L_g, D), zeros at padding, groups one after another."""
+    sizes = torch.tensor([40, 3, 90, 0, 7, 64, 12])
+    padding = Padding(sizes, torch.device("cpu"))
+    assert len(padding.shapes) > 1
+    heads, width, nodes = 3, 2, int(sizes.sum())
+    in_rows, out_rows = padding.head_rows(heads)
+    assert padding.head_rows(heads)[0] is in_rows  # built once per head count
+    qkv = torch.randn(nodes, 3, heads, width)
+    buffer = torch.zeros(3 * heads * padding.num_rows, width)
+    buffer.index_copy_(0, in_rows, qkv.reshape(-1, width))
+    out = torch.randn(nodes, heads, width)
+    out_blocks, start = [], 0
+    for block, out_block, (batch, longest) in zip(
+        padding.pad(qkv), padding.pad(out), padding.shapes, strict=True
+    ):
+        cells = 3 * heads * batch * longest
+        got = buffer[start : start + cells].view(3, batch, heads, longest, width)
+        assert torch.equal(got, block.permute(2, 0, 3, 1, 4))
+        out_blocks.append(out_block.transpose(1, 2).reshape(-1, width))
+        start += cells
+    assert start == len(buffer)
+    read = torch.cat(out_blocks).index_select(0, out_rows).view(nodes, heads, width)
+    assert torch.equal(read, out)
+
+
+@pytest.mark.parametrize("fast_dropout", [False, True])
+def test_grouped_attention_gradients_equal_sdpa_per_sample(fast_dropout):
+    """Values and gradients of the grouped, head-major dense attention against plain SDPA
+    on each sample (both written-out paths: SDPA's, and fast dropout's at p=0 via a
+    dropout so small no cell drops)."""
+    sizes = torch.tensor([40, 3, 90, 7, 64, 12])
+    qkv = torch.randn(int(sizes.sum()), 3, 2, 4, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(int(sizes.sum()), 2, 4, dtype=torch.float64)
+    dropout = 1e-9 if fast_dropout else 0.0  # rounds to no dropped cell in 16-bit draws
+    got = dense_attention(qkv, sizes, dropout=dropout, fast_dropout=fast_dropout)
+    (got_grad,) = torch.autograd.grad(got, qkv, upstream)
+    want, start = [], 0
+    for n in sizes.tolist():
+        q, k, v = qkv[start : start + n].permute(1, 2, 0, 3)
+        want.append(F.scaled_dot_product_attention(q, k, v).transpose(0, 1))
+        start += n
+    want = torch.cat(want)
+    (want_grad,) = torch.autograd.grad(want, qkv, upstream)
+    atol = 1e-7 if fast_dropout else 1e-10  # fast dropout scales by 1 / (1 - 1e-9)
+    assert_close("grouped attention vs SDPA per sample", got, want, atol=atol)
+    assert_close("its gradient", got_grad, want_grad, atol=atol)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"mixer": "gcn"}, {"mixer": "attention"}, {"mixer": "gps", "global_mixer": "performer"}],

@@ -162,10 +162,16 @@ class Padding:
         self.longest = torch.zeros(len(sizes), dtype=torch.long)
         self.row_start = torch.zeros(len(sizes), dtype=torch.long)
         self.cell_start = torch.zeros(len(sizes), dtype=torch.long)
+        self.slot = torch.zeros(len(sizes), dtype=torch.long)  # place in its group
+        self.group_samples = torch.zeros(len(sizes), dtype=torch.long)  # its group's B_g
+        self.group_start = torch.zeros(len(sizes), dtype=torch.long)  # its group's first row
         rows = cells = 0
         for chunk, (batch, longest) in zip(chunks, self.shapes, strict=True):
             slot = torch.arange(batch)
             self.longest[chunk] = longest
+            self.slot[chunk] = slot
+            self.group_samples[chunk] = batch
+            self.group_start[chunk] = rows
             self.row_start[chunk] = rows + slot * longest
             self.cell_start[chunk] = cells + slot * longest * longest
             rows, cells = rows + batch * longest, cells + batch * longest * longest
@@ -177,6 +183,32 @@ class Padding:
         padding[self.flat_cpu] = False
         self.padding_rows = torch.nonzero(padding).squeeze(1).to(device)
         self.device = device
+        self._head_rows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def head_rows(self, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Where each node's heads go in the head-major blocks :meth:`attend` runs on, as
+        row numbers of (rows, D) views: group g's queries, keys and values are one
+        :math:`(3, B_g, H, L_g, D)` block, its outputs one :math:`(B_g, H, L_g, D)`, the
+        groups one after another. Returns ((N·3·H,) rows of node n's (c, h) in the input
+        blocks, (N·H,) rows of its head h in the outputs); built once per head count."""
+        if heads not in self._head_rows:
+            s = self.sample
+            longest, slot = self.longest[s], self.slot[s]
+            # (N, H): offset of node n's head h within its group's (B_g, H, L_g) block
+            within = (slot * heads * longest + self.position).view(-1, 1)
+            within = within + torch.arange(heads).view(1, heads) * longest.view(-1, 1)
+            out_rows = heads * self.group_start[s].view(-1, 1) + within
+            per_part = (self.group_samples[s] * heads * longest).view(-1, 1, 1)
+            in_rows = (
+                (3 * heads * self.group_start[s]).view(-1, 1, 1)
+                + torch.arange(3).view(1, 3, 1) * per_part
+                + within.unsqueeze(1)
+            )
+            self._head_rows[heads] = (
+                in_rows.reshape(-1).to(self.device),
+                out_rows.reshape(-1).to(self.device),
+            )
+        return self._head_rows[heads]
 
     def key_masks(self) -> list[torch.Tensor]:
         """Per group, (B_g, 1, 1, L_g): True at valid keys (:func:`key_mask`)."""
@@ -209,15 +241,25 @@ class Padding:
         scale: float | None,
         fast_dropout: bool = False,
     ) -> torch.Tensor:
-        """SDPA per group on packed (N, 3, H, D) queries, keys and values, one padding for
-        all three; ``masks[g]``: group g's ``attn_mask``; ``fast_dropout``: see
-        :func:`padded_attention`. Returns (N, H, D)."""
+        """SDPA per group on packed (N, 3, H, D) queries, keys and values; ``masks[g]``:
+        group g's ``attn_mask``; ``fast_dropout``: see :func:`padded_attention`. Returns
+        (N, H, D). One row copy pads all three into head-major blocks (:meth:`head_rows`),
+        so q, k, v and the outputs are contiguous (B_g, H, L_g, D) tensors: no transposed
+        copies before the matmuls and no restriding in the backward pass."""
+        nodes, _, heads, width = qkv.shape
+        in_rows, out_rows = self.head_rows(heads)
+        # zeros at padding: finite, padded keys meet -inf in the mask
+        buffer = qkv.new_zeros(3 * heads * self.num_rows, width)
+        buffer = buffer.index_copy_(0, in_rows, qkv.reshape(-1, width))
+        sizes = [3 * heads * batch * longest for batch, longest in self.shapes]
+        blocks = buffer.split(sizes) if len(sizes) > 1 else [buffer]
         outs = []
-        for block, mask in zip(self.pad(qkv), masks, strict=True):
-            q, k, v = block.transpose(1, 3).unbind(2)  # (B_g, H, L_g, D) each
+        for block, mask, (batch, longest) in zip(blocks, masks, self.shapes, strict=True):
+            q, k, v = block.view(3, batch, heads, longest, width).unbind(0)
             out = padded_attention(q, k, v, mask, dropout, scale, fast_dropout)
-            outs.append(out.transpose(1, 2))
-        return self.unpad(outs)
+            outs.append(out.reshape(-1, width))
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        return out.index_select(0, out_rows).view(nodes, heads, width)
 
 
 def dense_attention(
