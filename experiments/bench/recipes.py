@@ -297,7 +297,6 @@ def build(
     side: str,
     categories: int,
     classes: int,
-    compile: bool = False,
     fast_dropout: bool = False,
 ) -> nn.Module:
     torch.manual_seed(0)
