@@ -22,7 +22,8 @@ Rows (each graphformer beside its peer, same data, same batches, same threads):
 
 A training step is forward, loss, backward and an AdamW step (torch's default on both
 sides; with ``--fused`` graphformer's fused, as its recipes run it, the peer's default as
-PyG's examples); batches are built before the timed loop (the collation rows time that
+PyG's examples; with ``--compile`` graphformer's graph-free parts compiled, as
+``model.compile=true``); batches are built before the timed loop (the collation rows time that
 part). Each round runs every row's two sides one after the other, the order alternating
 between rounds, so load from other jobs falls on both alike; only the ratios mean anything
 on a shared machine. Wall and process CPU seconds are both recorded: under heavy load from
@@ -49,6 +50,7 @@ from graphformer.data.datamodule import collate
 from graphformer.data.features.encodings import lap_pe_field
 from graphformer.data.field_cache import WithFields, compute_field
 from graphformer.nn import BlockConfig, GatedGCN, GraphTransformer
+from graphformer.nn.compile import compile_model
 
 import dgl
 import torch
@@ -477,6 +479,12 @@ def main() -> None:
         action="store_true",
         help="graphformer's AdamW fused, as its recipes (conf/task/optimizer); the peer's not",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="graphformer's graph-free parts compiled (model.compile=true: "
+        "graphformer.nn.compile.compile_model); the warm-up pass compiles",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = [args.profile] if args.profile else args.rows.split(",")
@@ -511,6 +519,8 @@ def main() -> None:
         sides = {}
         for side in ("graphformer", "peer"):
             model = build(row, side, categories, classes, fast_dropout=args.fast_dropout)
+            if args.compile and side == "graphformer":
+                compile_model(model)
             fused = args.fused and side == "graphformer"
             opt = torch.optim.AdamW(
                 model.parameters(), lr=1e-3, weight_decay=1e-5, fused=fused or None
