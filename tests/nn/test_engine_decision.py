@@ -257,8 +257,8 @@ def test_head_rows_lay_each_head_out_in_its_groups_block():
 @pytest.mark.parametrize("fast_dropout", [False, True])
 def test_grouped_attention_gradients_equal_sdpa_per_sample(fast_dropout):
     """Values and gradients of the grouped, head-major dense attention against plain SDPA
-    on each sample (both written-out paths: SDPA's, and fast dropout's at p=0 via a
-    dropout so small no cell drops)."""
+    on each sample, on both of padded_attention's paths: SDPA, and the written-out one
+    fast dropout takes (at a dropout so small that no cell drops)."""
     sizes = torch.tensor([40, 3, 90, 7, 64, 12])
     qkv = torch.randn(int(sizes.sum()), 3, 2, 4, dtype=torch.float64, requires_grad=True)
     upstream = torch.randn(int(sizes.sum()), 2, 4, dtype=torch.float64)
