@@ -11,7 +11,7 @@ import graphformer  # noqa: F401  (before DGL)
 from graphformer.graphs import complete_graph
 from graphformer.nn import BlockConfig, GatedGCN, GraphTransformer, MultiHeadAttention
 from graphformer.nn.core.dense import padded_attention
-from graphformer.nn.core.dropout import FastDropout, fast_dropout
+from graphformer.nn.core.dropout import FastDropout, fast_dropout, keep_mask, random_words
 
 import pytest
 import torch
@@ -29,6 +29,28 @@ def test_fast_dropout_drops_at_rate_p_and_scales_the_rest():
         assert torch.allclose(y[kept], x[kept] / (1 - p))
     assert torch.equal(fast_dropout(x, 0.3, training=False), x)
     assert torch.equal(fast_dropout(x, 0.0), x)
+
+
+def test_half_dropout_takes_one_random_bit_per_element():
+    """At p = 0.5 element j·B + i is bit j of random byte i (B bytes): exactly Bernoulli(1/2),
+    a 64th as many 64-bit draws as elements (the generator advances by just those), and
+    neighbours independent."""
+    shape, numel = (3, 1001), 3003  # odd size: the last word's bits are cut
+    planes = (numel + 7) // 8
+    torch.manual_seed(7)
+    mask = keep_mask(torch.Size(shape), 0.5, torch.device("cpu"))
+    after = torch.rand(3)
+    torch.manual_seed(7)
+    bytes_ = random_words((planes + 7) // 8, torch.device("cpu")).view(torch.uint8)[:planes]
+    assert torch.equal(torch.rand(3), after), "the same number of draws"
+    expected = torch.stack([(bytes_ >> j) & 1 for j in range(8)]).view(-1)[:numel]
+    assert mask.dtype == torch.bool and torch.equal(mask.view(-1), expected.bool())
+    torch.manual_seed(8)
+    big = keep_mask(torch.Size([400_000]), 0.5, torch.device("cpu")).float()
+    assert abs(big.mean().item() - 0.5) < 0.005
+    for lag in (1, 8, 50_000):  # 50,000 = B: the same byte's next bit
+        both = (big[:-lag] * big[lag:]).mean().item()
+        assert abs(both - 0.25) < 0.005, (lag, both)
 
 
 def test_fast_dropout_folds_the_relu_and_passes_gradients_through_kept_entries():
