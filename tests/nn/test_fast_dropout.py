@@ -10,7 +10,7 @@ import math
 import graphformer  # noqa: F401  (before DGL)
 from graphformer.graphs import complete_graph
 from graphformer.nn import BlockConfig, GatedGCN, GraphTransformer, MultiHeadAttention
-from graphformer.nn.core.dense import padded_attention
+from graphformer.nn.core.dense import Padding, padded_attention
 from graphformer.nn.core.dropout import FastDropout, fast_dropout, keep_mask, random_words
 
 import pytest
@@ -217,3 +217,46 @@ def test_the_block_setting_makes_every_dropout_of_a_model_fast():
     for model in models.values():
         model.eval()
     assert torch.allclose(models[False](graph, x), models[True](graph, x), atol=1e-6)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3])
+def test_packed_attention_with_fast_dropout_equals_autograd_through_the_formula(p):
+    """Padding.attend with fast dropout is one autograd node with a written-out backward:
+    its values and gradients equal autograd's through padded_attention on the same blocks
+    with the same draws (size groups drawn in order), across several size groups."""
+    sizes = torch.tensor([40, 3, 90, 7, 64, 12])
+    padding = Padding(sizes, torch.device("cpu"))
+    assert len(padding.shapes) > 1
+    masks = padding.key_masks()
+    qkv = torch.randn(int(sizes.sum()), 3, 2, 4, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(int(sizes.sum()), 2, 4, dtype=torch.float64)
+    torch.manual_seed(21)
+    got = padding.attend(qkv, masks, p, 0.7, fast_dropout=True)
+    assert got.grad_fn.name() == "_PackedDroppedAttentionBackward"
+    (got_grad,) = torch.autograd.grad(got, qkv, upstream)
+    torch.manual_seed(21)
+    outs = []
+    for block, mask in zip(padding.pad(qkv), masks, strict=True):  # (B_g, L_g, 3, H, D)
+        q, k, v = block.permute(2, 0, 3, 1, 4)
+        outs.append(padded_attention(q, k, v, mask, p, 0.7, fast_dropout=True).transpose(1, 2))
+    want = padding.unpad(outs)
+    (want_grad,) = torch.autograd.grad(want, qkv, upstream)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    torch.testing.assert_close(got_grad, want_grad, atol=1e-12, rtol=0)
+    dropped = (got - padding.attend(qkv, masks, 0.0, 0.7)).abs().amax()
+    assert dropped > 1e-3, "cells were dropped"
+
+
+def test_packed_attention_with_fast_dropout_has_exact_gradients_and_refuses_a_second_order():
+    sizes = torch.tensor([5, 2, 9])
+    padding = Padding(sizes, torch.device("cpu"))
+    masks = padding.key_masks()
+    qkv = torch.randn(16, 3, 2, 3, dtype=torch.float64, requires_grad=True)
+
+    def attend(qkv):
+        torch.manual_seed(6)  # the same masks at every evaluation
+        return padding.attend(qkv, masks, 0.5, None, fast_dropout=True)
+
+    assert torch.autograd.gradcheck(attend, (qkv,))
+    with pytest.raises(RuntimeError, match=r"first-order gradients only.*fast_dropout=False"):
+        torch.autograd.grad(attend(qkv).sum(), qkv, create_graph=True)

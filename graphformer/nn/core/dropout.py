@@ -72,9 +72,10 @@ def fast_dropout(
     residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Inverted dropout of ``x`` with probability ``p`` from 16-bit random draws, 1-bit at
-    ``p = 0.5`` (:func:`keep_mask`, the module's docstring); with ``relu`` it returns ``dropout(relu(x))`` in one pass, with
-    ``residual`` (shaped as ``x``) ``residual + dropout(...)`` in that same pass (one
-    ``addcmul``: no (E, d) temporary for the dropped tensor). Outside training (or
+    ``p = 0.5`` (:func:`keep_mask`, the module's docstring); with ``relu`` it returns
+    ``dropout(relu(x))`` in one pass, with ``residual`` (shaped as ``x``) ``residual +
+    dropout(...)`` in that same pass (one ``addcmul``: no (E, d) temporary for the dropped
+    tensor). Outside training (or
     ``p == 0``) the identity (or the ReLU), plus ``residual``."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1); got {p}")
