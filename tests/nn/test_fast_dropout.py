@@ -220,29 +220,40 @@ def test_the_block_setting_makes_every_dropout_of_a_model_fast():
 
 
 @pytest.mark.parametrize("p", [0.5, 0.3])
-def test_packed_attention_with_fast_dropout_equals_autograd_through_the_formula(p):
+@pytest.mark.parametrize("terms", [False, True], ids=["key-masks", "edge-terms"])
+def test_packed_attention_with_fast_dropout_equals_autograd_through_the_formula(p, terms):
     """Padding.attend with fast dropout is one autograd node with a written-out backward:
-    its values and gradients equal autograd's through padded_attention on the same blocks
-    with the same draws (size groups drawn in order), across several size groups."""
+    its values and gradients (of q, k, v and of additive per-edge terms in the masks) equal
+    autograd's through padded_attention on the same blocks with the same draws (size groups
+    drawn in order), across several size groups."""
     sizes = torch.tensor([40, 3, 90, 7, 64, 12])
     padding = Padding(sizes, torch.device("cpu"))
     assert len(padding.shapes) > 1
     masks = padding.key_masks()
+    leaves = []
+    if terms:  # (B_g, 1, L_g, L_g) additive terms with gradients, -inf at padded keys
+        for i, mask in enumerate(masks):
+            batch, _, _, longest = mask.shape
+            leaves.append(torch.randn(batch, 1, longest, longest, dtype=torch.float64))
+            leaves[-1].requires_grad_(True)
+            masks[i] = leaves[-1].masked_fill(~mask, -math.inf)
     qkv = torch.randn(int(sizes.sum()), 3, 2, 4, dtype=torch.float64, requires_grad=True)
     upstream = torch.randn(int(sizes.sum()), 2, 4, dtype=torch.float64)
     torch.manual_seed(21)
     got = padding.attend(qkv, masks, p, 0.7, fast_dropout=True)
     assert got.grad_fn.name() == "_PackedDroppedAttentionBackward"
-    (got_grad,) = torch.autograd.grad(got, qkv, upstream)
+    got_grads = torch.autograd.grad(got, (qkv, *leaves), upstream, retain_graph=True)
     torch.manual_seed(21)
     outs = []
     for block, mask in zip(padding.pad(qkv), masks, strict=True):  # (B_g, L_g, 3, H, D)
         q, k, v = block.permute(2, 0, 3, 1, 4)
         outs.append(padded_attention(q, k, v, mask, p, 0.7, fast_dropout=True).transpose(1, 2))
     want = padding.unpad(outs)
-    (want_grad,) = torch.autograd.grad(want, qkv, upstream)
+    want_grads = torch.autograd.grad(want, (qkv, *leaves), upstream)
     torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
-    torch.testing.assert_close(got_grad, want_grad, atol=1e-12, rtol=0)
+    for a, b in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    assert all(grad.abs().sum() > 0 for grad in got_grads)
     dropped = (got - padding.attend(qkv, masks, 0.0, 0.7)).abs().amax()
     assert dropped > 1e-3, "cells were dropped"
 

@@ -164,12 +164,13 @@ def dropped_attention_backward(
     saved: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     scale: float,
     out: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-) -> None:
+) -> torch.Tensor:
     r"""Gradients of :func:`dropped_attention` for (B·H, L, D) blocks, written into ``out``
     (the gradients of q, k, v, same shapes): with :math:`G` the output's gradient,
     :math:`\partial V = (P \odot F)^\top G`, :math:`\partial P = (G V^\top) \odot F`,
-    :math:`\partial S = s\, P \odot (\partial P - \mathrm{rowsum}(\partial P \odot P))`,
-    :math:`\partial Q = \partial S\, K`, :math:`\partial K = \partial S^\top Q`."""
+    :math:`\partial S = P \odot (\partial P - \mathrm{rowsum}(\partial P \odot P))` (returned:
+    the additive mask's gradient), :math:`\partial Q = s\, \partial S\, K`,
+    :math:`\partial K = s\, \partial S^\top Q`."""
     probs, factor, dropped = saved
     torch.bmm(dropped.transpose(1, 2), grad, out=out[2])
     grad_probs = torch.bmm(grad, v.transpose(1, 2)).mul_(factor)
@@ -177,17 +178,19 @@ def dropped_attention_backward(
     # s applied to ∂Q and ∂K: 2 (L, D) passes, fewer cells than one (L, L) for L > 2D
     torch.bmm(grad_scores, k, out=out[0]).mul_(scale)
     torch.bmm(grad_scores.transpose(1, 2), q, out=out[1]).mul_(scale)
+    return grad_scores
 
 
 class _PackedDroppedAttention(torch.autograd.Function):
-    """:meth:`Padding.attend` with fast dropout as one autograd node: the packed (N, 3, H, D)
-    rows padded into head-major blocks, :func:`dropped_attention` per size group, the
-    outputs read back; its backward writes the blocks' gradients into one buffer (no
-    stacking of q, k, v, no mask or scale nodes). First-order only: ``create_graph=True``
-    raises."""
+    r""":meth:`Padding.attend` with fast dropout as one autograd node: the packed
+    (N, 3, H, D) rows padded into head-major blocks, :func:`dropped_attention` per size
+    group, the outputs read back; its backward writes the blocks' gradients into one buffer
+    (no stacking of q, k, v, no mask or scale nodes). Additive masks (per-edge terms) get
+    their gradients, :math:`\partial S` summed to their shapes. First-order only:
+    ``create_graph=True`` raises."""
 
     @staticmethod
-    def forward(ctx, qkv, padding, masks, dropout, scale):
+    def forward(ctx, qkv, padding, dropout, scale, *masks):
         nodes, _, heads, width = qkv.shape
         _, out_rows = padding.head_rows(heads)
         buffer = padding.head_major(qkv)
@@ -205,6 +208,7 @@ class _PackedDroppedAttention(torch.autograd.Function):
             _, tensors = dropped_attention(q, k, v, mask, dropout, scale, out=out_block)
             saved += [t.view(batch * heads, longest, -1) for t in tensors]
         ctx.padding, ctx.heads, ctx.scale = padding, heads, scale
+        ctx.mask_shapes = [None if mask is None else mask.shape for mask in masks]
         ctx.save_for_backward(buffer, *saved)
         return out.index_select(0, out_rows).view(nodes, heads, width)
 
@@ -223,6 +227,7 @@ class _PackedDroppedAttention(torch.autograd.Function):
         padded = grad.new_zeros(heads * padding.num_rows, width)  # zero at padded queries
         padded.index_copy_(0, out_rows, grad.reshape(-1, width))
         grad_buffer = torch.empty_like(buffer)
+        grad_masks = []
         for g, (block, grad_block, grad_out, (batch, longest)) in enumerate(
             zip(
                 padding.blocks(buffer, 3 * heads),
@@ -235,11 +240,16 @@ class _PackedDroppedAttention(torch.autograd.Function):
             qkv = block.view(3, batch * heads, longest, width).unbind(0)
             grads = grad_block.view(3, batch * heads, longest, width).unbind(0)
             grad_out = grad_out.view(batch * heads, longest, width)
-            dropped_attention_backward(
+            grad_scores = dropped_attention_backward(
                 grad_out, *qkv, tuple(saved[3 * g : 3 * g + 3]), ctx.scale, grads
             )
+            if ctx.needs_input_grad[4 + g]:  # ∂M = ∂S, summed over M's broadcast dims
+                grad_scores = grad_scores.view(batch, heads, *grad_scores.shape[1:])
+                grad_masks.append(grad_scores.sum_to_size(ctx.mask_shapes[g]))
+            else:
+                grad_masks.append(None)
         grad_qkv = grad_buffer.index_select(0, in_rows).view(grad.shape[0], 3, heads, width)
-        return grad_qkv, None, None, None, None
+        return grad_qkv, None, None, None, *grad_masks
 
 
 class Padding:
@@ -375,7 +385,7 @@ class Padding:
         if fast_dropout and dropout > 0.0:
             scale = 1.0 / math.sqrt(width) if scale is None else scale
             masks = [additive_mask(mask) for mask in masks]
-            return _PackedDroppedAttention.apply(qkv, self, masks, dropout, scale)
+            return _PackedDroppedAttention.apply(qkv, self, dropout, scale, *masks)
         _, out_rows = self.head_rows(heads)
         outs = []
         for block, mask, (batch, longest) in zip(
