@@ -72,10 +72,10 @@ class BlockConfig:
         global attention as padded SDPA and its local mixers on ``auto``.
     fast_dropout : every dropout of the blocks (theirs, their FFNs', GatedGCN's, the
         attention weights') draws its masks with
-        :func:`graphformer.nn.core.dropout.fast_dropout` (16 random bits per element, where
-        ``bernoulli_`` draws a double: a GatedGCN layer in 0.70× the time on CPU, the ReLU
-        folded in; attention's dense engine writes SDPA out around it), whose masks differ
-        from ``nn.Dropout``'s / SDPA's for a seed; off by default.
+        :func:`graphformer.nn.core.dropout.fast_dropout` (16 random bits per element, 1 at
+        p = 0.5, where ``bernoulli_`` draws a double: a GatedGCN layer in 0.70× the time on
+        CPU, the ReLU folded in; attention's dense engine writes SDPA out around it), whose
+        masks differ from ``nn.Dropout``'s / SDPA's for a seed; off by default.
 
     Every field is checked on construction; :meth:`replace` returns a changed copy.
 

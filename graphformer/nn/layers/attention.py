@@ -92,9 +92,9 @@ class MultiHeadAttention(Mixer):
         dense samples), everything else as message passing: DGL's, or the torch engine's
         where DGL could not place the graph on the features' device.
     fast_dropout : draw the dropout masks on :math:`\alpha` with
-        :func:`graphformer.nn.core.dropout.fast_dropout` (16 random bits per weight) instead
-        of SDPA's / ``nn.Dropout``'s ``bernoulli_`` (one double per weight, serial on the
-        CPU): the dense engine then writes the attention out
+        :func:`graphformer.nn.core.dropout.fast_dropout` (16 random bits per weight, 1 at
+        p = 0.5) instead of SDPA's / ``nn.Dropout``'s ``bernoulli_`` (one double per weight,
+        serial on the CPU): the dense engine then writes the attention out
         (:func:`~graphformer.nn.core.dense.padded_attention`). Other masks for a seed, so off
         by default; ``block.fast_dropout`` (``BlockConfig``) for layers built from configs.
         The causal decoder path keeps SDPA's dropout.
