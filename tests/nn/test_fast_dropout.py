@@ -271,3 +271,25 @@ def test_packed_attention_with_fast_dropout_has_exact_gradients_and_refuses_a_se
     assert torch.autograd.gradcheck(attend, (qkv,))
     with pytest.raises(RuntimeError, match=r"first-order gradients only.*fast_dropout=False"):
         torch.autograd.grad(attend(qkv).sum(), qkv, create_graph=True)
+
+
+def test_attention_with_fast_dropout_under_autocast_takes_autograds_path():
+    """Under CPU bf16 autocast the packed node would meet autocast's mixed dtypes: the layer
+    runs the same formula through autograd (fast masks, no bernoulli_) and trains."""
+    graph = complete_graph([4, 3, 6])
+    x = torch.randn(13, 8, requires_grad=True)
+    layer = MultiHeadAttention(8, 2, attn_dropout=0.5, fast_dropout=True)
+    with torch.profiler.profile() as profile, torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(graph, x)
+    assert out.dtype == torch.bfloat16
+    names = {e.key for e in profile.key_averages()}
+    assert "aten::bernoulli_" not in names and "aten::random_" in names
+    out.float().sum().backward()
+    assert x.grad.isfinite().all() and x.grad.abs().sum() > 0
+    padding = Padding(torch.tensor([4, 3, 6]), torch.device("cpu"))
+    qkv = torch.randn(13, 3, 2, 4, requires_grad=True)
+    outside = padding.attend(qkv, padding.key_masks(), 0.5, None, fast_dropout=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = padding.attend(qkv, padding.key_masks(), 0.5, None, fast_dropout=True)
+    assert outside.grad_fn.name() == "_PackedDroppedAttentionBackward"
+    assert inside.grad_fn.name() != "_PackedDroppedAttentionBackward"
