@@ -293,3 +293,40 @@ def test_attention_with_fast_dropout_under_autocast_takes_autograds_path():
         inside = padding.attend(qkv, padding.key_masks(), 0.5, None, fast_dropout=True)
     assert outside.grad_fn.name() == "_PackedDroppedAttentionBackward"
     assert inside.grad_fn.name() != "_PackedDroppedAttentionBackward"
+
+
+def test_edge_bias_gets_its_gradient_through_the_packed_node():
+    """Neighbourhood attention on the dense engine with an edge bias (E, H) and fast dropout:
+    the bias enters the masks as per-edge terms; its gradient equals the one autograd gives
+    through the same formula (autocast's path, forced here in float32 by patching the
+    check), with the same draws."""
+    graph = random_graph([6, 5, 7], p=0.5, seed=4)
+    x = torch.randn(graph.num_nodes(), 8)
+    layer = MultiHeadAttention(8, 2, attn_dropout=0.5, engine="dense", fast_dropout=True)
+    grads = []
+    for packed in (True, False):
+        bias = torch.randn(graph.num_edges(), 2, generator=torch.Generator().manual_seed(1))
+        bias.requires_grad_(True)
+        torch.manual_seed(3)
+        with pytest.MonkeyPatch.context() as patch:
+            if not packed:
+                patch.setattr(torch, "is_autocast_enabled", lambda *args: True)
+            out = layer(graph, x, edge_bias=bias)
+        assert ("_PackedDroppedAttentionBackward" in _node_names(out.grad_fn)) is packed
+        (grad,) = torch.autograd.grad(out.square().sum(), bias)
+        grads.append(grad)
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-5)
+
+
+def _node_names(node) -> set[str]:
+    """The names of the autograd nodes behind ``node``."""
+    names, stack, seen = set(), [node], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(node.name())
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
