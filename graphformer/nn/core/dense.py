@@ -207,7 +207,7 @@ class _PackedDroppedAttention(torch.autograd.Function):
             q, k, v = block.view(3, batch, heads, longest, width).unbind(0)
             out_block = out_block.view(batch, heads, longest, width)
             _, tensors = dropped_attention(q, k, v, mask, dropout, scale, out=out_block)
-            saved += [t.view(batch * heads, longest, -1) for t in tensors]
+            saved += [t.view(batch * heads, longest, longest) for t in tensors]  # P, F, P⊙F
         ctx.padding, ctx.heads, ctx.scale = padding, heads, scale
         ctx.mask_shapes = [None if mask is None else mask.shape for mask in masks]
         ctx.save_for_backward(buffer, *saved)
