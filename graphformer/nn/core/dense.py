@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 from graphformer.graphs import derived
-from graphformer.nn.core.dropout import keep_mask
+from graphformer.nn.core.dropout import keep_factor, keep_mask
 
 import dgl
 import torch
@@ -151,8 +151,7 @@ def dropped_attention(
     scores = torch.matmul(q, k.transpose(-2, -1))
     scores = scores.mul_(scale) if mask is None else torch.add(mask, scores, alpha=scale)
     probs = torch.softmax(scores, dim=-1)
-    factor = keep_mask(probs.shape, dropout, probs.device).view(torch.uint8).to(probs.dtype)
-    factor = factor.mul_(1.0 / (1.0 - dropout))
+    factor = keep_factor(keep_mask(probs.shape, dropout, probs.device), dropout, probs.dtype)
     dropped = probs * factor
     return torch.matmul(dropped, v, out=out), (probs, factor, dropped)
 
