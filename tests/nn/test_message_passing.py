@@ -21,10 +21,10 @@ from helpers import assert_close
 N, E, H, D = 6, 14, 2, 3
 
 
-def graph() -> dgl.DGLGraph:
+def graph(idtype: torch.dtype = torch.int64) -> dgl.DGLGraph:
     torch.manual_seed(0)
     src, dst = torch.randint(0, N, (E,)), torch.randint(1, N, (E,))  # node 0: no in-edges
-    return dgl.graph((src, dst), num_nodes=N)
+    return dgl.graph((src, dst), num_nodes=N, idtype=idtype)
 
 
 PRIMITIVES = {
@@ -46,9 +46,10 @@ PRIMITIVES = {
 }
 
 
+@pytest.mark.parametrize("idtype", [torch.int64, torch.int32])
 @pytest.mark.parametrize("name", PRIMITIVES)
-def test_primitive_torch_equals_dgl(name):
-    g = graph()
+def test_primitive_torch_equals_dgl(name, idtype):
+    g = graph(idtype)  # the torch engine gathers with the graph's own index dtype
     inputs = [torch.randn(N, H, D), torch.randn(N, H, D), torch.randn(E, H, D)]
     results = {}
     for engine in ("dgl", "torch"):

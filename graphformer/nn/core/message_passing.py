@@ -217,7 +217,10 @@ def decide_engine(
 
 
 def _edges(graph: dgl.DGLGraph) -> tuple[torch.Tensor, torch.Tensor]:
-    return graph.edges()
+    # int64 whatever the graph's idtype: with int32 indices torch's scatter_reduce gives
+    # NaN or wrong gradients for amax (torch 2.13), silently
+    src, dst = graph.edges()
+    return src.long(), dst.long()
 
 
 def edge_index(graph: dgl.DGLGraph, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
