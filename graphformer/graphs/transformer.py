@@ -144,7 +144,7 @@ def add_self_loops_with_features(
 
     def extend(value: torch.Tensor) -> torch.Tensor:
         fill = value.new_full((len(order) - len(value), *value.shape[1:]), fill_value)
-        return torch.cat([value, fill])[order.to(value.device)]
+        return torch.cat([value, fill]).index_select(0, order.to(value.device))
 
     for key, value in graph.edata.items():
         looped.edata[key] = extend(value)
@@ -153,7 +153,9 @@ def add_self_loops_with_features(
 
 def _loop_graph(graph: dgl.DGLGraph) -> tuple[dgl.DGLGraph | None, torch.Tensor | None]:
     """The looped graph (without data) and, for each of its edges, the index into
-    ``old edges ++ new loops``; ``(None, None)`` when every node has a loop."""
+    ``old edges ++ new loops``; ``(None, None)`` when every node has a loop. Built once per
+    batch: its edge-long gathers and scatter are ``index_select`` / ``index_copy_``, 2-3x
+    faster on the CPU than advanced indexing at CLUSTER's 140k edges."""
     if not graph.is_homogeneous:
         raise ValueError(
             f"add_self_loops needs a homogeneous graph; got node types {graph.ntypes} and "
@@ -170,14 +172,23 @@ def _loop_graph(graph: dgl.DGLGraph) -> tuple[dgl.DGLGraph | None, torch.Tensor 
     # Each sample's new loops go after its edges: positions by per-sample offsets, no sort.
     loops = torch.bincount(sample_of_node[missing], minlength=len(num_nodes))
     loops_before = torch.cumsum(loops, 0) - loops
-    old_position = torch.arange(len(src), device=graph.device) + loops_before[sample_of(num_edges)]
+    old_position = torch.arange(len(src), device=graph.device) + loops_before.index_select(
+        0, sample_of(num_edges)
+    )
     loop_sample = sample_of_node[missing]  # missing is sorted, hence grouped by sample
     rank = torch.arange(len(missing), device=graph.device) - loops_before[loop_sample]
     loop_position = (torch.cumsum(num_edges, 0) + loops_before)[loop_sample] + rank
     order = torch.empty(len(src) + len(missing), dtype=torch.int64, device=graph.device)
-    order[torch.cat([old_position, loop_position])] = torch.arange(len(order), device=graph.device)
+    order.index_copy_(
+        0,
+        torch.cat([old_position, loop_position]),
+        torch.arange(len(order), device=graph.device),
+    )
     looped = dgl.graph(
-        (torch.cat([src, missing])[order], torch.cat([dst, missing])[order]),
+        (
+            torch.cat([src, missing]).index_select(0, order),
+            torch.cat([dst, missing]).index_select(0, order),
+        ),
         num_nodes=graph.num_nodes(),
         device=graph.device,
     )

@@ -90,6 +90,21 @@ def test_awkward_graph_has_what_the_tests_need():
     assert (graph.batch_num_nodes() == 1).any()
 
 
+def test_layout_counts_a_single_repeated_edge_as_a_multi_edge():
+    src, dst = torch.tensor([0, 1, 2, 3, 4]), torch.tensor([1, 2, 0, 4, 3])
+    graph = dgl.graph((src, dst), num_nodes=5)
+    graph.set_batch_num_nodes(torch.tensor([3, 2]))
+    graph.set_batch_num_edges(torch.tensor([3, 2]))
+    assert not AttentionLayout(graph, torch.device("cpu")).multi_edges
+    twice = dgl.graph((torch.cat([src, src[3:4]]), torch.cat([dst, dst[3:4]])), num_nodes=5)
+    twice.set_batch_num_nodes(torch.tensor([3, 2]))
+    twice.set_batch_num_edges(torch.tensor([3, 3]))
+    layout = AttentionLayout(twice, torch.device("cpu"))
+    assert layout.multi_edges
+    # 3 → 4 twice: log 2 in its cell, 0 on the other edges, -inf elsewhere in that sample
+    assert torch.isclose(max(mask.max() for mask in layout.mask), torch.tensor(2.0).log())
+
+
 @pytest.mark.parametrize(
     ("feat", "bias"),
     [(False, False), (False, True), (True, False), (True, True)],

@@ -477,21 +477,29 @@ class AttentionLayout:
 
     def __init__(self, graph: dgl.DGLGraph, device: torch.device) -> None:
         # Index on the CPU (where PyPI's DGL keeps graphs), then move the indices: no host
-        # syncs on the features' device. The masks are built there.
+        # syncs on the features' device. The masks are built there. Built once per batch:
+        # edge-long gathers by index_select (2-3x faster than advanced indexing on the CPU).
         sizes = graph.batch_num_nodes().cpu()
-        src, dst = (ends.cpu() for ends in graph.edges())
+        src, dst = (ends.cpu().long() for ends in graph.edges())
         self.groups = groups = Padding(sizes, device)
-        sample_dst = groups.sample[dst]
-        self.within_samples = bool(torch.equal(groups.sample[src], sample_dst))
+        sample, position = groups.sample, groups.position
+        sample_dst = sample.index_select(0, dst)
+        self.within_samples = bool(torch.equal(sample.index_select(0, src), sample_dst))
         if not self.within_samples:
             return
-        longest = groups.longest[sample_dst]
-        cell = groups.cell_start[sample_dst] + (
-            groups.position[dst] * longest + groups.position[src]
-        )
-        multiplicity = torch.zeros(groups.num_cells).index_add_(0, cell, torch.ones(len(cell)))
-        self.multi_edges = bool(multiplicity.max() > 1) if len(cell) else False
-        in_degree = torch.zeros(graph.num_nodes()).index_add_(0, dst, torch.ones(len(dst)))
+        # node n's row of score cells starts at its sample's first cell + its position × L_g
+        row_start = groups.cell_start.index_select(0, sample)
+        row_start += position * groups.longest.index_select(0, sample)
+        cell = row_start.index_select(0, dst) + position.index_select(0, src)
+        # Additive masks (a boolean one costs SDPA a conversion per call): 0 on an edge
+        # (log c on a c-fold multi-edge), -inf off the edges, 0 on empty rows. A pair joined
+        # twice leaves fewer distinct (zero) cells than edges.
+        additive = torch.full((groups.num_cells,), -math.inf).index_fill_(0, cell, 0.0)
+        self.multi_edges = int((additive == 0.0).sum()) < len(cell)
+        if self.multi_edges:
+            multiplicity = torch.bincount(cell, minlength=groups.num_cells)
+            additive = multiplicity.to(torch.get_default_dtype()).log()
+        in_degree = torch.bincount(dst, minlength=graph.num_nodes())
         # Rows of padding or of nodes without in-edges attend to everything (finite
         # softmax); their outputs are zeroed afterwards.
         empty = torch.ones(groups.num_rows, dtype=torch.bool)
@@ -503,14 +511,7 @@ class AttentionLayout:
         self.has_in_edges = (
             None if bool((in_degree > 0).all()) else ((in_degree > 0).to(device).view(-1, 1, 1))
         )
-        # Additive masks (a boolean one costs SDPA a conversion per call): 0 on an edge
-        # (log c on a c-fold multi-edge), -inf off the edges, 0 on empty rows.
-        multiplicity = multiplicity.to(device).unsqueeze(1)
-        if self.multi_edges:
-            additive = multiplicity.log()
-        else:  # (log of a mostly-zero buffer is slow on the CPU)
-            additive = torch.zeros_like(multiplicity).masked_fill_(multiplicity == 0, -math.inf)
-        self.mask = self._blocks(self._fill_empty(additive))
+        self.mask = self._blocks(self._fill_empty(additive.to(device).unsqueeze(1), inplace=True))
 
     def _rows(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """A (rows, ...) buffer → per group (B_g, L_g, ...)."""
@@ -520,14 +521,16 @@ class AttentionLayout:
             part.view(b, n, *flat.shape[1:]) for part, (b, n) in zip(parts, shapes, strict=True)
         ]
 
-    def _fill_empty(self, cells: torch.Tensor) -> list[torch.Tensor]:
-        """A (cells, H) buffer → per group (B_g, L_g, L_g, H), 0 on the empty rows."""
+    def _fill_empty(self, cells: torch.Tensor, inplace: bool = False) -> list[torch.Tensor]:
+        """A (cells, H) buffer → per group (B_g, L_g, L_g, H), 0 on the empty rows; with
+        ``inplace``, views of ``cells`` filled in place (a buffer outside autograd)."""
         shapes = self.groups.shapes
         parts = cells.split([batch * longest * longest for batch, longest in shapes])
         blocks = []
         for part, empty, (batch, longest) in zip(parts, self.empty, shapes, strict=True):
             block = part.view(batch, longest, longest, cells.shape[1])
-            blocks.append(block.masked_fill(empty[:, :, None, None], 0.0))
+            fill = block.masked_fill_ if inplace else block.masked_fill
+            blocks.append(fill(empty[:, :, None, None], 0.0))
         return blocks
 
     @staticmethod
