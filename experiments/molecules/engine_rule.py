@@ -1,21 +1,26 @@
-"""GINE's message passing on the ``dgl`` vs the ``torch`` engine by batch size: the
-measurement behind ``GINE_TORCH_BELOW`` (``graphformer/nn/layers/gine.py``).
+"""A layer's message passing on the ``dgl`` vs the ``torch`` engine by batch size: the
+measurement behind ``GINE_TORCH_BELOW`` (``graphformer/nn/layers/gine.py``) and the other
+layers' ``torch_below`` rules.
 
 For batches of molecule-shaped graphs (23 atoms, a chain with ring closures: ~2.2 directed
-edges per atom, as in zinc_logp) it times GINE's φ and □, ``ReLU(x_j + e_ij)`` summed per
-destination, forward and backward, width 64, on each engine: interleaved rounds, median
-CPU time per call, one thread by default::
+edges per atom, as in zinc_logp) it times, forward and backward, width 64, on each engine
+(interleaved rounds, median CPU time per call, one thread by default): ``--layer gine``
+GINE's φ and □, ``ReLU(x_j + e_ij)`` summed per destination; the other layers (``gatedgcn``
+with edge state, ``gat`` with 4 heads, ``gcn``, ``sage``) the whole layer::
 
     python experiments/molecules/engine_rule.py --graphs 8,32,128,256,512,1024,2048
+    python experiments/molecules/engine_rule.py --layer gatedgcn --graphs 8,32,64,128,256
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
 import graphformer  # noqa: F401  (before DGL)
+from graphformer.nn import GATConv, GatedGCN, GCNConv, SAGEConv
 from graphformer.nn.core.message_passing import MessagePassing
 
 import dgl
@@ -37,13 +42,43 @@ def gine_messages(graph: dgl.DGLGraph, engine: str, x: torch.Tensor, e: torch.Te
     return mp.copy_e_reduce(torch.relu_(mp.u_add_e(x, e)), "sum")
 
 
+#: The whole layers ``--layer`` can time, built at width ``dim``.
+LAYERS = {
+    "gatedgcn": lambda dim: GatedGCN(dim),
+    "gat": lambda dim: GATConv(dim, dim // 4, 4),
+    "gcn": lambda dim: GCNConv(dim, dim),
+    "sage": lambda dim: SAGEConv(dim, dim),
+}
+
+
+def step_function(layer: str, dim: int):
+    """``run(graph, engine, x, e)``: one forward's output to backpropagate, on ``engine``."""
+    if layer == "gine":
+        return gine_messages
+    torch.manual_seed(0)
+    built = LAYERS[layer](dim)
+    twins = {}
+    for engine in ("dgl", "torch"):
+        twins[engine] = copy.deepcopy(built)
+        twins[engine].engine = engine
+
+    def run(graph, engine, x, e):
+        if layer == "gatedgcn":
+            return sum(out.sum() for out in twins[engine](graph, x, e))
+        return twins[engine](graph, x)
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--graphs", default="8,32,128,256,512,1024,2048")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--layer", default="gine", choices=("gine", *LAYERS))
     args = parser.parse_args(argv)
+    run = step_function(args.layer, args.dim)
     torch.set_num_threads(args.threads)
     rows = []
     for count in (int(v) for v in args.graphs.split(",")):
@@ -54,10 +89,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         times: dict[str, list[float]] = {"dgl": [], "torch": []}
         for r in range(args.rounds):
             for engine in ("dgl", "torch") if r % 2 == 0 else ("torch", "dgl"):
-                gine_messages(graph, engine, x, e).sum().backward()  # formats, caches
+                run(graph, engine, x, e).sum().backward()  # formats, caches
                 start = time.process_time()
                 for _ in range(reps):
-                    gine_messages(graph, engine, x, e).sum().backward()
+                    run(graph, engine, x, e).sum().backward()
                 times[engine].append((time.process_time() - start) / reps * 1e3)
         ratios = [t / d for t, d in zip(times["torch"], times["dgl"], strict=True)]
         row = {

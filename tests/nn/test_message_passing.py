@@ -3,7 +3,10 @@ and gradients, on a graph with a node without in-edges; and the one engine rule.
 
 from __future__ import annotations
 
+import importlib
+
 import graphformer  # noqa: F401  (before DGL)
+from graphformer.nn import GATConv, GatedGCN
 from graphformer.nn.core.message_passing import (
     REDUCES,
     DGLPrimitives,
@@ -16,7 +19,7 @@ from graphformer.nn.core.message_passing import (
 import dgl
 import pytest
 import torch
-from helpers import assert_close
+from helpers import assert_close, random_graph
 
 N, E, H, D = 6, 14, 2, 3
 
@@ -105,3 +108,48 @@ def test_add_copy_e_sum_is_base_plus_the_sum():
         mp = MessagePassing(g, engine, base)
         expected = base + mp.copy_e_reduce(e, "sum")
         assert_close(f"add_copy_e_sum {engine}", mp.add_copy_e_sum(base, e), expected)
+
+
+#: Layers with a measured ``torch_below`` rule besides GINE (tests/nn/test_gine.py): the
+#: module, its rule's name, and how to build and call it.
+TORCH_BELOW_LAYERS = {
+    "gatedgcn": (
+        "graphformer.nn.layers.gatedgcn",
+        "GATEDGCN_TORCH_BELOW",
+        lambda engine: GatedGCN(8, engine=engine),
+        lambda module, graph, x: module(graph, x, torch.ones(graph.num_edges(), 8))[0],
+    ),
+    "gat": (
+        "graphformer.nn.layers.gat",
+        "GAT_TORCH_BELOW",
+        lambda engine: GATConv(8, 4, 2, engine=engine),
+        lambda module, graph, x: module(graph, x),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", TORCH_BELOW_LAYERS)
+def test_layer_auto_runs_torch_below_its_measured_size(name, monkeypatch):
+    """``engine='auto'``: the torch engine on CPU graphs of fewer edges than the layer's
+    rule, DGL from there on; the same outputs either way."""
+    module_name, rule, build, call = TORCH_BELOW_LAYERS[name]
+    module = importlib.import_module(module_name)
+    used, original = [], module.MessagePassing
+
+    def spy(*args, **kwargs):
+        mp = original(*args, **kwargs)
+        used.append(mp.engine)
+        return mp
+
+    monkeypatch.setattr(module, "MessagePassing", spy)
+    graph = random_graph([6, 5], p=0.4, seed=3)
+    x = torch.randn(graph.num_nodes(), 8)
+    torch.manual_seed(0)
+    reference = build("dgl").eval()
+    torch.manual_seed(0)
+    auto = build("auto").eval()
+    expected = call(reference, graph, x)
+    assert_close(f"{name} auto (torch) vs dgl", call(auto, graph, x), expected)
+    monkeypatch.setattr(module, rule, graph.num_edges())
+    assert_close(f"{name} auto (dgl) vs dgl", call(auto, graph, x), expected)
+    assert used == ["dgl", "torch", "dgl"]  # the reference, auto small, auto at the size

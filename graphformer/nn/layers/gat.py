@@ -21,6 +21,16 @@ if TYPE_CHECKING:
     from graphformer.nn.config import BlockConfig
 
 
+#: ``engine='auto'`` runs GATConv on the ``torch`` engine on CPU graphs of fewer edges than
+#: this, on ``dgl`` above (``graphformer.nn.core.message_passing.torch_pays_off``).
+#: Measured by ``experiments/molecules/engine_rule.py --layer gat`` (4 heads, forward +
+#: backward, width 64, batches of 23-atom molecules; table in experiments/molecules/README.md):
+#: torch's CPU time / DGL's 0.68-0.77 at 400 edges, 0.81-0.97 at 1,600, 0.89-1.06 at 3,200,
+#: 1.07-1.43 at 6,400 (1 and 2 threads). The rule switches at 2,048, inside the range torch
+#: won in both.
+GAT_TORCH_BELOW = 2048
+
+
 @register("gat")
 class GATConv(Mixer):
     r"""Graph attention with GAT's additive score, per head :math:`k`:
@@ -37,7 +47,9 @@ class GATConv(Mixer):
     LeakyReLU, with one shared projection per head: far fewer parameters, as in the
     paper. Attend over neighbours *and* self by adding self-loops
     (``graphformer.graphs.add_self_loops``); as the mixer ``gat`` (``self_loops``) the
-    block or GNN adds them. A node with no in-edges outputs ``b``.
+    block or GNN adds them. A node with no in-edges outputs ``b``. ``engine='auto'`` runs
+    on the ``torch`` engine on CPU graphs of fewer than :data:`GAT_TORCH_BELOW` edges
+    (small molecule batches), else on ``dgl``.
 
     Parameters
     ----------
@@ -137,7 +149,7 @@ class GATConv(Mixer):
         x = projected
         score_src = (h * self.attn_src).sum(-1, keepdim=True)  # (N, H, 1)
         score_dst = (h * self.attn_dst).sum(-1, keepdim=True)
-        mp = MessagePassing(graph, self.engine, x)
+        mp = MessagePassing(graph, self.engine, x, torch_below=GAT_TORCH_BELOW)
         attention = mp.edge_softmax(
             F.leaky_relu(mp.u_add_v(score_src, score_dst), self.negative_slope)
         )

@@ -24,6 +24,17 @@ if TYPE_CHECKING:
     from graphformer.nn.config import BlockConfig
 
 
+#: ``engine='auto'`` runs GatedGCN on the ``torch`` engine on CPU graphs of fewer edges
+#: than this, on ``dgl`` above (``graphformer.nn.core.message_passing.torch_pays_off``).
+#: Measured by ``experiments/molecules/engine_rule.py --layer gatedgcn`` (the layer with
+#: edge state, forward + backward, width 64, batches of 23-atom molecules; table in
+#: experiments/molecules/README.md): torch's CPU time / DGL's 0.66-0.69 at 400 edges, 0.77-
+#: 0.78 at 1,600, 0.88-0.96 from 3,200 to 12,800 (1 and 2 threads); 1.45 (wall, 2 threads)
+#: on a 16-graph CLUSTER batch of 64,000 edges. The rule switches at 8,192, inside the range
+#: torch won in both.
+GATEDGCN_TORCH_BELOW = 8192
+
+
 @register("gatedgcn")
 class GatedGCN(Mixer):
     r"""Residual gated graph convolution that updates node and edge features.
@@ -47,7 +58,8 @@ class GatedGCN(Mixer):
     adds onto :math:`A h_i + B h_j` in one GEMM with an add
     (:func:`graphformer.nn.core.linear.add_linear`: oneDNN on large CPU batches): two
     (E, dim) passes for :math:`\hat e` instead of four. A node without in-edges
-    aggregates zeros.
+    aggregates zeros. ``engine='auto'`` runs on the ``torch`` engine on CPU graphs of fewer
+    than :data:`GATEDGCN_TORCH_BELOW` edges (molecule batches), else on ``dgl``.
 
     As the mixer ``gatedgcn`` (``graphformer.nn.mixers``) it owns its dropout and residuals
     (``owns_residual`` follows ``residual``), as in GraphGPS: a block only norms its output.
@@ -139,7 +151,7 @@ class GatedGCN(Mixer):
         if edge_state is not None:
             check_edge_tensor("edge_state", edge_state, (graph.num_edges(), self.dim))
         self._check_batch_norm(graph)
-        mp = MessagePassing(graph, self.engine, x)
+        mp = MessagePassing(graph, self.engine, x, torch_below=GATEDGCN_TORCH_BELOW)
         src, dst, value, root = self.node_projections(x).unbind(1)
         if edge_state is None:  # C 0 = 0; C's weight still gets its (zero) gradient
             dst = dst + 0.0 * self.gate_edge.weight.sum()
