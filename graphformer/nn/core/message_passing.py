@@ -448,7 +448,7 @@ class TorchPrimitives(MessagePassing):
 
     Node data reach the edges by ``index_select`` (:meth:`copy_u`, :meth:`copy_v`), not
     advanced indexing ``u[src]``: on the CPU its forward + backward (an ``index_add``
-    rather than an accumulating ``index_put_``) took 0.3–0.7× the time, and layers on this
+    rather than an accumulating ``index_put_``) took 0.2–0.7× the time, and layers on this
     engine 0.48–0.96× (CLUSTER batches) and 0.74–0.99× (molecule batches) over three
     in-process runs, same values (experiments/bench/README.md, issue 23's eighth pass)."""
 
