@@ -22,8 +22,8 @@ nodes :math:`S(i)` of node :math:`i`'s sample then factorises,
 
 costing :math:`O(n m d)` per sample of :math:`n` nodes instead of :math:`O(n^2 d)`.
 Each sample's sums are batched matrix products over its nodes padded to the largest
-sample (:func:`graphformer.nn.core.dense.padding_index`), with no loop over samples. Padding
-keeps memory at :math:`O(B L H (m + d))` for :math:`B` samples of at most :math:`L`
+sample (:class:`graphformer.nn.core.linear_attention.SampleRows`), with no loop over
+samples. Padding keeps memory at :math:`O(B L H (m + d))` for :math:`B` samples of at most :math:`L`
 nodes; a segment sum by ``index_add`` would materialise every node's
 :math:`m \times d` outer product :math:`\phi(k_j) v_j^\top`, :math:`O(N H m d)`.
 """
@@ -34,7 +34,7 @@ import math
 from typing import TYPE_CHECKING
 
 from graphformer.nn.core.checks import check_divisible, check_node_features, check_positive
-from graphformer.nn.core.dense import padding_index
+from graphformer.nn.core.linear_attention import SampleRows
 from graphformer.nn.mixers import Mixer, Sizes, register
 
 import dgl
@@ -211,7 +211,7 @@ class PerformerAttention(Mixer):
         """FAVOR+ per sample on scaled (N, H, D) queries/keys and values; (N, H, D) out."""
         if q.shape[0] == 0:
             return torch.zeros_like(v)
-        sample, position, longest = padding_index(sizes.to(q.device))
+        rows = SampleRows(sizes.to(q.device))
         omega = self.features.to(q.dtype)
         # Subtract each (sample, head)'s largest key exponent and each query's largest
         # exponent: constants over a sample's keys and over a query's features, they cancel
@@ -219,20 +219,14 @@ class PerformerAttention(Mixer):
         key_logits = feature_logits(k, omega)  # (N, H, m)
         key_max = key_logits.detach().amax(-1)
         stabilizer = key_max.new_full((len(sizes), self.num_heads), float("-inf"))
-        index = sample.unsqueeze(1).expand_as(key_max)
+        index = rows.sample.unsqueeze(1).expand_as(key_max)
         stabilizer = stabilizer.scatter_reduce(0, index, key_max, "amax", include_self=True)
-        phi_k = torch.exp(key_logits - stabilizer[sample].unsqueeze(-1))
+        phi_k = torch.exp(key_logits - rows.per_row(stabilizer).unsqueeze(-1))
         query_logits = feature_logits(q, omega)
         phi_q = torch.exp(query_logits - query_logits.detach().amax(-1, keepdim=True))
-
-        def pad(t: torch.Tensor) -> torch.Tensor:  # (N, H, W) → (B, H, L, W), zero padding
-            padded = t.new_zeros(len(sizes), longest, *t.shape[1:])
-            padded[sample, position] = t
-            return padded.transpose(1, 2)
-
-        phi_k, phi_q = pad(phi_k), pad(phi_q)
-        key_value = phi_k.transpose(2, 3) @ pad(v)  # (B, H, m, D)
+        phi_k, phi_q = rows.pad(phi_k), rows.pad(phi_q)
+        key_value = phi_k.transpose(2, 3) @ rows.pad(v)  # (B, H, m, D)
         numerator = phi_q @ key_value  # (B, H, L, D)
         denominator = phi_q @ phi_k.sum(2, keepdim=True).transpose(2, 3)  # (B, H, L, 1)
         out = numerator / denominator.clamp_min(torch.finfo(q.dtype).tiny)
-        return out.transpose(1, 2)[sample, position]
+        return rows.unpad(out)
