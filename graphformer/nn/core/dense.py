@@ -338,8 +338,8 @@ class Padding:
     def pad(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(N, ...) rows → per group (B_g, L_g, ...), zeros at padding."""
         buffer = x.new_empty(self.num_rows, *x.shape[1:])
-        buffer[self.flat] = x
-        buffer[self.padding_rows] = 0.0  # finite: padded keys meet -inf in the mask
+        buffer.index_copy_(0, self.flat, x)  # (forward + backward 0.67x of buffer[flat] = x)
+        buffer.index_fill_(0, self.padding_rows, 0.0)  # finite: padded keys meet -inf in the mask
         blocks = buffer.split([batch * longest for batch, longest in self.shapes])
         return [
             block.view(batch, longest, *x.shape[1:])
