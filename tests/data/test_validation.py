@@ -385,7 +385,7 @@ def test_readout_of_graphs_without_nodes_is_zero_on_both_engines(op):
     [
         lambda: attention(engine="dgl").half()(GRAPH, torch.randn(N, 8).half()),
         lambda: GCNConv(8, 4).half()(GRAPH, torch.randn(N, 8).half()),
-        lambda: GATConv(8, 4, 2).half()(GRAPH, torch.randn(N, 8).half()),
+        lambda: GATConv(8, 4, 2, engine="dgl").half()(GRAPH, torch.randn(N, 8).half()),
     ],
     ids=["attention", "gcn", "gat"],
 )
@@ -395,6 +395,8 @@ def test_float16_message_passing_on_the_cpu_is_refused_before_dgl(call):
     ):
         call()
     assert attention(engine="torch").half()(GRAPH, torch.randn(N, 8).half()).dtype == torch.float16
+    # below GAT_TORCH_BELOW edges `auto` takes the torch engine, which runs float16
+    assert GATConv(8, 4, 2).half()(GRAPH, torch.randn(N, 8).half()).dtype == torch.float16
 
 
 def test_float64_inputs_to_a_float32_model_are_named():
