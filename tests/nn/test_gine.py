@@ -82,29 +82,6 @@ def test_gine_eps_is_learned_or_fixed():
     assert "eps" not in dict(fixed.named_parameters()) and "eps" in dict(fixed.named_buffers())
 
 
-def test_gine_auto_runs_torch_below_the_measured_size(monkeypatch):
-    """``engine='auto'``: the torch engine on CPU graphs of fewer than GINE_TORCH_BELOW
-    edges, DGL from there on; outputs equal either way."""
-    from graphformer.nn.layers import gine
-
-    used, original = [], gine.MessagePassing
-
-    def spy(*args, **kwargs):
-        mp = original(*args, **kwargs)
-        used.append(mp.engine)
-        return mp
-
-    monkeypatch.setattr(gine, "MessagePassing", spy)
-    graph = random_graph([6, 5], p=0.4, seed=3)
-    x, e = torch.randn(graph.num_nodes(), DIM), torch.randn(graph.num_edges(), DIM)
-    module = layer()
-    expected = layer(engine="dgl")(graph, x, e)[0]
-    assert_close("GINE auto (torch) vs dgl", module(graph, x, e)[0], expected)
-    monkeypatch.setattr(gine, "GINE_TORCH_BELOW", graph.num_edges())
-    assert_close("GINE auto (dgl) vs dgl", module(graph, x, e)[0], expected)
-    assert used == ["dgl", "torch", "dgl"]  # the reference, auto small, auto at the size
-
-
 def test_gine_checks_edge_state_values_only_when_asked():
     graph = random_graph([4], p=0.6, seed=4)
     x = torch.randn(graph.num_nodes(), DIM)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 
 import graphformer  # noqa: F401  (before DGL)
-from graphformer.nn import GATConv, GatedGCN
+from graphformer.nn import GINE, GATConv, GatedGCN
 from graphformer.nn.core.message_passing import (
     REDUCES,
     DGLPrimitives,
@@ -110,9 +110,15 @@ def test_add_copy_e_sum_is_base_plus_the_sum():
         assert_close(f"add_copy_e_sum {engine}", mp.add_copy_e_sum(base, e), expected)
 
 
-#: Layers with a measured ``torch_below`` rule besides GINE (tests/nn/test_gine.py): the
-#: module, its rule's name, and how to build and call it.
+#: Layers with a measured ``torch_below`` rule: the module, its rule's name, and how to
+#: build and call it.
 TORCH_BELOW_LAYERS = {
+    "gine": (
+        "graphformer.nn.layers.gine",
+        "GINE_TORCH_BELOW",
+        lambda engine: GINE(8, engine=engine),
+        lambda module, graph, x: module(graph, x, torch.ones(graph.num_edges(), 8))[0],
+    ),
     "gatedgcn": (
         "graphformer.nn.layers.gatedgcn",
         "GATEDGCN_TORCH_BELOW",

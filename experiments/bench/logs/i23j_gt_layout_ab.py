@@ -9,28 +9,20 @@ this tree's, in one process: the two swapped between interleaved epochs (2 threa
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import statistics
 import sys
 from pathlib import Path
 
 import graphformer.graphs.transformer as transformer_new
 import graphformer.nn.core.dense as dense_new
-from graphformer.data import GraphDataModule, SBMDataset
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import flop_bound  # experiments/bench
 
-
-def load(name: str, path: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from i23j_layout_ab import cluster_module, load
 
 
 def main() -> None:
@@ -42,16 +34,7 @@ def main() -> None:
         ),
         "new": (dense_new.AttentionLayout, transformer_new._loop_graph),
     }
-    data = GraphDataModule(
-        functools.partial(SBMDataset, name="CLUSTER", seed=0, root="/tmp/gf_bench"),
-        batch_size=32,
-        lap_pe_k=8,
-        train_graphs=320,
-        val_graphs=32,
-        test_graphs=32,
-        seed=0,
-    )
-    data.setup("fit")
+    data = cluster_module()
     loader = data.train_dataloader()
     net = flop_bound.model()
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=True)
