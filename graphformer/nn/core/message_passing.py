@@ -223,12 +223,6 @@ def _edges(graph: dgl.DGLGraph) -> tuple[torch.Tensor, torch.Tensor]:
     return src.long(), dst.long()
 
 
-def edge_index(graph: dgl.DGLGraph, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(src, dst) of every edge, on ``device``."""
-    src, dst = graph.edges()
-    return src.to(device), dst.to(device)
-
-
 def _check_reduce(op: str) -> None:
     if op not in REDUCES:
         raise ValueError(f"unknown reduce {op!r}; choose one of {REDUCES}")
