@@ -13,7 +13,9 @@ bound = FLOPs as run ÷ this machine's GEMM rate; the row is measured epoch ÷ b
   ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, SDPA, convolutions: what it
   counts), plus by hand from the shapes the profiler records: CPU flash attention (the
   dense engine's SDPA, which FlopCounterMode does not count on CPU: forward 4·B·H·L·S·D,
-  backward 10·B·H·L·S·D with the recomputed scores, padded cells included) and DGL's
+  backward 10·B·H·L·S·D with the recomputed scores, padded cells included), the same for
+  graphformer's fused kernel (``graphformer.nn.core.small_attention``, what the dense
+  engine runs at head width 16 on the CPU), and DGL's
   sparse kernels (``GSpMM`` / ``GSDDMM`` 2·E·d, edge softmax 5·E·H) where they run; plus
   the AdamW step (~12 FLOPs per parameter). Elementwise
   ops (GELU, LayerNorm, adds) are not counted: the bound is the GEMM-bound one.
@@ -85,6 +87,10 @@ def epoch(net, optimizer, loader) -> tuple[float, float]:
 SPARSE_OPS = ("GSpMM", "GSDDMM", "EdgeSoftmax")
 #: CPU flash attention (what the dense engine runs), not counted by FlopCounterMode.
 SDPA = "aten::_scaled_dot_product_flash_attention_for_cpu"
+#: graphformer's fused attention kernel (graphformer.nn.core.small_attention): the same
+#: count as flash attention's, from its (B·H, L, 16) blocks.
+FUSED = "graphformer_small_attention::forward"
+FUSED_BACKWARD = "graphformer_small_attention::backward"
 
 
 def _inside_itself(event) -> bool:
@@ -104,7 +110,9 @@ def hand_counted_flops(events) -> dict[str, float]:
       an add per element of the edge tensor); ``EdgeSoftmax``: 5 × (max, sub, exp, sum,
       div).
     - CPU flash attention: forward 4·B·H·L·S·D (QKᵀ and PV); backward 10·B·H·L·S·D (QKᵀ
-      recomputed, then dV, dP, dQ, dK): the FLOPs as run, padded cells included.
+      recomputed, then dV, dP, dQ, dK): the FLOPs as run, padded cells included. The same
+      for graphformer's fused kernel (``graphformer_small_attention::forward`` /
+      ``backward``, (B·H, L, D) blocks), which also recomputes the scores.
 
     Under ``FlopCounterMode`` (a dispatch mode) the profiler records each op twice, the
     redispatched call inside the first (``PythonDispatchMode``); only the outer one is
@@ -122,6 +130,12 @@ def hand_counted_flops(events) -> dict[str, float]:
         elif name == SDPA + "_backward":
             (b, h, rows, d), s = shapes[1], shapes[2][2]
             flops[name] += 10 * b * h * rows * s * d
+        elif name == FUSED:
+            blocks, rows, d = shapes[0]
+            flops[name] += 4 * blocks * rows * rows * d
+        elif name == FUSED_BACKWARD:
+            blocks, rows, d = shapes[1]
+            flops[name] += 10 * blocks * rows * rows * d
         elif any(op in name for op in SPARSE_OPS):
             largest = max((torch.Size(x).numel() for x in shapes if x), default=0)
             flops[name] += (5 if "EdgeSoftmax" in name else 2) * largest

@@ -248,7 +248,7 @@ def test_packed_attention_with_fast_dropout_equals_autograd_through_the_formula(
     upstream = torch.randn(int(sizes.sum()), 2, 4, dtype=torch.float64)
     torch.manual_seed(21)
     got = padding.attend(qkv, masks, p, 0.7, fast_dropout=True)
-    assert got.grad_fn.name() == "_PackedDroppedAttentionBackward"
+    assert got.grad_fn.name() == "_PackedAttentionBackward"
     got_grads = torch.autograd.grad(got, (qkv, *leaves), upstream, retain_graph=True)
     torch.manual_seed(21)
     outs = []
@@ -298,8 +298,8 @@ def test_attention_with_fast_dropout_under_autocast_takes_autograds_path():
     outside = padding.attend(qkv, padding.key_masks(), 0.5, None, fast_dropout=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         inside = padding.attend(qkv, padding.key_masks(), 0.5, None, fast_dropout=True)
-    assert outside.grad_fn.name() == "_PackedDroppedAttentionBackward"
-    assert inside.grad_fn.name() != "_PackedDroppedAttentionBackward"
+    assert outside.grad_fn.name() == "_PackedAttentionBackward"
+    assert inside.grad_fn.name() != "_PackedAttentionBackward"
 
 
 def test_edge_bias_gets_its_gradient_through_the_packed_node():
@@ -319,7 +319,7 @@ def test_edge_bias_gets_its_gradient_through_the_packed_node():
             if not packed:
                 patch.setattr(torch, "is_autocast_enabled", lambda *args: True)
             out = layer(graph, x, edge_bias=bias)
-        assert ("_PackedDroppedAttentionBackward" in _node_names(out.grad_fn)) is packed
+        assert ("_PackedAttentionBackward" in _node_names(out.grad_fn)) is packed
         (grad,) = torch.autograd.grad(out.square().sum(), bias)
         grads.append(grad)
     assert grads[0].abs().sum() > 0

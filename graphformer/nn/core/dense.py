@@ -18,6 +18,10 @@ kernels and no gather or scatter per edge.
   :math:`c` plain copies) counts multi-edges exactly as message passing does. A node
   without in-edges gets zeros, as message passing gives it.
 
+At head width 16 on the CPU the groups run on a fused C++ kernel
+(:mod:`graphformer.nn.core.small_attention`, built on first use) instead of SDPA or the
+written-out formula: 0.5× SDPA's time on CLUSTER-sized samples.
+
 What it cannot run: cross-attention on bipartite graphs, Shaw value terms (a per-edge
 value), returned attention weights, and graphs with an edge between two samples.
 :func:`dense_pays_off` is the rule by which ``engine='auto'`` takes it.
@@ -28,7 +32,8 @@ from __future__ import annotations
 import math
 
 from graphformer.graphs import derived
-from graphformer.nn.core.dropout import keep_factor, keep_mask
+from graphformer.nn.core import small_attention
+from graphformer.nn.core.dropout import keep_mask
 
 import dgl
 import torch
@@ -143,17 +148,22 @@ def dropped_attention(
     scale: float,
     out: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    r"""SDPA written out with a fast dropout mask: :math:`O = (P \odot F)\, V`, :math:`P =
-    \mathrm{softmax}(s\, Q K^\top + M)`, :math:`F = \mathrm{keep} / (1 - p)`. ``mask``:
-    additive (:func:`additive_mask`) or None; ``out``: where to write O (not under autograd).
-    Returns O and (P, F, P ⊙ F), what the backward pass needs
-    (:func:`dropped_attention_backward`); differentiable by autograd as well."""
+    r"""SDPA written out with a fast dropout mask: :math:`O = c\, (P \odot Z)\, V`,
+    :math:`P = \mathrm{softmax}(s\, Q K^\top + M)`, :math:`Z` the 0/1 keep mask,
+    :math:`c = 1 / (1 - p)` (applied to the (L, D) output, not the (L, L) weights; the mask
+    multiplies as bytes: no float copy of it). ``mask``: additive (:func:`additive_mask`) or
+    None; ``out``: where to write O (not under autograd). Returns O and (P, Z, P ⊙ Z), what
+    the backward pass needs (:func:`dropped_attention_backward`); differentiable by autograd
+    as well."""
     scores = torch.matmul(q, k.transpose(-2, -1))
     scores = scores.mul_(scale) if mask is None else torch.add(mask, scores, alpha=scale)
     probs = torch.softmax(scores, dim=-1)
-    factor = keep_factor(keep_mask(probs.shape, dropout, probs.device), dropout, probs.dtype)
-    dropped = probs * factor
-    return torch.matmul(dropped, v, out=out), (probs, factor, dropped)
+    keep = keep_mask(probs.shape, dropout, probs.device).view(torch.uint8)
+    dropped = probs * keep  # uint8 → float on the fly: 0.6× the time of a float factor
+    if out is None:
+        return torch.matmul(dropped, v) * (1.0 / (1.0 - dropout)), (probs, keep, dropped)
+    torch.matmul(dropped, v, out=out).mul_(1.0 / (1.0 - dropout))
+    return out, (probs, keep, dropped)
 
 
 def dropped_attention_backward(
@@ -163,17 +173,19 @@ def dropped_attention_backward(
     v: torch.Tensor,
     saved: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     scale: float,
+    dropout: float,
     out: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
 ) -> torch.Tensor:
     r"""Gradients of :func:`dropped_attention` for (B·H, L, D) blocks, written into ``out``
-    (the gradients of q, k, v, same shapes): with :math:`G` the output's gradient,
-    :math:`\partial V = (P \odot F)^\top G`, :math:`\partial P = (G V^\top) \odot F`,
-    :math:`\partial S = P \odot (\partial P - \mathrm{rowsum}(\partial P \odot P))` (returned:
-    the additive mask's gradient), :math:`\partial Q = s\, \partial S\, K`,
-    :math:`\partial K = s\, \partial S^\top Q`."""
-    probs, factor, dropped = saved
+    (the gradients of q, k, v, same shapes): with :math:`G' = c\, G` (:math:`G` the
+    output's gradient), :math:`\partial V = (P \odot Z)^\top G'`, :math:`\partial P = (G'
+    V^\top) \odot Z`, :math:`\partial S = P \odot (\partial P - \mathrm{rowsum}(\partial P
+    \odot P))` (returned: the additive mask's gradient), :math:`\partial Q = s\, \partial
+    S\, K`, :math:`\partial K = s\, \partial S^\top Q`."""
+    probs, keep, dropped = saved
+    grad = grad * (1.0 / (1.0 - dropout))  # c on the (L, D) gradient, not on (L, L) cells
     torch.bmm(dropped.transpose(1, 2), grad, out=out[2])
-    grad_probs = torch.bmm(grad, v.transpose(1, 2)).mul_(factor)
+    grad_probs = torch.bmm(grad, v.transpose(1, 2)).mul_(keep)
     grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
     # s applied to ∂Q and ∂K: 2 (L, D) passes, fewer cells than one (L, L) for L > 2D
     torch.bmm(grad_scores, k, out=out[0]).mul_(scale)
@@ -181,33 +193,46 @@ def dropped_attention_backward(
     return grad_scores
 
 
-class _PackedDroppedAttention(torch.autograd.Function):
-    r""":meth:`Padding.attend` with fast dropout as one autograd node: the packed
-    (N, 3, H, D) rows padded into head-major blocks, :func:`dropped_attention` per size
-    group, the outputs read back; its backward writes the blocks' gradients into one buffer
-    (no stacking of q, k, v, no mask or scale nodes). Additive masks (per-edge terms) get
-    their gradients, :math:`\partial S` summed to their shapes. First-order only:
-    ``create_graph=True`` raises."""
+class _PackedAttention(torch.autograd.Function):
+    r""":meth:`Padding.attend` as one autograd node: the packed (N, 3, H, D) rows padded
+    into head-major blocks, attention per size group, the outputs read back; its backward
+    writes the blocks' gradients into one buffer (no stacking of q, k, v, no mask or scale
+    nodes). Per group either the fused kernel (``fused``:
+    :mod:`graphformer.nn.core.small_attention`, with or without dropout; it saves each
+    row's log-sum-exp and recomputes the weights) or :func:`dropped_attention` (fast dropout,
+    ``dropout > 0``; it saves the weights). Both draw the same keep masks for a seed.
+    Additive masks (per-edge terms) get their gradients, :math:`\partial S` summed to their
+    shapes. First-order only: ``create_graph=True`` raises."""
 
     @staticmethod
-    def forward(ctx, qkv, padding, dropout, scale, *masks):
+    def forward(ctx, qkv, padding, dropout, scale, fused, *masks):
         nodes, _, heads, width = qkv.shape
         _, out_rows = padding.head_rows(heads)
         buffer = padding.head_major(qkv)
-        out = qkv.new_empty(heads * padding.num_rows, width)
-        saved = []
-        for block, out_block, mask, (batch, longest) in zip(
-            padding.blocks(buffer, 3 * heads),
-            padding.blocks(out, heads),
-            masks,
-            padding.shapes,
-            strict=True,
+        saved, outs = [], []
+        out = None if fused else qkv.new_empty(heads * padding.num_rows, width)
+        for g, (block, mask, (batch, longest)) in enumerate(
+            zip(padding.blocks(buffer, 3 * heads), masks, padding.shapes, strict=True)
         ):
-            q, k, v = block.view(3, batch, heads, longest, width).unbind(0)
-            out_block = out_block.view(batch, heads, longest, width)
-            _, tensors = dropped_attention(q, k, v, mask, dropout, scale, out=out_block)
-            saved += [t.view(batch * heads, longest, longest) for t in tensors]  # P, F, P⊙F
+            if fused:
+                q, k, v = block.view(3, batch * heads, longest, width).unbind(0)
+                mask = None if mask is None else mask.contiguous()
+                keep = None
+                if dropout > 0.0:  # drawn as dropped_attention draws it: the same masks
+                    shape = (batch * heads, longest, longest)
+                    keep = keep_mask(shape, dropout, qkv.device).view(torch.uint8)
+                o, lse = small_attention.forward(q, k, v, mask, keep, heads, scale, dropout)
+                outs.append(o.view(-1, width))
+                saved += [mask, keep, lse]
+            else:
+                q, k, v = block.view(3, batch, heads, longest, width).unbind(0)
+                out_block = padding.blocks(out, heads)[g].view(batch, heads, longest, width)
+                _, tensors = dropped_attention(q, k, v, mask, dropout, scale, out=out_block)
+                saved += [t.view(batch * heads, longest, longest) for t in tensors]  # P, Z, P⊙Z
+        if fused:
+            out = outs[0] if len(outs) == 1 else torch.cat(outs)
         ctx.padding, ctx.heads, ctx.scale = padding, heads, scale
+        ctx.dropout, ctx.fused = dropout, fused
         ctx.mask_shapes = [None if mask is None else mask.shape for mask in masks]
         ctx.save_for_backward(buffer, *saved)
         return out.index_select(0, out_rows).view(nodes, heads, width)
@@ -216,8 +241,9 @@ class _PackedDroppedAttention(torch.autograd.Function):
     def backward(ctx, grad):
         if torch.is_grad_enabled():  # create_graph=True: a second order was asked for
             raise RuntimeError(
-                "dense attention with fast dropout has first-order gradients only (its "
-                "backward is written out); for higher orders build the layer with "
+                "dense attention through the fused kernel or with fast dropout has "
+                "first-order gradients only (its backward is written out); for higher "
+                f"orders set {small_attention.ENV}=0 and build the layer with "
                 "fast_dropout=False"
             )
         buffer, *saved = ctx.saved_tensors
@@ -238,18 +264,26 @@ class _PackedDroppedAttention(torch.autograd.Function):
             )
         ):
             qkv = block.view(3, batch * heads, longest, width).unbind(0)
-            grads = grad_block.view(3, batch * heads, longest, width).unbind(0)
+            grads = grad_block.view(3, batch * heads, longest, width)
             grad_out = grad_out.view(batch * heads, longest, width)
-            grad_scores = dropped_attention_backward(
-                grad_out, *qkv, tuple(saved[3 * g : 3 * g + 3]), ctx.scale, grads
-            )
-            if ctx.needs_input_grad[4 + g]:  # ∂M = ∂S, summed over M's broadcast dims
+            needs_mask_grad = ctx.needs_input_grad[5 + g]
+            group_saved, settings = saved[3 * g : 3 * g + 3], (ctx.scale, ctx.dropout)
+            if ctx.fused:  # saved: the mask, keep mask and log-sum-exp
+                *grad_qkv, grad_scores = small_attention.backward(
+                    grad_out, *qkv, *group_saved, heads, *settings, needs_mask_grad
+                )
+                torch.stack(grad_qkv, out=grads)
+            else:  # saved: P, Z, P ⊙ Z
+                grad_scores = dropped_attention_backward(
+                    grad_out, *qkv, tuple(group_saved), *settings, grads.unbind(0)
+                )
+            if needs_mask_grad:  # ∂M = ∂S, summed over M's broadcast dims
                 grad_scores = grad_scores.view(batch, heads, *grad_scores.shape[1:])
                 grad_masks.append(grad_scores.sum_to_size(ctx.mask_shapes[g]))
             else:
                 grad_masks.append(None)
         grad_qkv = grad_buffer.index_select(0, in_rows).view(grad.shape[0], 3, heads, width)
-        return grad_qkv, None, None, None, *grad_masks
+        return grad_qkv, None, None, None, None, *grad_masks
 
 
 class Padding:
@@ -378,16 +412,23 @@ class Padding:
         group g's ``attn_mask``; ``fast_dropout``: see :func:`padded_attention`. Returns
         (N, H, D). One row copy pads all three into head-major blocks (:meth:`head_rows`),
         so q, k, v and the outputs are contiguous (B_g, H, L_g, D) tensors: no transposed
-        copies before the matmuls and no restriding in the backward pass. With fast
-        dropout the whole of it is one autograd node (:func:`dropped_attention`, its
-        backward written out: 0.86× the time of autograd's on molecule batches), except
-        under autocast, where autograd runs the same formula in autocast's dtypes."""
+        copies before the matmuls and no restriding in the backward pass. At head width
+        16 on the CPU in float32 (:func:`graphformer.nn.core.small_attention.usable`),
+        without dropout or with fast dropout, the fused kernel runs each group
+        (:mod:`graphformer.nn.core.small_attention`); otherwise, with fast dropout, the
+        written-out formula (:func:`dropped_attention`). Either way the whole of it is one
+        autograd node with its backward written out (:class:`_PackedAttention`), except
+        under autocast, where autograd runs the formula in autocast's dtypes; without
+        dropout and without the kernel, SDPA per group."""
         nodes, _, heads, width = qkv.shape
-        # under autocast the ops' dtypes are autocast's: autograd's path (the same formula)
-        if fast_dropout and dropout > 0.0 and not torch.is_autocast_enabled(qkv.device.type):
+        # the fused kernel: without dropout, or with fast dropout's masks (plain dropout
+        # keeps SDPA's); the written-out path under autocast would meet autocast's dtypes
+        fused = (dropout == 0.0 or fast_dropout) and small_attention.usable(qkv)
+        written_out = fast_dropout and dropout > 0.0
+        if fused or (written_out and not torch.is_autocast_enabled(qkv.device.type)):
             scale = 1.0 / math.sqrt(width) if scale is None else scale
             masks = [additive_mask(mask, qkv.dtype) for mask in masks]
-            return _PackedDroppedAttention.apply(qkv, self, dropout, scale, *masks)
+            return _PackedAttention.apply(qkv, self, dropout, scale, fused, *masks)
         _, out_rows = self.head_rows(heads)
         outs = []
         for block, mask, (batch, longest) in zip(

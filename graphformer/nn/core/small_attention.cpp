@@ -1,0 +1,348 @@
+// Fused CPU attention for heads of width 16 (graphformer.nn.core.small_attention).
+//
+// Per block g (a sample's head) of L rows, with q, k, v (L, 16), an additive mask M
+// broadcast from (B, 1 or H, 1 or L, L), an optional 0/1 keep mask K (L, L) and c = 1/(1-p):
+//   forward:  S = s Q Kᵀ + M,  P = softmax(S) row-wise,  O = c (P ⊙ K) V,  lse = log Σ_j e^S
+//   backward: P recomputed from lse; dP = c (dO Vᵀ) ⊙ K; dS = P ⊙ (dP − rowsum(P ⊙ dP));
+//             dQ = s dS K, dK = s dSᵀ Q, dV = c (P ⊙ K)ᵀ dO (and dM = dS when asked for).
+// Each block's scores stay in a (L, ⌈L/16⌉·16) buffer of its thread: no (B, H, L, L)
+// tensor is written to memory except the mask's gradient. Rows of q, k, v are one 16-float
+// vector each (GCC vector extensions, vectorised by the compiler for the machine it builds
+// on); a row whose keys are all masked gets zeros (and lse = -inf). Blocks run in parallel.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace {
+
+constexpr int64_t W = 16;  // head width: one vector of 16 floats
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t i16 __attribute__((vector_size(64)));
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+inline v16 load(const float* p) { v16 v; std::memcpy(&v, p, sizeof(v)); return v; }
+inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
+inline v16 splat(float x) { return v16{} + x; }
+inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
+inline float hsum(v16 v) {
+  v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+  v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+  v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+  return v[0];
+}
+inline float hmax(v16 v) {
+  v = vmax(v, __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+  v = vmax(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
+  v = vmax(v, __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));
+  v = vmax(v, __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14));
+  return v[0];
+}
+typedef uint8_t u16 __attribute__((vector_size(16)));
+
+// exp(x) for x <= 0, exactly 0 below -87 (and at -inf): Cody-Waite reduction, degree-6
+// polynomial; |relative error| < 2e-7.
+inline v16 exp_nonpositive(v16 x) {
+  const v16 lo = splat(-87.0f);
+  const v16 c = x > lo ? x : lo;
+  const i16 n = __builtin_convertvector(c * 1.44269504088896341f - 0.5f, i16);
+  const v16 nf = __builtin_convertvector(n, v16);
+  const v16 r = c - nf * 0.693145751953125f - nf * 1.428606765330187045e-06f;
+  v16 p = splat(1.3981999507e-3f);
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const v16 scale = (v16)((n + 127) << 23);
+  return x > lo ? p * scale : v16{};
+}
+
+struct Shapes {
+  int64_t groups, length, padded, heads, mask_heads, mask_rows;
+};
+
+// (L, 16) rows → (16, Lp) columns, zero past L
+inline void transpose(const float* x, const Shapes& s, float* xt) {
+  std::memset(xt, 0, sizeof(float) * W * s.padded);
+  for (int64_t j = 0; j < s.length; ++j)
+    for (int64_t d = 0; d < W; ++d) xt[d * s.padded + j] = x[j * W + d];
+}
+
+inline const float* mask_row(const float* mask, const Shapes& s, int64_t g, int64_t i) {
+  if (mask == nullptr) return nullptr;
+  const int64_t b = g / s.heads, h = s.mask_heads == 1 ? 0 : g % s.heads;
+  return mask + ((b * s.mask_heads + h) * s.mask_rows + (s.mask_rows == 1 ? 0 : i)) * s.length;
+}
+
+// out[j] = scale * a . x_j (+ mask[j]) for columns xt (16, Lp); ``past`` from L to Lp
+// (``mask``: a row padded to Lp)
+inline void row_dots(const float* a, const float* xt, const float* mask, float scale,
+                     const Shapes& s, float past, float* out) {
+  float q[W];
+  for (int64_t d = 0; d < W; ++d) q[d] = a[d] * scale;
+  for (int64_t j0 = 0; j0 < s.padded; j0 += W) {
+    v16 acc0 = v16{}, acc1 = v16{};
+    for (int64_t d = 0; d < W; d += 2) {
+      acc0 += q[d] * load(xt + d * s.padded + j0);
+      acc1 += q[d + 1] * load(xt + (d + 1) * s.padded + j0);
+    }
+    v16 acc = acc0 + acc1;
+    if (mask != nullptr) acc += load(mask + j0);
+    store(out + j0, acc);
+  }
+  for (int64_t j = s.length; j < s.padded; ++j) out[j] = past;
+}
+
+// rows of group g's mask, each padded to Lp (zeros past L): (1 or L, Lp)
+inline const float* padded_mask(const float* mask, const Shapes& s, int64_t g, float* rows) {
+  if (mask == nullptr) return nullptr;
+  for (int64_t i = 0; i < s.mask_rows; ++i) {
+    std::memcpy(rows + i * s.padded, mask_row(mask, s, g, i), sizeof(float) * s.length);
+    std::memset(rows + i * s.padded + s.length, 0, sizeof(float) * (s.padded - s.length));
+  }
+  return rows;
+}
+
+inline const float* padded_row(const float* rows, const Shapes& s, int64_t i) {
+  return rows == nullptr ? nullptr : rows + (s.mask_rows == 1 ? 0 : i) * s.padded;
+}
+
+// f[j] = c where keep[j] else 0, zeros past L
+inline void keep_factors(const uint8_t* keep, float c, const Shapes& s, float* f) {
+  int64_t j = 0;
+  for (; j + W <= s.length; j += W) {
+    u16 bytes;
+    std::memcpy(&bytes, keep + j, sizeof(bytes));
+    store(f + j, __builtin_convertvector(bytes, v16) * c);
+  }
+  if (j < s.padded) {  // the tail: bytes past L read as zeros
+    u16 bytes = u16{};
+    std::memcpy(&bytes, keep + j, s.length - j);
+    store(f + j, __builtin_convertvector(bytes, v16) * c);
+  }
+}
+
+
+// out[r] = Σ_j coef[r][j] · x_j over j < n for rows r of ``coef`` (row stride ``stride``):
+// four rows at a time, so each x_j is loaded once per four rows
+inline void combine_rows(const float* coef, int64_t stride, int64_t rows, const float* x,
+                         int64_t n, float* out) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const float *c0 = coef + r * stride, *c1 = c0 + stride, *c2 = c1 + stride, *c3 = c2 + stride;
+    v16 a0 = v16{}, a1 = v16{}, a2 = v16{}, a3 = v16{};
+    for (int64_t j = 0; j < n; ++j) {
+      const v16 xj = load(x + j * W);
+      a0 += c0[j] * xj;
+      a1 += c1[j] * xj;
+      a2 += c2[j] * xj;
+      a3 += c3[j] * xj;
+    }
+    store(out + r * W, a0);
+    store(out + (r + 1) * W, a1);
+    store(out + (r + 2) * W, a2);
+    store(out + (r + 3) * W, a3);
+  }
+  for (; r < rows; ++r) {
+    const float* c0 = coef + r * stride;
+    v16 a0 = v16{}, a1 = v16{};
+    int64_t j = 0;
+    for (; j + 1 < n; j += 2) {
+      a0 += c0[j] * load(x + j * W);
+      a1 += c0[j + 1] * load(x + (j + 1) * W);
+    }
+    if (j < n) a0 += c0[j] * load(x + j * W);
+    store(out + r * W, a0 + a1);
+  }
+}
+
+
+// out[r] = Σ_i coef[i][r] · x_i over i < n for r < rows: ``coef`` read by columns (row
+// stride ``stride``), four output rows at a time
+inline void combine_cols(const float* coef, int64_t stride, int64_t rows, const float* x,
+                         int64_t n, float* out) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    v16 a0 = v16{}, a1 = v16{}, a2 = v16{}, a3 = v16{};
+    for (int64_t i = 0; i < n; ++i) {
+      const v16 xi = load(x + i * W);
+      const float* c = coef + i * stride + r;
+      a0 += c[0] * xi;
+      a1 += c[1] * xi;
+      a2 += c[2] * xi;
+      a3 += c[3] * xi;
+    }
+    store(out + r * W, a0);
+    store(out + (r + 1) * W, a1);
+    store(out + (r + 2) * W, a2);
+    store(out + (r + 3) * W, a3);
+  }
+  for (; r < rows; ++r) {
+    v16 a0 = v16{};
+    for (int64_t i = 0; i < n; ++i) a0 += coef[i * stride + r] * load(x + i * W);
+    store(out + r * W, a0);
+  }
+}
+
+void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                  const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& keep,
+                  int64_t heads) {
+  for (const at::Tensor* t : {&q, &k, &v}) {
+    TORCH_CHECK(t->dim() == 3 && t->size(2) == W && t->scalar_type() == at::kFloat &&
+                    t->is_contiguous() && t->sizes() == q.sizes(),
+                "small_attention: q, k, v must be contiguous float32 (G, L, 16) blocks of one "
+                "shape; got ", t->sizes(), " ", t->scalar_type());
+  }
+  TORCH_CHECK(heads > 0 && q.size(0) % heads == 0, "small_attention: ", q.size(0),
+              " blocks are not a multiple of heads = ", heads);
+  if (mask) {
+    const int64_t L = q.size(1);
+    TORCH_CHECK(mask->dim() == 4 && mask->scalar_type() == at::kFloat && mask->is_contiguous() &&
+                    mask->size(0) * heads == q.size(0) &&
+                    (mask->size(1) == 1 || mask->size(1) == heads) &&
+                    (mask->size(2) == 1 || mask->size(2) == L) && mask->size(3) == L,
+                "small_attention: the mask must be a contiguous float32 (B, 1 or H, 1 or L, L) "
+                "tensor for ", q.sizes(), " blocks; got ", mask->sizes());
+  }
+  if (keep) {
+    TORCH_CHECK(keep->scalar_type() == at::kByte && keep->is_contiguous() &&
+                    keep->numel() == q.size(0) * q.size(1) * q.size(1),
+                "small_attention: the keep mask must be a contiguous uint8 (G, L, L) tensor");
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& q, const at::Tensor& k,
+                                           const at::Tensor& v, const std::optional<at::Tensor>& mask,
+                                           const std::optional<at::Tensor>& keep, int64_t heads,
+                                           double scale, double keep_scale) {
+  check_inputs(q, k, v, mask, keep, heads);
+  const int64_t L = q.size(1);
+  const Shapes s{q.size(0), L, (L + W - 1) / W * W, heads,
+                 mask ? mask->size(1) : 1, mask ? mask->size(2) : 1};
+  auto out = at::empty_like(q);
+  auto lse = at::empty({s.groups, L}, q.options());
+  const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+  const float* mp = mask ? mask->data_ptr<float>() : nullptr;
+  const uint8_t* keepp = keep ? keep->data_ptr<uint8_t>() : nullptr;
+  float *op = out.data_ptr<float>(), *lp = lse.data_ptr<float>();
+  const float sc = static_cast<float>(scale), c = static_cast<float>(keep_scale);
+  at::parallel_for(0, s.groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> kt(W * s.padded), weights(L * s.padded), f(s.padded, 1.0f),
+        rows(s.mask_rows * s.padded);
+    for (int64_t g = begin; g < end; ++g) {
+      const int64_t base = g * L * W;
+      transpose(kp + base, s, kt.data());
+      const float* masks = padded_mask(mp, s, g, rows.data());
+      for (int64_t i = 0; i < L; ++i) {
+        float* w = weights.data() + i * s.padded;
+        row_dots(qp + base + i * W, kt.data(), padded_row(masks, s, i), sc, s, kNegInf, w);
+        v16 peak_v = splat(kNegInf);
+        for (int64_t j0 = 0; j0 < s.padded; j0 += W) peak_v = vmax(peak_v, load(w + j0));
+        const float peak = hmax(peak_v);
+        if (peak == kNegInf) {
+          lp[g * L + i] = kNegInf;
+          std::memset(w, 0, sizeof(float) * s.padded);
+          continue;
+        }
+        v16 total_v = v16{};
+        for (int64_t j0 = 0; j0 < s.padded; j0 += W) {
+          const v16 e = exp_nonpositive(load(w + j0) - peak);
+          store(w + j0, e);
+          total_v += e;
+        }
+        const float total = hsum(total_v);
+        lp[g * L + i] = peak + std::log(total);
+        const float norm = 1.0f / total;
+        if (keepp != nullptr) keep_factors(keepp + (g * L + i) * L, c * norm, s, f.data());
+        else for (int64_t j0 = 0; j0 < s.padded; j0 += W) store(f.data() + j0, splat(norm));
+        for (int64_t j0 = 0; j0 < s.padded; j0 += W)
+          store(w + j0, load(w + j0) * load(f.data() + j0));
+      }
+      combine_rows(weights.data(), s.padded, L, vp + base, L, op + base);
+    }
+  });
+  return {out, lse};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
+    const at::Tensor& grad, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+    const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& keep,
+    const at::Tensor& lse, int64_t heads, double scale, double keep_scale, bool mask_grad) {
+  check_inputs(q, k, v, mask, keep, heads);
+  TORCH_CHECK(grad.sizes() == q.sizes() && grad.is_contiguous() && grad.scalar_type() == at::kFloat,
+              "small_attention: the output's gradient must be contiguous float32 ", q.sizes());
+  const int64_t L = q.size(1);
+  const Shapes s{q.size(0), L, (L + W - 1) / W * W, heads,
+                 mask ? mask->size(1) : 1, mask ? mask->size(2) : 1};
+  auto dq = at::empty_like(q), dk = at::empty_like(q), dv = at::empty_like(q);
+  at::Tensor dscores = mask_grad ? at::empty({s.groups, L, L}, q.options()) : at::Tensor();
+  const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+  const float* gp = grad.data_ptr<float>();
+  const float* mp = mask ? mask->data_ptr<float>() : nullptr;
+  const uint8_t* keepp = keep ? keep->data_ptr<uint8_t>() : nullptr;
+  const float* lp = lse.data_ptr<float>();
+  float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
+  float* dsp = mask_grad ? dscores.data_ptr<float>() : nullptr;
+  const float sc = static_cast<float>(scale), c = static_cast<float>(keep_scale);
+  at::parallel_for(0, s.groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> kt(W * s.padded), vt(W * s.padded), dp(s.padded), f(s.padded, 1.0f),
+        rows(s.mask_rows * s.padded), ds(L * s.padded), weights(L * s.padded);
+    for (int64_t g = begin; g < end; ++g) {
+      const int64_t base = g * L * W;
+      transpose(kp + base, s, kt.data());
+      transpose(vp + base, s, vt.data());
+      const float* masks = padded_mask(mp, s, g, rows.data());
+      for (int64_t i = 0; i < L; ++i) {
+        const float lse_i = lp[g * L + i];
+        float* p = ds.data() + i * s.padded;  // P's row, then s · dS's in place
+        float* w = weights.data() + i * s.padded;  // P ⊙ F
+        if (lse_i == kNegInf) {
+          std::memset(p, 0, sizeof(float) * s.padded);
+          std::memset(w, 0, sizeof(float) * s.padded);
+          if (dsp) std::memset(dsp + (g * L + i) * L, 0, sizeof(float) * L);
+          continue;
+        }
+        row_dots(qp + base + i * W, kt.data(), padded_row(masks, s, i), sc, s, kNegInf, p);
+        row_dots(gp + base + i * W, vt.data(), nullptr, 1.0f, s, 0.0f, dp.data());
+        if (keepp != nullptr) keep_factors(keepp + (g * L + i) * L, c, s, f.data());
+        v16 dot_v = v16{};
+        for (int64_t j0 = 0; j0 < s.padded; j0 += W) {
+          const v16 pj = exp_nonpositive(load(p + j0) - lse_i);
+          const v16 fj = load(f.data() + j0);
+          const v16 dpj = load(dp.data() + j0) * fj;
+          store(p + j0, pj);
+          store(w + j0, pj * fj);
+          store(dp.data() + j0, dpj);
+          dot_v += pj * dpj;
+        }
+        const float dot = hsum(dot_v);
+        for (int64_t j0 = 0; j0 < s.padded; j0 += W)
+          store(p + j0, load(p + j0) * (load(dp.data() + j0) - dot));
+        if (dsp) std::memcpy(dsp + (g * L + i) * L, p, sizeof(float) * L);
+        for (int64_t j0 = 0; j0 < s.padded; j0 += W) store(p + j0, load(p + j0) * sc);
+      }
+      combine_rows(ds.data(), s.padded, L, kp + base, L, dqp + base);       // dQ = s dS K
+      combine_cols(ds.data(), s.padded, L, qp + base, L, dkp + base);       // dK = s dSᵀ Q
+      combine_cols(weights.data(), s.padded, L, gp + base, L, dvp + base);  // dV = (P ⊙ F)ᵀ dO
+    }
+  });
+  return {dq, dk, dv, dscores};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(graphformer_small_attention, m) {
+  m.def("forward(Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor? keep, int heads, float scale, float keep_scale) -> (Tensor, Tensor)");
+  m.def("backward(Tensor grad, Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor? keep, Tensor lse, int heads, float scale, float keep_scale, bool mask_grad) -> (Tensor, Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(graphformer_small_attention, CPU, m) {
+  m.impl("forward", &forward);
+  m.impl("backward", &backward);
+}

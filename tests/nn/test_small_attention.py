@@ -1,0 +1,209 @@
+"""The fused CPU attention kernel for heads of width 16 (graphformer.nn.core.small_attention):
+values and gradients against the dense formula in float64, the dense engine's use of it
+against its torch path, its refusals and its switch."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+
+import graphformer  # noqa: F401  (before DGL)
+from graphformer.graphs import complete_graph
+from graphformer.nn import MultiHeadAttention
+from graphformer.nn.core import small_attention
+from graphformer.nn.core.dense import Padding
+
+import pytest
+import torch
+
+needs_compiler = pytest.mark.skipif(
+    shutil.which("c++") is None and shutil.which("g++") is None,
+    reason="no C++ compiler: the kernel cannot be built here (the torch path runs)",
+)
+pytestmark = needs_compiler
+
+
+def _formula(q, k, v, mask, keep, scale, p):
+    """O = c (softmax(s QKᵀ + M) ⊙ Z) V in whatever dtype the inputs are."""
+    scores = q @ k.transpose(-1, -2) * scale
+    if mask is not None:
+        scores = scores + mask
+    weights = torch.softmax(scores, dim=-1)
+    if keep is not None:
+        weights = weights * keep / (1 - p)
+    return weights @ v
+
+
+def _mask(kind: str, batch: int, heads: int, length: int) -> torch.Tensor | None:
+    gen = torch.Generator().manual_seed(1)
+    if kind == "none":
+        return None
+    if kind == "keys":  # (B, 1, 1, L): the last keys of every sample padded
+        mask = torch.zeros(batch, 1, 1, length, dtype=torch.float64)
+        mask[..., max(1, length - 3) :] = -math.inf
+        return mask
+    if kind == "cells":  # (B, 1, L, L): a neighbourhood with self-loops
+        edges = torch.rand(batch, 1, length, length, generator=gen) < 0.3
+        edges |= torch.eye(length, dtype=torch.bool)
+        return torch.zeros(edges.shape, dtype=torch.float64).masked_fill(~edges, -math.inf)
+    return torch.randn(batch, heads, length, length, generator=gen, dtype=torch.float64)
+
+
+def test_the_kernel_builds_on_a_machine_with_a_compiler():
+    assert small_attention.usable(torch.zeros(3, 16)), "the kernel should build here"
+    assert not small_attention.usable(torch.zeros(3, 8)), "only heads of width 16"
+    assert not small_attention.usable(torch.zeros(3, 16, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("length", [1, 13, 16, 31, 33])
+@pytest.mark.parametrize("kind", ["none", "keys", "cells", "bias"])
+@pytest.mark.parametrize("p", [0.0, 0.5])
+def test_kernel_values_and_gradients_equal_the_formula(length, kind, p):
+    """Forward and backward (q, k, v, and a per-head bias mask) against autograd through
+    the formula in float64, with and without a keep mask, at lengths around the kernel's
+    16-column chunks."""
+    batch, heads, scale = 3, 2, 0.3
+    torch.manual_seed(length)
+    q, k, v = (torch.randn(batch * heads, length, 16, dtype=torch.float64) for _ in "qkv")
+    mask = _mask(kind, batch, heads, length)
+    keep = (torch.rand(batch * heads, length, length) > p).to(torch.uint8) if p else None
+    grad = torch.randn(batch * heads, length, 16, dtype=torch.float64)
+
+    leaves = [x.clone().requires_grad_() for x in (q, k, v)]
+    bias = mask.clone().requires_grad_() if kind == "bias" else None
+    blocks = [x.view(batch, heads, length, 16) for x in leaves]
+    keep64 = None if keep is None else keep.view(batch, heads, length, length).double()
+    want = _formula(*blocks, bias if bias is not None else mask, keep64, scale, p)
+    want.backward(grad.view(batch, heads, length, 16))
+
+    f32 = [x.float().contiguous() for x in (q, k, v)]
+    mask32 = None if mask is None else mask.float().contiguous()
+    out, lse = small_attention.forward(*f32, mask32, keep, heads, scale, p)
+    got = small_attention.backward(
+        grad.float(), *f32, mask32, keep, lse, heads, scale, p, kind == "bias"
+    )
+    torch.testing.assert_close(out.double(), want.detach().view_as(out), atol=2e-6, rtol=1e-5)
+    for name, mine, ref in zip("qkv", got[:3], leaves, strict=True):
+        torch.testing.assert_close(mine.double(), ref.grad, atol=5e-6, rtol=1e-5, msg=name)
+    if kind == "bias":
+        grad_bias = got[3].view(batch, heads, length, length).double()
+        torch.testing.assert_close(grad_bias, bias.grad, atol=5e-6, rtol=1e-5)
+    else:
+        assert got[3] is None
+
+
+def test_rows_whose_keys_are_all_masked_get_zeros_and_no_gradient():
+    """A sample without valid keys (message passing: a node without in-edges) gets zeros
+    and passes no gradient, where softmax over -inf alone would give NaN."""
+    q, k, v = (torch.randn(4, 5, 16) for _ in "qkv")
+    mask = torch.zeros(2, 1, 1, 5)
+    mask[1] = -math.inf  # sample 1 (blocks 2 and 3) sees no key
+    out, lse = small_attention.forward(q, k, v, mask, None, 2, 0.25, 0.0)
+    assert torch.equal(out[2:], torch.zeros_like(out[2:])) and out[:2].abs().sum() > 0
+    assert torch.isinf(lse[2:]).all()
+    dq, dk, dv, _ = small_attention.backward(
+        torch.ones_like(q), q, k, v, mask, None, lse, 2, 0.25, 0.0, False
+    )
+    for grad in (dq, dk, dv):
+        assert grad.isfinite().all() and grad[2:].abs().sum() == 0 and grad[:2].abs().sum() > 0
+
+
+def test_the_kernel_names_what_it_refuses():
+    q = torch.randn(4, 5, 16)
+    with pytest.raises(RuntimeError, match=r"contiguous float32 \(G, L, 16\)"):
+        small_attention.forward(q.double(), q.double(), q.double(), None, None, 2, 1.0, 0.0)
+    with pytest.raises(RuntimeError, match=r"not a multiple of heads = 3"):
+        small_attention.forward(q, q, q, None, None, 3, 1.0, 0.0)
+    with pytest.raises(RuntimeError, match=r"\(B, 1 or H, 1 or L, L\)"):
+        small_attention.forward(q, q, q, torch.zeros(2, 1, 3, 5), None, 2, 1.0, 0.0)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5])
+@pytest.mark.parametrize("terms", [False, True], ids=["key-masks", "edge-terms"])
+def test_the_dense_engine_gives_the_same_with_and_without_the_kernel(monkeypatch, p, terms):
+    """Padding.attend over several size groups through the kernel equals its torch path
+    (SDPA without dropout; the written-out formula with fast dropout's masks, drawn alike
+    for a seed): outputs and the gradients of q, k, v and of per-edge terms."""
+    sizes = torch.tensor([7, 97, 2, 100, 0, 5, 99, 8])
+    padding = Padding(sizes, torch.device("cpu"))
+    assert len(padding.shapes) > 1
+    torch.manual_seed(0)
+    qkv = torch.randn(int(sizes.sum()), 3, 4, 16, requires_grad=True)
+    upstream = torch.randn(int(sizes.sum()), 4, 16)
+    key_masks = padding.key_masks()
+    leaves = []
+    if terms:  # (B_g, H, L_g, L_g) per-edge terms with gradients, -inf at padded keys
+        for mask in key_masks:
+            batch, _, _, longest = mask.shape
+            leaves.append(torch.randn(batch, 4, longest, longest, requires_grad=True))
+    results = {}
+    for switch in ("1", "0"):
+        monkeypatch.setenv(small_attention.ENV, switch)
+        masks_now = key_masks
+        if terms:
+            masks_now = [
+                t.masked_fill(~m, -math.inf) for t, m in zip(leaves, key_masks, strict=True)
+            ]
+        torch.manual_seed(5)
+        out = padding.attend(qkv, masks_now, p, None, fast_dropout=True)
+        fused = out.grad_fn.name() == "_PackedAttentionBackward" and switch == "1"
+        results[switch] = (out, torch.autograd.grad(out, (qkv, *leaves), upstream), fused)
+    (out, grads, fused), (ref, ref_grads, _) = results["1"], results["0"]
+    assert fused
+    torch.testing.assert_close(out, ref, atol=2e-6, rtol=1e-5)
+    for mine, theirs in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)
+        assert mine.abs().sum() > 0
+
+
+def test_the_switch_turns_the_kernel_off(monkeypatch):
+    monkeypatch.setenv(small_attention.ENV, "0")
+    assert not small_attention.enabled() and not small_attention.usable(torch.zeros(2, 16))
+    padding = Padding(torch.tensor([3, 4]), torch.device("cpu"))
+    qkv = torch.randn(7, 3, 2, 16, requires_grad=True)
+    out = padding.attend(qkv, padding.key_masks(), 0.0, None)
+    assert out.grad_fn.name() != "_PackedAttentionBackward"  # SDPA's nodes
+    monkeypatch.delenv(small_attention.ENV)
+    out = padding.attend(qkv, padding.key_masks(), 0.0, None)
+    assert out.grad_fn.name() == "_PackedAttentionBackward"
+
+
+def test_attention_layer_through_the_kernel_equals_torch_multihead_attention():
+    """MultiHeadAttention (4 heads of 16) on complete graphs runs the kernel and equals
+    torch.nn.MultiheadAttention per sample with the same weights; permuting the nodes
+    within a sample permutes its outputs (and gradients)."""
+    torch.manual_seed(2)
+    sizes = [5, 17, 9]
+    graph = complete_graph(sizes)
+    layer = MultiHeadAttention(64, 4)
+    peer = torch.nn.MultiheadAttention(64, 4, batch_first=True)
+    with torch.no_grad():
+        proj = (layer.q_proj, layer.k_proj, layer.v_proj)
+        peer.in_proj_weight.copy_(torch.cat([m.weight for m in proj]))
+        peer.in_proj_bias.copy_(torch.cat([m.bias for m in proj]))
+        peer.out_proj.weight.copy_(layer.out_proj.weight)
+        peer.out_proj.bias.copy_(layer.out_proj.bias)
+    x = torch.randn(sum(sizes), 64, requires_grad=True)
+    with torch.profiler.profile() as profile:
+        out = layer(graph, x)
+    assert "graphformer_small_attention::forward" in {e.key for e in profile.key_averages()}
+    want = torch.cat([peer(part[None], part[None], part[None])[0][0] for part in x.split(sizes)])
+    torch.testing.assert_close(out, want, atol=2e-6, rtol=1e-5)
+    perm = torch.cat(
+        [torch.randperm(n) + start for n, start in zip(sizes, [0, 5, 22], strict=True)]
+    )
+    x_perm = x.detach()[perm].requires_grad_()
+    torch.testing.assert_close(layer(graph, x_perm), out[perm], atol=2e-6, rtol=1e-5)
+    out.square().sum().backward()
+    layer(graph, x_perm).square().sum().backward()
+    torch.testing.assert_close(x_perm.grad, x.grad[perm], atol=1e-5, rtol=1e-4)
+
+
+def test_ninja_from_the_wheel_is_put_on_path_for_the_build_only(monkeypatch, tmp_path):
+    ninja = pytest.importorskip("ninja")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ninja on PATH
+    with small_attention._ninja_on_path():
+        assert os.environ["PATH"].split(os.pathsep)[0] == ninja.BIN_DIR
+        assert shutil.which("ninja") is not None
+    assert os.environ["PATH"] == str(tmp_path)
