@@ -80,25 +80,6 @@ inline const float* mask_row(const float* mask, const Shapes& s, int64_t g, int6
   return mask + ((b * s.mask_heads + h) * s.mask_rows + (s.mask_rows == 1 ? 0 : i)) * s.length;
 }
 
-// out[j] = scale * a . x_j (+ mask[j]) for columns xt (16, Lp); ``past`` from L to Lp
-// (``mask``: a row padded to Lp)
-inline void row_dots(const float* a, const float* xt, const float* mask, float scale,
-                     const Shapes& s, float past, float* out) {
-  float q[W];
-  for (int64_t d = 0; d < W; ++d) q[d] = a[d] * scale;
-  for (int64_t j0 = 0; j0 < s.padded; j0 += W) {
-    v16 acc0 = v16{}, acc1 = v16{};
-    for (int64_t d = 0; d < W; d += 2) {
-      acc0 += q[d] * load(xt + d * s.padded + j0);
-      acc1 += q[d + 1] * load(xt + (d + 1) * s.padded + j0);
-    }
-    v16 acc = acc0 + acc1;
-    if (mask != nullptr) acc += load(mask + j0);
-    store(out + j0, acc);
-  }
-  for (int64_t j = s.length; j < s.padded; ++j) out[j] = past;
-}
-
 // rows of group g's mask, each padded to Lp (zeros past L): (1 or L, Lp)
 inline const float* padded_mask(const float* mask, const Shapes& s, int64_t g, float* rows) {
   if (mask == nullptr) return nullptr;
@@ -111,6 +92,40 @@ inline const float* padded_mask(const float* mask, const Shapes& s, int64_t g, f
 
 inline const float* padded_row(const float* rows, const Shapes& s, int64_t i) {
   return rows == nullptr ? nullptr : rows + (s.mask_rows == 1 ? 0 : i) * s.padded;
+}
+
+// Rows per register block: eight independent accumulator chains keep two FMA units busy
+// through an FMA's four-cycle latency.
+constexpr int64_t R = 8;
+
+// out[i][j] = scale · a_i · x_j (+ mask row i's [j]) for the L rows a_i of ``a`` (L, 16) and
+// the columns of ``xt`` (16, Lp); ``past`` from L to Lp. R rows at a time, so each
+// 16-column chunk of ``xt`` is loaded once per R rows.
+inline void all_dots(const float* a, const float* xt, const float* masks, float scale,
+                     const Shapes& s, float past, float* out) {
+  const int64_t L = s.length, Lp = s.padded;
+  for (int64_t i0 = 0; i0 < L; i0 += R) {
+    const int64_t n = L - i0 < R ? L - i0 : R;
+    float q[R][W] = {};
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t d = 0; d < W; ++d) q[r][d] = a[(i0 + r) * W + d] * scale;
+    for (int64_t j0 = 0; j0 < Lp; j0 += W) {
+      v16 acc[R];
+#pragma GCC unroll 8
+      for (int64_t r = 0; r < R; ++r) acc[r] = v16{};
+      for (int64_t d = 0; d < W; ++d) {
+        const v16 x = load(xt + d * Lp + j0);
+#pragma GCC unroll 8
+        for (int64_t r = 0; r < R; ++r) acc[r] += q[r][d] * x;
+      }
+      for (int64_t r = 0; r < n; ++r) {
+        if (masks != nullptr) acc[r] += load(padded_row(masks, s, i0 + r) + j0);
+        store(out + (i0 + r) * Lp + j0, acc[r]);
+      }
+    }
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = L; j < Lp; ++j) out[(i0 + r) * Lp + j] = past;
+  }
 }
 
 // f[j] = c where keep[j] else 0, zeros past L
@@ -129,64 +144,42 @@ inline void keep_factors(const uint8_t* keep, float c, const Shapes& s, float* f
 }
 
 
-// out[r] = Σ_j coef[r][j] · x_j over j < n for rows r of ``coef`` (row stride ``stride``):
-// four rows at a time, so each x_j is loaded once per four rows
+// out[r] = Σ_j coef[r][j] · x_j over j < n for rows r of ``coef`` (row stride ``stride``),
+// R rows at a time, so each x_j is loaded once per R rows
 inline void combine_rows(const float* coef, int64_t stride, int64_t rows, const float* x,
                          int64_t n, float* out) {
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const float *c0 = coef + r * stride, *c1 = c0 + stride, *c2 = c1 + stride, *c3 = c2 + stride;
-    v16 a0 = v16{}, a1 = v16{}, a2 = v16{}, a3 = v16{};
+  for (int64_t r0 = 0; r0 < rows; r0 += R) {
+    const int64_t m = rows - r0 < R ? rows - r0 : R;
+    const float* c[R];
+    for (int64_t r = 0; r < R; ++r) c[r] = coef + (r0 + (r < m ? r : 0)) * stride;
+    v16 acc[R];
+#pragma GCC unroll 8
+    for (int64_t r = 0; r < R; ++r) acc[r] = v16{};
     for (int64_t j = 0; j < n; ++j) {
       const v16 xj = load(x + j * W);
-      a0 += c0[j] * xj;
-      a1 += c1[j] * xj;
-      a2 += c2[j] * xj;
-      a3 += c3[j] * xj;
+#pragma GCC unroll 8
+      for (int64_t r = 0; r < R; ++r) acc[r] += c[r][j] * xj;
     }
-    store(out + r * W, a0);
-    store(out + (r + 1) * W, a1);
-    store(out + (r + 2) * W, a2);
-    store(out + (r + 3) * W, a3);
-  }
-  for (; r < rows; ++r) {
-    const float* c0 = coef + r * stride;
-    v16 a0 = v16{}, a1 = v16{};
-    int64_t j = 0;
-    for (; j + 1 < n; j += 2) {
-      a0 += c0[j] * load(x + j * W);
-      a1 += c0[j + 1] * load(x + (j + 1) * W);
-    }
-    if (j < n) a0 += c0[j] * load(x + j * W);
-    store(out + r * W, a0 + a1);
+    for (int64_t r = 0; r < m; ++r) store(out + (r0 + r) * W, acc[r]);
   }
 }
 
-
 // out[r] = Σ_i coef[i][r] · x_i over i < n for r < rows: ``coef`` read by columns (row
-// stride ``stride``), four output rows at a time
+// stride ``stride``, at least ⌈rows/R⌉·R columns), R output rows at a time
 inline void combine_cols(const float* coef, int64_t stride, int64_t rows, const float* x,
                          int64_t n, float* out) {
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    v16 a0 = v16{}, a1 = v16{}, a2 = v16{}, a3 = v16{};
+  for (int64_t r0 = 0; r0 < rows; r0 += R) {
+    const int64_t m = rows - r0 < R ? rows - r0 : R;
+    v16 acc[R];
+#pragma GCC unroll 8
+    for (int64_t r = 0; r < R; ++r) acc[r] = v16{};
     for (int64_t i = 0; i < n; ++i) {
       const v16 xi = load(x + i * W);
-      const float* c = coef + i * stride + r;
-      a0 += c[0] * xi;
-      a1 += c[1] * xi;
-      a2 += c[2] * xi;
-      a3 += c[3] * xi;
+      const float* c = coef + i * stride + r0;
+#pragma GCC unroll 8
+      for (int64_t r = 0; r < R; ++r) acc[r] += c[r] * xi;
     }
-    store(out + r * W, a0);
-    store(out + (r + 1) * W, a1);
-    store(out + (r + 2) * W, a2);
-    store(out + (r + 3) * W, a3);
-  }
-  for (; r < rows; ++r) {
-    v16 a0 = v16{};
-    for (int64_t i = 0; i < n; ++i) a0 += coef[i * stride + r] * load(x + i * W);
-    store(out + r * W, a0);
+    for (int64_t r = 0; r < m; ++r) store(out + (r0 + r) * W, acc[r]);
   }
 }
 
@@ -239,9 +232,9 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& q, const at::Tensor
       const int64_t base = g * L * W;
       transpose(kp + base, s, kt.data());
       const float* masks = padded_mask(mp, s, g, rows.data());
+      all_dots(qp + base, kt.data(), masks, sc, s, kNegInf, weights.data());
       for (int64_t i = 0; i < L; ++i) {
         float* w = weights.data() + i * s.padded;
-        row_dots(qp + base + i * W, kt.data(), padded_row(masks, s, i), sc, s, kNegInf, w);
         v16 peak_v = splat(kNegInf);
         for (int64_t j0 = 0; j0 < s.padded; j0 += W) peak_v = vmax(peak_v, load(w + j0));
         const float peak = hmax(peak_v);
@@ -291,15 +284,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
   float* dsp = mask_grad ? dscores.data_ptr<float>() : nullptr;
   const float sc = static_cast<float>(scale), c = static_cast<float>(keep_scale);
   at::parallel_for(0, s.groups, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> kt(W * s.padded), vt(W * s.padded), dp(s.padded), f(s.padded, 1.0f),
+    std::vector<float> kt(W * s.padded), vt(W * s.padded), dps(L * s.padded), f(s.padded, 1.0f),
         rows(s.mask_rows * s.padded), ds(L * s.padded), weights(L * s.padded);
     for (int64_t g = begin; g < end; ++g) {
       const int64_t base = g * L * W;
       transpose(kp + base, s, kt.data());
       transpose(vp + base, s, vt.data());
       const float* masks = padded_mask(mp, s, g, rows.data());
+      all_dots(qp + base, kt.data(), masks, sc, s, kNegInf, ds.data());  // S
+      all_dots(gp + base, vt.data(), nullptr, 1.0f, s, 0.0f, dps.data());  // dO Vᵀ
       for (int64_t i = 0; i < L; ++i) {
         const float lse_i = lp[g * L + i];
+        float* dp = dps.data() + i * s.padded;
         float* p = ds.data() + i * s.padded;  // P's row, then s · dS's in place
         float* w = weights.data() + i * s.padded;  // P ⊙ F
         if (lse_i == kNegInf) {
@@ -308,22 +304,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
           if (dsp) std::memset(dsp + (g * L + i) * L, 0, sizeof(float) * L);
           continue;
         }
-        row_dots(qp + base + i * W, kt.data(), padded_row(masks, s, i), sc, s, kNegInf, p);
-        row_dots(gp + base + i * W, vt.data(), nullptr, 1.0f, s, 0.0f, dp.data());
         if (keepp != nullptr) keep_factors(keepp + (g * L + i) * L, c, s, f.data());
         v16 dot_v = v16{};
         for (int64_t j0 = 0; j0 < s.padded; j0 += W) {
           const v16 pj = exp_nonpositive(load(p + j0) - lse_i);
           const v16 fj = load(f.data() + j0);
-          const v16 dpj = load(dp.data() + j0) * fj;
+          const v16 dpj = load(dp + j0) * fj;
           store(p + j0, pj);
           store(w + j0, pj * fj);
-          store(dp.data() + j0, dpj);
+          store(dp + j0, dpj);
           dot_v += pj * dpj;
         }
         const float dot = hsum(dot_v);
         for (int64_t j0 = 0; j0 < s.padded; j0 += W)
-          store(p + j0, load(p + j0) * (load(dp.data() + j0) - dot));
+          store(p + j0, load(p + j0) * (load(dp + j0) - dot));
         if (dsp) std::memcpy(dsp + (g * L + i) * L, p, sizeof(float) * L);
         for (int64_t j0 = 0; j0 < s.padded; j0 += W) store(p + j0, load(p + j0) * sc);
       }
