@@ -80,29 +80,23 @@ inline const float* mask_row(const float* mask, const Shapes& s, int64_t g, int6
   return mask + ((b * s.mask_heads + h) * s.mask_rows + (s.mask_rows == 1 ? 0 : i)) * s.length;
 }
 
-// rows of group g's mask, each padded to Lp (zeros past L): (1 or L, Lp)
-inline const float* padded_mask(const float* mask, const Shapes& s, int64_t g, float* rows) {
-  if (mask == nullptr) return nullptr;
-  for (int64_t i = 0; i < s.mask_rows; ++i) {
-    std::memcpy(rows + i * s.padded, mask_row(mask, s, g, i), sizeof(float) * s.length);
-    std::memset(rows + i * s.padded + s.length, 0, sizeof(float) * (s.padded - s.length));
-  }
-  return rows;
-}
-
-inline const float* padded_row(const float* rows, const Shapes& s, int64_t i) {
-  return rows == nullptr ? nullptr : rows + (s.mask_rows == 1 ? 0 : i) * s.padded;
-}
-
 // Rows per register block: eight independent accumulator chains keep two FMA units busy
 // through an FMA's four-cycle latency.
 constexpr int64_t R = 8;
 
-// out[i][j] = scale · a_i · x_j (+ mask row i's [j]) for the L rows a_i of ``a`` (L, 16) and
-// the columns of ``xt`` (16, Lp); ``past`` from L to Lp. R rows at a time, so each
-// 16-column chunk of ``xt`` is loaded once per R rows.
-inline void all_dots(const float* a, const float* xt, const float* masks, float scale,
-                     const Shapes& s, float past, float* out) {
+// 16 mask values from column j0 of a row of L, zeros past L
+inline v16 mask_chunk(const float* row, int64_t j0, int64_t L) {
+  if (j0 + W <= L) return load(row + j0);
+  float tail[W] = {};
+  std::memcpy(tail, row + j0, sizeof(float) * (L - j0));
+  return load(tail);
+}
+
+// out[i][j] = scale · a_i · x_j (+ mask[i][j]) for the L rows a_i of ``a`` (L, 16) and the
+// columns of ``xt`` (16, Lp); ``past`` from L to Lp; ``mask``: block g's mask (row i by
+// mask_row). R rows at a time, so each 16-column chunk of ``xt`` is loaded once per R rows.
+inline void all_dots(const float* a, const float* xt, const float* mask, int64_t g,
+                     float scale, const Shapes& s, float past, float* out) {
   const int64_t L = s.length, Lp = s.padded;
   for (int64_t i0 = 0; i0 < L; i0 += R) {
     const int64_t n = L - i0 < R ? L - i0 : R;
@@ -119,7 +113,7 @@ inline void all_dots(const float* a, const float* xt, const float* masks, float 
         for (int64_t r = 0; r < R; ++r) acc[r] += q[r][d] * x;
       }
       for (int64_t r = 0; r < n; ++r) {
-        if (masks != nullptr) acc[r] += load(padded_row(masks, s, i0 + r) + j0);
+        if (mask != nullptr) acc[r] += mask_chunk(mask_row(mask, s, g, i0 + r), j0, L);
         store(out + (i0 + r) * Lp + j0, acc[r]);
       }
     }
@@ -226,38 +220,43 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& q, const at::Tensor
   float *op = out.data_ptr<float>(), *lp = lse.data_ptr<float>();
   const float sc = static_cast<float>(scale), c = static_cast<float>(keep_scale);
   at::parallel_for(0, s.groups, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> kt(W * s.padded), weights(L * s.padded), f(s.padded, 1.0f),
-        rows(s.mask_rows * s.padded);
+    std::vector<float> kt(W * s.padded), weights(L * s.padded), f(s.padded), norm(L);
     for (int64_t g = begin; g < end; ++g) {
       const int64_t base = g * L * W;
       transpose(kp + base, s, kt.data());
-      const float* masks = padded_mask(mp, s, g, rows.data());
-      all_dots(qp + base, kt.data(), masks, sc, s, kNegInf, weights.data());
+      all_dots(qp + base, kt.data(), mp, g, sc, s, kNegInf, weights.data());
       for (int64_t i = 0; i < L; ++i) {
-        float* w = weights.data() + i * s.padded;
+        float* w = weights.data() + i * s.padded;  // S's row, then e^(S - max) (⊙ c Z)
         v16 peak_v = splat(kNegInf);
         for (int64_t j0 = 0; j0 < s.padded; j0 += W) peak_v = vmax(peak_v, load(w + j0));
         const float peak = hmax(peak_v);
         if (peak == kNegInf) {
           lp[g * L + i] = kNegInf;
           std::memset(w, 0, sizeof(float) * s.padded);
+          norm[i] = 0.0f;
           continue;
         }
         v16 total_v = v16{};
-        for (int64_t j0 = 0; j0 < s.padded; j0 += W) {
-          const v16 e = exp_nonpositive(load(w + j0) - peak);
-          store(w + j0, e);
-          total_v += e;
+        if (keepp != nullptr) {
+          keep_factors(keepp + (g * L + i) * L, c, s, f.data());
+          for (int64_t j0 = 0; j0 < s.padded; j0 += W) {
+            const v16 e = exp_nonpositive(load(w + j0) - peak);
+            store(w + j0, e * load(f.data() + j0));
+            total_v += e;
+          }
+        } else {
+          for (int64_t j0 = 0; j0 < s.padded; j0 += W) {
+            const v16 e = exp_nonpositive(load(w + j0) - peak);
+            store(w + j0, e);
+            total_v += e;
+          }
         }
         const float total = hsum(total_v);
         lp[g * L + i] = peak + std::log(total);
-        const float norm = 1.0f / total;
-        if (keepp != nullptr) keep_factors(keepp + (g * L + i) * L, c * norm, s, f.data());
-        else for (int64_t j0 = 0; j0 < s.padded; j0 += W) store(f.data() + j0, splat(norm));
-        for (int64_t j0 = 0; j0 < s.padded; j0 += W)
-          store(w + j0, load(w + j0) * load(f.data() + j0));
+        norm[i] = 1.0f / total;  // applied to the output row
       }
       combine_rows(weights.data(), s.padded, L, vp + base, L, op + base);
+      for (int64_t i = 0; i < L; ++i) store(op + base + i * W, load(op + base + i * W) * norm[i]);
     }
   });
   return {out, lse};
@@ -285,14 +284,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
   const float sc = static_cast<float>(scale), c = static_cast<float>(keep_scale);
   at::parallel_for(0, s.groups, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> kt(W * s.padded), vt(W * s.padded), dps(L * s.padded), f(s.padded, 1.0f),
-        rows(s.mask_rows * s.padded), ds(L * s.padded), weights(L * s.padded);
+        ds(L * s.padded), weights(L * s.padded);
     for (int64_t g = begin; g < end; ++g) {
       const int64_t base = g * L * W;
       transpose(kp + base, s, kt.data());
       transpose(vp + base, s, vt.data());
-      const float* masks = padded_mask(mp, s, g, rows.data());
-      all_dots(qp + base, kt.data(), masks, sc, s, kNegInf, ds.data());  // S
-      all_dots(gp + base, vt.data(), nullptr, 1.0f, s, 0.0f, dps.data());  // dO Vᵀ
+      all_dots(qp + base, kt.data(), mp, g, sc, s, kNegInf, ds.data());  // S
+      all_dots(gp + base, vt.data(), nullptr, g, 1.0f, s, 0.0f, dps.data());  // dO Vᵀ
       for (int64_t i = 0; i < L; ++i) {
         const float lse_i = lp[g * L + i];
         float* dp = dps.data() + i * s.padded;
