@@ -13,9 +13,10 @@ bound = FLOPs as run ÷ this machine's GEMM rate; the row is measured epoch ÷ b
   ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, SDPA, convolutions: what it
   counts), plus by hand from the shapes the profiler records: CPU flash attention (the
   dense engine's SDPA, which FlopCounterMode does not count on CPU: forward 4·B·H·L·S·D,
-  backward 10·B·H·L·S·D with the recomputed scores, padded cells included), the same for
-  graphformer's fused kernel (``graphformer.nn.core.small_attention``, what the dense
-  engine runs at head width 16 on the CPU), and DGL's
+  backward 10·B·H·L·S·D with the recomputed scores, padded cells included), graphformer's
+  fused kernel (``graphformer.nn.core.small_attention``, what the dense engine runs at head
+  width 16 on the CPU: the same count over the cells it runs, n × ⌈n/16⌉·16 per sample and
+  head, from the sizes it is called with), and DGL's
   sparse kernels (``GSpMM`` / ``GSDDMM`` 2·E·d, edge softmax 5·E·H) where they run; plus
   the AdamW step (~12 FLOPs per parameter). Elementwise
   ops (GELU, LayerNorm, adds) are not counted: the bound is the GEMM-bound one.
@@ -34,6 +35,7 @@ its own FLOP bound (its FLOPs ÷ the GEMM rate): the gap contributors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -87,10 +89,39 @@ def epoch(net, optimizer, loader) -> tuple[float, float]:
 SPARSE_OPS = ("GSpMM", "GSDDMM", "EdgeSoftmax")
 #: CPU flash attention (what the dense engine runs), not counted by FlopCounterMode.
 SDPA = "aten::_scaled_dot_product_flash_attention_for_cpu"
-#: graphformer's fused attention kernel (graphformer.nn.core.small_attention): the same
-#: count as flash attention's, from its (B·H, L, 16) blocks.
+#: graphformer's fused attention kernel (graphformer.nn.core.small_attention), counted from
+#: the sample sizes it is called with (:func:`counting_fused`).
 FUSED = "graphformer_small_attention::forward"
 FUSED_BACKWARD = "graphformer_small_attention::backward"
+
+
+@contextlib.contextmanager
+def counting_fused(flops: dict[str, float]):
+    """Count the fused kernel's FLOPs as run into ``flops`` while inside: per head, a sample
+    of n nodes runs its n query rows against ⌈n/16⌉·16 key columns (no padded rows; the
+    columns to the next 16), so forward 4·H·D·Σ n·⌈n/16⌉·16 (QKᵀ and PV), backward 10·…
+    (QKᵀ recomputed, dP, dQ, dK, dV), as flash attention's count is made."""
+    from graphformer.nn.core import small_attention
+
+    forward, backward = small_attention.forward, small_attention.backward
+
+    def cells(qkv: torch.Tensor, sizes: torch.Tensor) -> int:
+        columns = (sizes + 15) // 16 * 16
+        return qkv.shape[2] * qkv.shape[3] * int((sizes * columns).sum())
+
+    def counted_forward(out, qkv, starts, sizes, *rest):
+        flops[FUSED] += 4 * cells(qkv, sizes)
+        return forward(out, qkv, starts, sizes, *rest)
+
+    def counted_backward(grad_qkv, grad, qkv, starts, sizes, *rest):
+        flops[FUSED_BACKWARD] += 10 * cells(qkv, sizes)
+        return backward(grad_qkv, grad, qkv, starts, sizes, *rest)
+
+    small_attention.forward, small_attention.backward = counted_forward, counted_backward
+    try:
+        yield
+    finally:
+        small_attention.forward, small_attention.backward = forward, backward
 
 
 def _inside_itself(event) -> bool:
@@ -110,9 +141,9 @@ def hand_counted_flops(events) -> dict[str, float]:
       an add per element of the edge tensor); ``EdgeSoftmax``: 5 × (max, sub, exp, sum,
       div).
     - CPU flash attention: forward 4·B·H·L·S·D (QKᵀ and PV); backward 10·B·H·L·S·D (QKᵀ
-      recomputed, then dV, dP, dQ, dK): the FLOPs as run, padded cells included. The same
-      for graphformer's fused kernel (``graphformer_small_attention::forward`` /
-      ``backward``, (B·H, L, D) blocks), which also recomputes the scores.
+      recomputed, then dV, dP, dQ, dK): the FLOPs as run, padded cells included.
+      (graphformer's fused kernel is counted from its calls' sample sizes instead:
+      :func:`counting_fused`.)
 
     Under ``FlopCounterMode`` (a dispatch mode) the profiler records each op twice, the
     redispatched call inside the first (``PythonDispatchMode``); only the outer one is
@@ -130,12 +161,6 @@ def hand_counted_flops(events) -> dict[str, float]:
         elif name == SDPA + "_backward":
             (b, h, rows, d), s = shapes[1], shapes[2][2]
             flops[name] += 10 * b * h * rows * s * d
-        elif name == FUSED:
-            blocks, rows, d = shapes[0]
-            flops[name] += 4 * blocks * rows * rows * d
-        elif name == FUSED_BACKWARD:
-            blocks, rows, d = shapes[1]
-            flops[name] += 10 * blocks * rows * rows * d
         elif any(op in name for op in SPARSE_OPS):
             largest = max((torch.Size(x).numel() for x in shapes if x), default=0)
             flops[name] += (5 if "EdgeSoftmax" in name else 2) * largest
@@ -185,14 +210,19 @@ def main() -> None:
     counter = FlopCounterMode(display=False)
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof, counter:
+    fused: dict[str, float] = defaultdict(float)
+    with (
+        profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof,
+        counter,
+        counting_fused(fused),
+    ):
         for graph, labels in batches:
             step(net, optimizer, graph, labels)
     dense = {
         "aten::" + str(op).split(".")[1]: count
         for op, count in counter.get_flop_counts()["Global"].items()
     }
-    by_hand = hand_counted_flops(prof.events())
+    by_hand = {**hand_counted_flops(prof.events()), **fused}
     params = sum(p.numel() for p in net.parameters())
     adamw = 12 * params * len(batches)
     total = sum(dense.values()) + sum(by_hand.values()) + adamw

@@ -60,63 +60,90 @@ def test_the_kernel_builds_on_a_machine_with_a_compiler():
 @pytest.mark.parametrize("kind", ["none", "keys", "cells", "bias"])
 @pytest.mark.parametrize("p", [0.0, 0.5])
 def test_kernel_values_and_gradients_equal_the_formula(length, kind, p):
-    """Forward and backward (q, k, v, and a per-head bias mask) against autograd through
-    the formula in float64, with and without a keep mask, at lengths around the kernel's
-    16-column chunks."""
-    batch, heads, scale = 3, 2, 0.3
+    """One group of samples (one of the group's padded length, shorter ones, an empty one)
+    read from packed (N, 3, H, 16) rows: outputs and the gradients of q, k, v and of a
+    per-head bias mask against autograd through the formula per sample in float64, with and
+    without a keep mask, at lengths around the kernel's 16-column chunks."""
+    heads, scale = 2, 0.3
+    sizes = torch.tensor([length, max(length - 5, 1), 0, max(length // 2, 1)])
+    starts = torch.cumsum(sizes, 0) - sizes
+    batch, nodes = len(sizes), int(sizes.sum())
     torch.manual_seed(length)
-    q, k, v = (torch.randn(batch * heads, length, 16, dtype=torch.float64) for _ in "qkv")
+    qkv = torch.randn(nodes, 3, heads, 16, dtype=torch.float64)
     mask = _mask(kind, batch, heads, length)
     keep = (torch.rand(batch * heads, length, length) > p).to(torch.uint8) if p else None
-    grad = torch.randn(batch * heads, length, 16, dtype=torch.float64)
+    grad = torch.randn(nodes, heads, 16, dtype=torch.float64)
 
-    leaves = [x.clone().requires_grad_() for x in (q, k, v)]
+    leaf = qkv.clone().requires_grad_()
     bias = mask.clone().requires_grad_() if kind == "bias" else None
-    blocks = [x.view(batch, heads, length, 16) for x in leaves]
-    keep64 = None if keep is None else keep.view(batch, heads, length, length).double()
-    want = _formula(*blocks, bias if bias is not None else mask, keep64, scale, p)
-    want.backward(grad.view(batch, heads, length, 16))
+    outs = []
+    for b, (start, n) in enumerate(zip(starts.tolist(), sizes.tolist(), strict=True)):
+        q, k, v = leaf[start : start + n].permute(1, 2, 0, 3)  # (H, n, 16) each
+        m = bias if bias is not None else mask
+        m = None if m is None else m[b, :, : min(n, m.shape[2]), :n]
+        z = None if keep is None else keep.view(batch, heads, length, length)[b, :, :n, :n]
+        outs.append(_formula(q, k, v, m, None if z is None else z.double(), scale, p))
+    want = torch.cat([o.transpose(0, 1) for o in outs])  # (N, H, 16)
+    want.backward(grad)
 
-    f32 = [x.float().contiguous() for x in (q, k, v)]
-    mask32 = None if mask is None else mask.float().contiguous()
-    out, lse = small_attention.forward(*f32, mask32, keep, heads, scale, p)
-    got = small_attention.backward(
-        grad.float(), *f32, mask32, keep, lse, heads, scale, p, kind == "bias"
+    qkv32, mask32 = qkv.float().contiguous(), None if mask is None else mask.float().contiguous()
+    out = torch.full((nodes, heads, 16), float("nan"))
+    lse = small_attention.forward(out, qkv32, starts, sizes, length, mask32, keep, scale, p)
+    grad_qkv = torch.full_like(qkv32, float("nan"))
+    grad_bias = small_attention.backward(
+        grad_qkv,
+        grad.float(),
+        qkv32,
+        starts,
+        sizes,
+        length,
+        mask32,
+        keep,
+        lse,
+        scale,
+        p,
+        kind == "bias",
     )
-    torch.testing.assert_close(out.double(), want.detach().view_as(out), atol=2e-6, rtol=1e-5)
-    for name, mine, ref in zip("qkv", got[:3], leaves, strict=True):
-        torch.testing.assert_close(mine.double(), ref.grad, atol=5e-6, rtol=1e-5, msg=name)
+    torch.testing.assert_close(out.double(), want.detach(), atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(grad_qkv.double(), leaf.grad, atol=5e-6, rtol=1e-5)
     if kind == "bias":
-        grad_bias = got[3].view(batch, heads, length, length).double()
-        torch.testing.assert_close(grad_bias, bias.grad, atol=5e-6, rtol=1e-5)
+        torch.testing.assert_close(
+            grad_bias.view(bias.shape).double(), bias.grad, atol=5e-6, rtol=1e-5
+        )
     else:
-        assert got[3] is None
+        assert grad_bias is None
 
 
 def test_rows_whose_keys_are_all_masked_get_zeros_and_no_gradient():
     """A sample without valid keys (message passing: a node without in-edges) gets zeros
     and passes no gradient, where softmax over -inf alone would give NaN."""
-    q, k, v = (torch.randn(4, 5, 16) for _ in "qkv")
+    sizes, starts = torch.tensor([5, 5]), torch.tensor([0, 5])
+    qkv = torch.randn(10, 3, 2, 16)
     mask = torch.zeros(2, 1, 1, 5)
-    mask[1] = -math.inf  # sample 1 (blocks 2 and 3) sees no key
-    out, lse = small_attention.forward(q, k, v, mask, None, 2, 0.25, 0.0)
-    assert torch.equal(out[2:], torch.zeros_like(out[2:])) and out[:2].abs().sum() > 0
+    mask[1] = -math.inf  # sample 1 sees no key
+    out = torch.empty(10, 2, 16)
+    lse = small_attention.forward(out, qkv, starts, sizes, 5, mask, None, 0.25, 0.0)
+    assert torch.equal(out[5:], torch.zeros_like(out[5:])) and out[:5].abs().sum() > 0
     assert torch.isinf(lse[2:]).all()
-    dq, dk, dv, _ = small_attention.backward(
-        torch.ones_like(q), q, k, v, mask, None, lse, 2, 0.25, 0.0, False
+    grad_qkv = torch.empty_like(qkv)
+    small_attention.backward(
+        grad_qkv, torch.ones(10, 2, 16), qkv, starts, sizes, 5, mask, None, lse, 0.25, 0.0, False
     )
-    for grad in (dq, dk, dv):
-        assert grad.isfinite().all() and grad[2:].abs().sum() == 0 and grad[:2].abs().sum() > 0
+    assert grad_qkv.isfinite().all() and grad_qkv[5:].abs().sum() == 0
+    assert grad_qkv[:5].abs().sum() > 0
 
 
 def test_the_kernel_names_what_it_refuses():
-    q = torch.randn(4, 5, 16)
-    with pytest.raises(RuntimeError, match=r"contiguous float32 \(G, L, 16\)"):
-        small_attention.forward(q.double(), q.double(), q.double(), None, None, 2, 1.0, 0.0)
-    with pytest.raises(RuntimeError, match=r"not a multiple of heads = 3"):
-        small_attention.forward(q, q, q, None, None, 3, 1.0, 0.0)
+    qkv, out = torch.randn(9, 3, 2, 16), torch.empty(9, 2, 16)
+    starts, sizes = torch.tensor([0, 4]), torch.tensor([4, 5])
+    with pytest.raises(RuntimeError, match=r"contiguous float32 \(N, 3, H, 16\)"):
+        small_attention.forward(out, qkv.double(), starts, sizes, 5, None, None, 1.0, 0.0)
+    with pytest.raises(RuntimeError, match=r"sample 1 \(rows 4 \+ 5\) lies outside"):
+        small_attention.forward(out, qkv, starts, sizes, 4, None, None, 1.0, 0.0)
     with pytest.raises(RuntimeError, match=r"\(B, 1 or H, 1 or L, L\)"):
-        small_attention.forward(q, q, q, torch.zeros(2, 1, 3, 5), None, 2, 1.0, 0.0)
+        small_attention.forward(out, qkv, starts, sizes, 5, torch.zeros(2, 1, 3, 5), None, 1.0, 0.0)
+    with pytest.raises(RuntimeError, match=r"int64 \(B,\) CPU"):
+        small_attention.forward(out, qkv, starts.int(), sizes, 5, None, None, 1.0, 0.0)
 
 
 @pytest.mark.parametrize("p", [0.0, 0.5])
@@ -147,10 +174,10 @@ def test_the_dense_engine_gives_the_same_with_and_without_the_kernel(monkeypatch
             ]
         torch.manual_seed(5)
         out = padding.attend(qkv, masks_now, p, None, fast_dropout=True)
-        fused = out.grad_fn.name() == "_PackedAttentionBackward" and switch == "1"
+        fused = out.grad_fn.name() == "_FusedAttentionBackward"
         results[switch] = (out, torch.autograd.grad(out, (qkv, *leaves), upstream), fused)
-    (out, grads, fused), (ref, ref_grads, _) = results["1"], results["0"]
-    assert fused
+    (out, grads, fused), (ref, ref_grads, fused_off) = results["1"], results["0"]
+    assert fused and not fused_off
     torch.testing.assert_close(out, ref, atol=2e-6, rtol=1e-5)
     for mine, theirs in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)
@@ -163,10 +190,10 @@ def test_the_switch_turns_the_kernel_off(monkeypatch):
     padding = Padding(torch.tensor([3, 4]), torch.device("cpu"))
     qkv = torch.randn(7, 3, 2, 16, requires_grad=True)
     out = padding.attend(qkv, padding.key_masks(), 0.0, None)
-    assert out.grad_fn.name() != "_PackedAttentionBackward"  # SDPA's nodes
+    assert out.grad_fn.name() != "_FusedAttentionBackward"  # SDPA's nodes
     monkeypatch.delenv(small_attention.ENV)
     out = padding.attend(qkv, padding.key_masks(), 0.0, None)
-    assert out.grad_fn.name() == "_PackedAttentionBackward"
+    assert out.grad_fn.name() == "_FusedAttentionBackward"
 
 
 def test_attention_layer_through_the_kernel_equals_torch_multihead_attention():

@@ -193,59 +193,49 @@ def dropped_attention_backward(
     return grad_scores
 
 
+def _first_order_only(ctx_name: str) -> None:
+    if torch.is_grad_enabled():  # create_graph=True: a second order was asked for
+        raise RuntimeError(
+            f"dense attention {ctx_name} has first-order gradients only (its backward is "
+            f"written out); for higher orders set {small_attention.ENV}=0 and build the "
+            "layer with fast_dropout=False"
+        )
+
+
 class _PackedAttention(torch.autograd.Function):
-    r""":meth:`Padding.attend` as one autograd node: the packed (N, 3, H, D) rows padded
-    into head-major blocks, attention per size group, the outputs read back; its backward
-    writes the blocks' gradients into one buffer (no stacking of q, k, v, no mask or scale
-    nodes). Per group either the fused kernel (``fused``:
-    :mod:`graphformer.nn.core.small_attention`, with or without dropout; it saves each
-    row's log-sum-exp and recomputes the weights) or :func:`dropped_attention` (fast dropout,
-    ``dropout > 0``; it saves the weights). Both draw the same keep masks for a seed.
-    Additive masks (per-edge terms) get their gradients, :math:`\partial S` summed to their
-    shapes. First-order only: ``create_graph=True`` raises."""
+    r""":meth:`Padding.attend` with fast dropout on torch's kernels as one autograd node: the
+    packed (N, 3, H, D) rows padded into head-major blocks, :func:`dropped_attention` per
+    size group, the outputs read back; its backward writes the blocks' gradients into one
+    buffer (no stacking of q, k, v, no mask or scale nodes). Additive masks (per-edge terms)
+    get their gradients, :math:`\partial S` summed to their shapes. First-order only:
+    ``create_graph=True`` raises."""
 
     @staticmethod
-    def forward(ctx, qkv, padding, dropout, scale, fused, *masks):
+    def forward(ctx, qkv, padding, dropout, scale, *masks):
         nodes, _, heads, width = qkv.shape
         _, out_rows = padding.head_rows(heads)
         buffer = padding.head_major(qkv)
-        saved, outs = [], []
-        out = None if fused else qkv.new_empty(heads * padding.num_rows, width)
-        for g, (block, mask, (batch, longest)) in enumerate(
-            zip(padding.blocks(buffer, 3 * heads), masks, padding.shapes, strict=True)
+        out = qkv.new_empty(heads * padding.num_rows, width)
+        saved = []
+        for block, out_block, mask, (batch, longest) in zip(
+            padding.blocks(buffer, 3 * heads),
+            padding.blocks(out, heads),
+            masks,
+            padding.shapes,
+            strict=True,
         ):
-            if fused:
-                q, k, v = block.view(3, batch * heads, longest, width).unbind(0)
-                mask = None if mask is None else mask.contiguous()
-                keep = None
-                if dropout > 0.0:  # drawn as dropped_attention draws it: the same masks
-                    shape = (batch * heads, longest, longest)
-                    keep = keep_mask(shape, dropout, qkv.device).view(torch.uint8)
-                o, lse = small_attention.forward(q, k, v, mask, keep, heads, scale, dropout)
-                outs.append(o.view(-1, width))
-                saved += [mask, keep, lse]
-            else:
-                q, k, v = block.view(3, batch, heads, longest, width).unbind(0)
-                out_block = padding.blocks(out, heads)[g].view(batch, heads, longest, width)
-                _, tensors = dropped_attention(q, k, v, mask, dropout, scale, out=out_block)
-                saved += [t.view(batch * heads, longest, longest) for t in tensors]  # P, Z, P⊙Z
-        if fused:
-            out = outs[0] if len(outs) == 1 else torch.cat(outs)
-        ctx.padding, ctx.heads, ctx.scale = padding, heads, scale
-        ctx.dropout, ctx.fused = dropout, fused
+            q, k, v = block.view(3, batch, heads, longest, width).unbind(0)
+            out_block = out_block.view(batch, heads, longest, width)
+            _, tensors = dropped_attention(q, k, v, mask, dropout, scale, out=out_block)
+            saved += [t.view(batch * heads, longest, longest) for t in tensors]  # P, Z, P⊙Z
+        ctx.padding, ctx.heads, ctx.scale, ctx.dropout = padding, heads, scale, dropout
         ctx.mask_shapes = [None if mask is None else mask.shape for mask in masks]
         ctx.save_for_backward(buffer, *saved)
         return out.index_select(0, out_rows).view(nodes, heads, width)
 
     @staticmethod
     def backward(ctx, grad):
-        if torch.is_grad_enabled():  # create_graph=True: a second order was asked for
-            raise RuntimeError(
-                "dense attention through the fused kernel or with fast dropout has "
-                "first-order gradients only (its backward is written out); for higher "
-                f"orders set {small_attention.ENV}=0 and build the layer with "
-                "fast_dropout=False"
-            )
+        _first_order_only("with fast dropout")
         buffer, *saved = ctx.saved_tensors
         padding, heads = ctx.padding, ctx.heads
         in_rows, out_rows = padding.head_rows(heads)
@@ -264,26 +254,84 @@ class _PackedAttention(torch.autograd.Function):
             )
         ):
             qkv = block.view(3, batch * heads, longest, width).unbind(0)
-            grads = grad_block.view(3, batch * heads, longest, width)
+            grads = grad_block.view(3, batch * heads, longest, width).unbind(0)
             grad_out = grad_out.view(batch * heads, longest, width)
-            needs_mask_grad = ctx.needs_input_grad[5 + g]
-            group_saved, settings = saved[3 * g : 3 * g + 3], (ctx.scale, ctx.dropout)
-            if ctx.fused:  # saved: the mask, keep mask and log-sum-exp
-                *grad_qkv, grad_scores = small_attention.backward(
-                    grad_out, *qkv, *group_saved, heads, *settings, needs_mask_grad
-                )
-                torch.stack(grad_qkv, out=grads)
-            else:  # saved: P, Z, P ⊙ Z
-                grad_scores = dropped_attention_backward(
-                    grad_out, *qkv, tuple(group_saved), *settings, grads.unbind(0)
-                )
-            if needs_mask_grad:  # ∂M = ∂S, summed over M's broadcast dims
+            grad_scores = dropped_attention_backward(
+                grad_out, *qkv, tuple(saved[3 * g : 3 * g + 3]), ctx.scale, ctx.dropout, grads
+            )
+            if ctx.needs_input_grad[4 + g]:  # ∂M = ∂S, summed over M's broadcast dims
                 grad_scores = grad_scores.view(batch, heads, *grad_scores.shape[1:])
                 grad_masks.append(grad_scores.sum_to_size(ctx.mask_shapes[g]))
             else:
                 grad_masks.append(None)
         grad_qkv = grad_buffer.index_select(0, in_rows).view(grad.shape[0], 3, heads, width)
-        return grad_qkv, None, None, None, None, *grad_masks
+        return grad_qkv, None, None, None, *grad_masks
+
+
+class _FusedAttention(torch.autograd.Function):
+    r""":meth:`Padding.attend` on the fused kernel (:mod:`graphformer.nn.core.small_attention`)
+    as one autograd node: each size group's samples read from and written to the packed
+    (N, 3, H, 16) rows in place (no padded copies, no padded query rows computed), with or
+    without fast dropout (its keep masks drawn as :func:`dropped_attention` draws them: the
+    same masks for a seed). It saves each row's log-sum-exp and recomputes the weights in
+    the backward pass. Additive masks (per-edge terms) get their gradients. First-order
+    only."""
+
+    @staticmethod
+    def forward(ctx, qkv, padding, dropout, scale, *masks):
+        nodes, _, heads, width = qkv.shape
+        out = qkv.new_empty(nodes, heads, width)
+        saved = []
+        for (starts, sizes), mask, (batch, longest) in zip(
+            padding.group_rows, masks, padding.shapes, strict=True
+        ):
+            mask = None if mask is None else mask.contiguous()
+            keep = None
+            if dropout > 0.0:
+                shape = (batch * heads, longest, longest)
+                keep = keep_mask(shape, dropout, qkv.device).view(torch.uint8)
+            lse = small_attention.forward(
+                out, qkv, starts, sizes, longest, mask, keep, scale, dropout
+            )
+            saved += [mask, keep, lse]
+        ctx.padding, ctx.scale, ctx.dropout = padding, scale, dropout
+        ctx.mask_shapes = [None if mask is None else mask.shape for mask in masks]
+        ctx.save_for_backward(qkv, *saved)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        _first_order_only("through the fused kernel")
+        qkv, *saved = ctx.saved_tensors
+        padding, heads = ctx.padding, qkv.shape[2]
+        grad = grad.contiguous()
+        grad_qkv = torch.empty_like(qkv)  # every node's rows belong to one group
+        grad_masks = []
+        for g, ((starts, sizes), (batch, longest)) in enumerate(
+            zip(padding.group_rows, padding.shapes, strict=True)
+        ):
+            mask, keep, lse = saved[3 * g : 3 * g + 3]
+            needs_mask_grad = ctx.needs_input_grad[4 + g]
+            grad_scores = small_attention.backward(
+                grad_qkv,
+                grad,
+                qkv,
+                starts,
+                sizes,
+                longest,
+                mask,
+                keep,
+                lse,
+                ctx.scale,
+                ctx.dropout,
+                needs_mask_grad,
+            )
+            if needs_mask_grad:  # ∂M = ∂S, summed over M's broadcast dims
+                grad_scores = grad_scores.view(batch, heads, longest, longest)
+                grad_masks.append(grad_scores.sum_to_size(ctx.mask_shapes[g]))
+            else:
+                grad_masks.append(None)
+        return grad_qkv, None, None, None, *grad_masks
 
 
 class Padding:
@@ -328,6 +376,11 @@ class Padding:
             self.cell_start[chunk] = cells + slot * longest * longest
             rows, cells = rows + batch * longest, cells + batch * longest * longest
         self.num_rows, self.num_cells = rows, cells
+        #: Per group (CPU, int64): its samples' first rows in the batch and their sizes.
+        first_rows = torch.cumsum(sizes, 0) - sizes
+        self.group_rows = [
+            (first_rows[chunk].contiguous(), sizes[chunk].long().contiguous()) for chunk in chunks
+        ]
         self.sample = sample
         self.flat_cpu = self.row_start[sample] + self.position
         self.flat = self.flat_cpu.to(device)
@@ -423,12 +476,14 @@ class Padding:
         nodes, _, heads, width = qkv.shape
         # the fused kernel: without dropout, or with fast dropout's masks (plain dropout
         # keeps SDPA's); the written-out path under autocast would meet autocast's dtypes
-        fused = (dropout == 0.0 or fast_dropout) and small_attention.usable(qkv)
-        written_out = fast_dropout and dropout > 0.0
-        if fused or (written_out and not torch.is_autocast_enabled(qkv.device.type)):
+        if (dropout == 0.0 or fast_dropout) and small_attention.usable(qkv):
             scale = 1.0 / math.sqrt(width) if scale is None else scale
             masks = [additive_mask(mask, qkv.dtype) for mask in masks]
-            return _PackedAttention.apply(qkv, self, dropout, scale, fused, *masks)
+            return _FusedAttention.apply(qkv.contiguous(), self, dropout, scale, *masks)
+        if fast_dropout and dropout > 0.0 and not torch.is_autocast_enabled(qkv.device.type):
+            scale = 1.0 / math.sqrt(width) if scale is None else scale
+            masks = [additive_mask(mask, qkv.dtype) for mask in masks]
+            return _PackedAttention.apply(qkv, self, dropout, scale, *masks)
         _, out_rows = self.head_rows(heads)
         outs = []
         for block, mask, (batch, longest) in zip(

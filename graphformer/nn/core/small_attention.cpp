@@ -1,14 +1,19 @@
 // Fused CPU attention for heads of width 16 (graphformer.nn.core.small_attention).
 //
-// Per block g (a sample's head) of L rows, with q, k, v (L, 16), an additive mask M
-// broadcast from (B, 1 or H, 1 or L, L), an optional 0/1 keep mask K (L, L) and c = 1/(1-p):
-//   forward:  S = s Q Kᵀ + M,  P = softmax(S) row-wise,  O = c (P ⊙ K) V,  lse = log Σ_j e^S
-//   backward: P recomputed from lse; dP = c (dO Vᵀ) ⊙ K; dS = P ⊙ (dP − rowsum(P ⊙ dP));
-//             dQ = s dS K, dK = s dSᵀ Q, dV = c (P ⊙ K)ᵀ dO (and dM = dS when asked for).
-// Each block's scores stay in a (L, ⌈L/16⌉·16) buffer of its thread: no (B, H, L, L)
-// tensor is written to memory except the mask's gradient. Rows of q, k, v are one 16-float
-// vector each (GCC vector extensions, vectorised by the compiler for the machine it builds
-// on); a row whose keys are all masked gets zeros (and lse = -inf). Blocks run in parallel.
+// One call runs a group of samples. Block g is head h of the group's sample b (g = b·H + h):
+// the n = sizes[b] nodes from row starts[b] of the packed (N, 3, H, 16) queries, keys and
+// values, read in place (no padded copy). With an additive mask M (the group's
+// (B, 1 or H, 1 or L, L) tensor, L ≥ n its padded length), an optional 0/1 keep mask Z (the
+// group's (B·H, L, L) bytes) and c = 1/(1-p):
+//   forward:  S = s Q Kᵀ + M,  P = softmax(S) row-wise,  O = c (P ⊙ Z) V,  lse = log Σ_j e^S
+//   backward: P recomputed from lse; dP = c (dO Vᵀ) ⊙ Z; dS = P ⊙ (dP − rowsum(P ⊙ dP));
+//             dQ = s dS K, dK = s dSᵀ Q, dV = c (P ⊙ Z)ᵀ dO (and dM = dS when asked for).
+// A block's work is its n × ⌈n/16⌉·16 cells, whatever L: padding is neither read nor
+// computed. Its scores stay in its thread's buffers: no (B, H, L, L) tensor is written
+// except the mask's gradient. Rows of q, k, v are one 16-float vector each (GCC vector
+// extensions, vectorised for the machine the kernel builds on); a row whose keys are all
+// masked gets zeros (and lse = -inf). Outputs and gradients are written to the nodes' rows
+// of the (N, H, 16) output and (N, 3, H, 16) gradient. Blocks run in parallel.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -63,80 +68,98 @@ inline v16 exp_nonpositive(v16 x) {
   return x > lo ? p * scale : v16{};
 }
 
-struct Shapes {
-  int64_t groups, length, padded, heads, mask_heads, mask_rows;
+// One block: head h of a sample of n nodes from row ``start``; np = n rounded up to 16.
+struct Block {
+  int64_t b, h, start, n, np;
 };
 
-// (L, 16) rows → (16, Lp) columns, zero past L
-inline void transpose(const float* x, const Shapes& s, float* xt) {
-  std::memset(xt, 0, sizeof(float) * W * s.padded);
-  for (int64_t j = 0; j < s.length; ++j)
-    for (int64_t d = 0; d < W; ++d) xt[d * s.padded + j] = x[j * W + d];
+// Where the group's tensors are: H heads, the mask's head and row counts, the padded length L.
+struct Group {
+  int64_t heads, length, mask_heads, mask_rows;
+};
+
+// node row i's part (0 q, 1 k, 2 v) of head h in the packed (N, 3, H, 16) tensor
+inline int64_t packed(const Group& G, const Block& k, int64_t i, int64_t part) {
+  return (((k.start + i) * 3 + part) * G.heads + k.h) * W;
 }
 
-inline const float* mask_row(const float* mask, const Shapes& s, int64_t g, int64_t i) {
-  if (mask == nullptr) return nullptr;
-  const int64_t b = g / s.heads, h = s.mask_heads == 1 ? 0 : g % s.heads;
-  return mask + ((b * s.mask_heads + h) * s.mask_rows + (s.mask_rows == 1 ? 0 : i)) * s.length;
+// node row i, head h in an (N, H, 16) tensor
+inline int64_t headed(const Group& G, const Block& k, int64_t i) {
+  return ((k.start + i) * G.heads + k.h) * W;
+}
+
+// the block's n rows of ``part`` → (n, 16) contiguous
+inline void gather(const float* qkv, const Group& G, const Block& k, int64_t part, float* out) {
+  for (int64_t i = 0; i < k.n; ++i) std::memcpy(out + i * W, qkv + packed(G, k, i, part), sizeof(float) * W);
+}
+
+// (n, 16) rows → (16, np) columns, zero past n
+inline void transpose(const float* x, const Block& k, float* xt) {
+  std::memset(xt, 0, sizeof(float) * W * k.np);
+  for (int64_t j = 0; j < k.n; ++j)
+    for (int64_t d = 0; d < W; ++d) xt[d * k.np + j] = x[j * W + d];
+}
+
+inline const float* mask_row(const float* mask, const Group& G, const Block& k, int64_t i) {
+  const int64_t h = G.mask_heads == 1 ? 0 : k.h;
+  return mask + ((k.b * G.mask_heads + h) * G.mask_rows + (G.mask_rows == 1 ? 0 : i)) * G.length;
+}
+
+// 16 values from column j0 of a row of n, zeros past n
+inline v16 chunk(const float* row, int64_t j0, int64_t n) {
+  if (j0 + W <= n) return load(row + j0);
+  float tail[W] = {};
+  std::memcpy(tail, row + j0, sizeof(float) * (n - j0));
+  return load(tail);
 }
 
 // Rows per register block: eight independent accumulator chains keep two FMA units busy
 // through an FMA's four-cycle latency.
 constexpr int64_t R = 8;
 
-// 16 mask values from column j0 of a row of L, zeros past L
-inline v16 mask_chunk(const float* row, int64_t j0, int64_t L) {
-  if (j0 + W <= L) return load(row + j0);
-  float tail[W] = {};
-  std::memcpy(tail, row + j0, sizeof(float) * (L - j0));
-  return load(tail);
-}
-
-// out[i][j] = scale · a_i · x_j (+ mask[i][j]) for the L rows a_i of ``a`` (L, 16) and the
-// columns of ``xt`` (16, Lp); ``past`` from L to Lp; ``mask``: block g's mask (row i by
-// mask_row). R rows at a time, so each 16-column chunk of ``xt`` is loaded once per R rows.
-inline void all_dots(const float* a, const float* xt, const float* mask, int64_t g,
-                     float scale, const Shapes& s, float past, float* out) {
-  const int64_t L = s.length, Lp = s.padded;
-  for (int64_t i0 = 0; i0 < L; i0 += R) {
-    const int64_t n = L - i0 < R ? L - i0 : R;
+// out[i][j] = scale · a_i · x_j (+ mask[i][j]) for the n rows a_i (n, 16) and the columns of
+// ``xt`` (16, np); ``past`` from n to np. R rows at a time, so each 16-column chunk of ``xt``
+// is loaded once per R rows.
+inline void all_dots(const float* a, const float* xt, const float* mask, const Group& G,
+                     const Block& k, float scale, float past, float* out) {
+  for (int64_t i0 = 0; i0 < k.n; i0 += R) {
+    const int64_t m = k.n - i0 < R ? k.n - i0 : R;
     float q[R][W] = {};
-    for (int64_t r = 0; r < n; ++r)
+    for (int64_t r = 0; r < m; ++r)
       for (int64_t d = 0; d < W; ++d) q[r][d] = a[(i0 + r) * W + d] * scale;
-    for (int64_t j0 = 0; j0 < Lp; j0 += W) {
+    for (int64_t j0 = 0; j0 < k.np; j0 += W) {
       v16 acc[R];
 #pragma GCC unroll 8
       for (int64_t r = 0; r < R; ++r) acc[r] = v16{};
       for (int64_t d = 0; d < W; ++d) {
-        const v16 x = load(xt + d * Lp + j0);
+        const v16 x = load(xt + d * k.np + j0);
 #pragma GCC unroll 8
         for (int64_t r = 0; r < R; ++r) acc[r] += q[r][d] * x;
       }
-      for (int64_t r = 0; r < n; ++r) {
-        if (mask != nullptr) acc[r] += mask_chunk(mask_row(mask, s, g, i0 + r), j0, L);
-        store(out + (i0 + r) * Lp + j0, acc[r]);
+      for (int64_t r = 0; r < m; ++r) {
+        if (mask != nullptr) acc[r] += chunk(mask_row(mask, G, k, i0 + r), j0, k.n);
+        store(out + (i0 + r) * k.np + j0, acc[r]);
       }
     }
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t j = L; j < Lp; ++j) out[(i0 + r) * Lp + j] = past;
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t j = k.n; j < k.np; ++j) out[(i0 + r) * k.np + j] = past;
   }
 }
 
-// f[j] = c where keep[j] else 0, zeros past L
-inline void keep_factors(const uint8_t* keep, float c, const Shapes& s, float* f) {
+// f[j] = c where keep[j] else 0 for j < n, zeros to np
+inline void keep_factors(const uint8_t* keep, float c, const Block& k, float* f) {
   int64_t j = 0;
-  for (; j + W <= s.length; j += W) {
+  for (; j + W <= k.n; j += W) {
     u16 bytes;
     std::memcpy(&bytes, keep + j, sizeof(bytes));
     store(f + j, __builtin_convertvector(bytes, v16) * c);
   }
-  if (j < s.padded) {  // the tail: bytes past L read as zeros
+  if (j < k.np) {  // the tail: bytes past n read as zeros
     u16 bytes = u16{};
-    std::memcpy(&bytes, keep + j, s.length - j);
+    std::memcpy(&bytes, keep + j, k.n - j);
     store(f + j, __builtin_convertvector(bytes, v16) * c);
   }
 }
-
 
 // out[r] = Σ_j coef[r][j] · x_j over j < n for rows r of ``coef`` (row stride ``stride``),
 // R rows at a time, so each x_j is loaded once per R rows
@@ -177,75 +200,95 @@ inline void combine_cols(const float* coef, int64_t stride, int64_t rows, const 
   }
 }
 
-void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                  const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& keep,
-                  int64_t heads) {
-  for (const at::Tensor* t : {&q, &k, &v}) {
-    TORCH_CHECK(t->dim() == 3 && t->size(2) == W && t->scalar_type() == at::kFloat &&
-                    t->is_contiguous() && t->sizes() == q.sizes(),
-                "small_attention: q, k, v must be contiguous float32 (G, L, 16) blocks of one "
-                "shape; got ", t->sizes(), " ", t->scalar_type());
-  }
-  TORCH_CHECK(heads > 0 && q.size(0) % heads == 0, "small_attention: ", q.size(0),
-              " blocks are not a multiple of heads = ", heads);
+Group check_inputs(const at::Tensor& qkv, const at::Tensor& starts, const at::Tensor& sizes,
+                   int64_t length, const std::optional<at::Tensor>& mask,
+                   const std::optional<at::Tensor>& keep) {
+  TORCH_CHECK(qkv.dim() == 4 && qkv.size(1) == 3 && qkv.size(3) == W &&
+                  qkv.scalar_type() == at::kFloat && qkv.is_contiguous(),
+              "small_attention: qkv must be a contiguous float32 (N, 3, H, 16) tensor; got ",
+              qkv.sizes(), " ", qkv.scalar_type());
+  TORCH_CHECK(starts.scalar_type() == at::kLong && sizes.scalar_type() == at::kLong &&
+                  starts.dim() == 1 && starts.sizes() == sizes.sizes() &&
+                  starts.is_contiguous() && sizes.is_contiguous() && starts.is_cpu(),
+              "small_attention: starts and sizes must be contiguous int64 (B,) CPU tensors");
+  const int64_t batch = sizes.size(0), heads = qkv.size(2);
+  const int64_t* st = starts.data_ptr<int64_t>();
+  const int64_t* sz = sizes.data_ptr<int64_t>();
+  for (int64_t b = 0; b < batch; ++b)
+    TORCH_CHECK(sz[b] >= 0 && sz[b] <= length && st[b] >= 0 && st[b] + sz[b] <= qkv.size(0),
+                "small_attention: sample ", b, " (rows ", st[b], " + ", sz[b],
+                ") lies outside the ", qkv.size(0), " rows or beyond length ", length);
+  Group G{heads, length, 1, 1};
   if (mask) {
-    const int64_t L = q.size(1);
     TORCH_CHECK(mask->dim() == 4 && mask->scalar_type() == at::kFloat && mask->is_contiguous() &&
-                    mask->size(0) * heads == q.size(0) &&
-                    (mask->size(1) == 1 || mask->size(1) == heads) &&
-                    (mask->size(2) == 1 || mask->size(2) == L) && mask->size(3) == L,
+                    mask->size(0) == batch && (mask->size(1) == 1 || mask->size(1) == heads) &&
+                    (mask->size(2) == 1 || mask->size(2) == length) && mask->size(3) == length,
                 "small_attention: the mask must be a contiguous float32 (B, 1 or H, 1 or L, L) "
-                "tensor for ", q.sizes(), " blocks; got ", mask->sizes());
+                "tensor with B = ", batch, ", H = ", heads, ", L = ", length, "; got ",
+                mask->sizes());
+    G.mask_heads = mask->size(1);
+    G.mask_rows = mask->size(2);
   }
   if (keep) {
     TORCH_CHECK(keep->scalar_type() == at::kByte && keep->is_contiguous() &&
-                    keep->numel() == q.size(0) * q.size(1) * q.size(1),
-                "small_attention: the keep mask must be a contiguous uint8 (G, L, L) tensor");
+                    keep->numel() == batch * heads * length * length,
+                "small_attention: the keep mask must be a contiguous uint8 (B·H, L, L) tensor");
   }
+  return G;
 }
 
-std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& q, const at::Tensor& k,
-                                           const at::Tensor& v, const std::optional<at::Tensor>& mask,
-                                           const std::optional<at::Tensor>& keep, int64_t heads,
-                                           double scale, double keep_scale) {
-  check_inputs(q, k, v, mask, keep, heads);
-  const int64_t L = q.size(1);
-  const Shapes s{q.size(0), L, (L + W - 1) / W * W, heads,
-                 mask ? mask->size(1) : 1, mask ? mask->size(2) : 1};
-  auto out = at::empty_like(q);
-  auto lse = at::empty({s.groups, L}, q.options());
-  const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+inline Block block_of(const Group& G, const int64_t* st, const int64_t* sz, int64_t g) {
+  const int64_t b = g / G.heads, n = sz[b];
+  return {b, g % G.heads, st[b], n, (n + W - 1) / W * W};
+}
+
+// Writes the group's rows of ``out`` (N, H, 16); returns the rows' log-sum-exp (B·H, L).
+at::Tensor forward(at::Tensor& out, const at::Tensor& qkv, const at::Tensor& starts,
+                   const at::Tensor& sizes, int64_t length, const std::optional<at::Tensor>& mask,
+                   const std::optional<at::Tensor>& keep, double scale, double keep_scale) {
+  const Group G = check_inputs(qkv, starts, sizes, length, mask, keep);
+  TORCH_CHECK(out.is_contiguous() && out.scalar_type() == at::kFloat && out.dim() == 3 &&
+                  out.size(0) == qkv.size(0) && out.size(1) == G.heads && out.size(2) == W,
+              "small_attention: out must be a contiguous float32 (N, H, 16) tensor");
+  const int64_t blocks = sizes.size(0) * G.heads, L = length;
+  auto lse = at::full({blocks, L}, -std::numeric_limits<float>::infinity(), qkv.options());
+  const float* qkvp = qkv.data_ptr<float>();
+  const int64_t *st = starts.data_ptr<int64_t>(), *sz = sizes.data_ptr<int64_t>();
   const float* mp = mask ? mask->data_ptr<float>() : nullptr;
   const uint8_t* keepp = keep ? keep->data_ptr<uint8_t>() : nullptr;
   float *op = out.data_ptr<float>(), *lp = lse.data_ptr<float>();
   const float sc = static_cast<float>(scale), c = static_cast<float>(keep_scale);
-  at::parallel_for(0, s.groups, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> kt(W * s.padded), weights(L * s.padded), f(s.padded), norm(L);
+  const int64_t Lp = (L + W - 1) / W * W;
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> q(L * W), v(L * W), kt(W * Lp), weights(L * Lp), f(Lp), norm(L), o(L * W);
     for (int64_t g = begin; g < end; ++g) {
-      const int64_t base = g * L * W;
-      transpose(kp + base, s, kt.data());
-      all_dots(qp + base, kt.data(), mp, g, sc, s, kNegInf, weights.data());
-      for (int64_t i = 0; i < L; ++i) {
-        float* w = weights.data() + i * s.padded;  // S's row, then e^(S - max) (⊙ c Z)
+      const Block k = block_of(G, st, sz, g);
+      if (k.n == 0) continue;
+      gather(qkvp, G, k, 0, q.data());
+      gather(qkvp, G, k, 1, o.data());  // the keys, transposed next
+      transpose(o.data(), k, kt.data());
+      gather(qkvp, G, k, 2, v.data());
+      all_dots(q.data(), kt.data(), mp, G, k, sc, kNegInf, weights.data());
+      for (int64_t i = 0; i < k.n; ++i) {
+        float* w = weights.data() + i * k.np;  // S's row, then e^(S - max) (⊙ c Z)
         v16 peak_v = splat(kNegInf);
-        for (int64_t j0 = 0; j0 < s.padded; j0 += W) peak_v = vmax(peak_v, load(w + j0));
+        for (int64_t j0 = 0; j0 < k.np; j0 += W) peak_v = vmax(peak_v, load(w + j0));
         const float peak = hmax(peak_v);
         if (peak == kNegInf) {
-          lp[g * L + i] = kNegInf;
-          std::memset(w, 0, sizeof(float) * s.padded);
+          std::memset(w, 0, sizeof(float) * k.np);
           norm[i] = 0.0f;
           continue;
         }
         v16 total_v = v16{};
         if (keepp != nullptr) {
-          keep_factors(keepp + (g * L + i) * L, c, s, f.data());
-          for (int64_t j0 = 0; j0 < s.padded; j0 += W) {
+          keep_factors(keepp + (g * L + i) * L, c, k, f.data());
+          for (int64_t j0 = 0; j0 < k.np; j0 += W) {
             const v16 e = exp_nonpositive(load(w + j0) - peak);
             store(w + j0, e * load(f.data() + j0));
             total_v += e;
           }
         } else {
-          for (int64_t j0 = 0; j0 < s.padded; j0 += W) {
+          for (int64_t j0 = 0; j0 < k.np; j0 += W) {
             const v16 e = exp_nonpositive(load(w + j0) - peak);
             store(w + j0, e);
             total_v += e;
@@ -255,56 +298,68 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& q, const at::Tensor
         lp[g * L + i] = peak + std::log(total);
         norm[i] = 1.0f / total;  // applied to the output row
       }
-      combine_rows(weights.data(), s.padded, L, vp + base, L, op + base);
-      for (int64_t i = 0; i < L; ++i) store(op + base + i * W, load(op + base + i * W) * norm[i]);
+      combine_rows(weights.data(), k.np, k.n, v.data(), k.n, o.data());
+      for (int64_t i = 0; i < k.n; ++i) store(op + headed(G, k, i), load(o.data() + i * W) * norm[i]);
     }
   });
-  return {out, lse};
+  return lse;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
-    const at::Tensor& grad, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-    const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& keep,
-    const at::Tensor& lse, int64_t heads, double scale, double keep_scale, bool mask_grad) {
-  check_inputs(q, k, v, mask, keep, heads);
-  TORCH_CHECK(grad.sizes() == q.sizes() && grad.is_contiguous() && grad.scalar_type() == at::kFloat,
-              "small_attention: the output's gradient must be contiguous float32 ", q.sizes());
-  const int64_t L = q.size(1);
-  const Shapes s{q.size(0), L, (L + W - 1) / W * W, heads,
-                 mask ? mask->size(1) : 1, mask ? mask->size(2) : 1};
-  auto dq = at::empty_like(q), dk = at::empty_like(q), dv = at::empty_like(q);
-  at::Tensor dscores = mask_grad ? at::empty({s.groups, L, L}, q.options()) : at::Tensor();
-  const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
-  const float* gp = grad.data_ptr<float>();
+// Writes the group's rows of ``grad_qkv`` (N, 3, H, 16); returns the scores' gradient
+// (B·H, L, L) when ``mask_grad`` (zero outside each block's n × n cells), else None.
+std::optional<at::Tensor> backward(at::Tensor& grad_qkv, const at::Tensor& grad,
+                                   const at::Tensor& qkv, const at::Tensor& starts,
+                                   const at::Tensor& sizes, int64_t length,
+                                   const std::optional<at::Tensor>& mask,
+                                   const std::optional<at::Tensor>& keep, const at::Tensor& lse,
+                                   double scale, double keep_scale, bool mask_grad) {
+  const Group G = check_inputs(qkv, starts, sizes, length, mask, keep);
+  TORCH_CHECK(grad_qkv.sizes() == qkv.sizes() && grad_qkv.is_contiguous() &&
+                  grad_qkv.scalar_type() == at::kFloat,
+              "small_attention: grad_qkv must be a contiguous float32 tensor shaped as qkv");
+  TORCH_CHECK(grad.is_contiguous() && grad.scalar_type() == at::kFloat && grad.dim() == 3 &&
+                  grad.size(0) == qkv.size(0) && grad.size(1) == G.heads && grad.size(2) == W,
+              "small_attention: the output's gradient must be a contiguous float32 (N, H, 16) tensor");
+  const int64_t blocks = sizes.size(0) * G.heads, L = length;
+  std::optional<at::Tensor> dscores;
+  if (mask_grad) dscores = at::zeros({blocks, L, L}, qkv.options());
+  const float *qkvp = qkv.data_ptr<float>(), *gp = grad.data_ptr<float>();
+  const int64_t *st = starts.data_ptr<int64_t>(), *sz = sizes.data_ptr<int64_t>();
   const float* mp = mask ? mask->data_ptr<float>() : nullptr;
   const uint8_t* keepp = keep ? keep->data_ptr<uint8_t>() : nullptr;
   const float* lp = lse.data_ptr<float>();
-  float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
-  float* dsp = mask_grad ? dscores.data_ptr<float>() : nullptr;
+  float* dqkvp = grad_qkv.data_ptr<float>();
+  float* dsp = mask_grad ? dscores->data_ptr<float>() : nullptr;
   const float sc = static_cast<float>(scale), c = static_cast<float>(keep_scale);
-  at::parallel_for(0, s.groups, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> kt(W * s.padded), vt(W * s.padded), dps(L * s.padded), f(s.padded, 1.0f),
-        ds(L * s.padded), weights(L * s.padded);
+  const int64_t Lp = (L + W - 1) / W * W;
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> q(L * W), kk(L * W), go(L * W), tmp(L * W), kt(W * Lp), vt(W * Lp),
+        dps(L * Lp), f(Lp, 1.0f), ds(L * Lp), weights(L * Lp);
     for (int64_t g = begin; g < end; ++g) {
-      const int64_t base = g * L * W;
-      transpose(kp + base, s, kt.data());
-      transpose(vp + base, s, vt.data());
-      all_dots(qp + base, kt.data(), mp, g, sc, s, kNegInf, ds.data());  // S
-      all_dots(gp + base, vt.data(), nullptr, g, 1.0f, s, 0.0f, dps.data());  // dO Vᵀ
-      for (int64_t i = 0; i < L; ++i) {
+      const Block k = block_of(G, st, sz, g);
+      if (k.n == 0) continue;
+      gather(qkvp, G, k, 0, q.data());
+      gather(qkvp, G, k, 1, kk.data());
+      transpose(kk.data(), k, kt.data());
+      gather(qkvp, G, k, 2, tmp.data());
+      transpose(tmp.data(), k, vt.data());
+      for (int64_t i = 0; i < k.n; ++i)
+        std::memcpy(go.data() + i * W, gp + headed(G, k, i), sizeof(float) * W);
+      all_dots(q.data(), kt.data(), mp, G, k, sc, kNegInf, ds.data());           // S
+      all_dots(go.data(), vt.data(), nullptr, G, k, 1.0f, 0.0f, dps.data());  // dO Vᵀ
+      for (int64_t i = 0; i < k.n; ++i) {
         const float lse_i = lp[g * L + i];
-        float* dp = dps.data() + i * s.padded;
-        float* p = ds.data() + i * s.padded;  // P's row, then s · dS's in place
-        float* w = weights.data() + i * s.padded;  // P ⊙ F
+        float* p = ds.data() + i * k.np;        // P's row, then s · dS's in place
+        float* w = weights.data() + i * k.np;   // P ⊙ c Z
+        float* dp = dps.data() + i * k.np;
         if (lse_i == kNegInf) {
-          std::memset(p, 0, sizeof(float) * s.padded);
-          std::memset(w, 0, sizeof(float) * s.padded);
-          if (dsp) std::memset(dsp + (g * L + i) * L, 0, sizeof(float) * L);
+          std::memset(p, 0, sizeof(float) * k.np);
+          std::memset(w, 0, sizeof(float) * k.np);
           continue;
         }
-        if (keepp != nullptr) keep_factors(keepp + (g * L + i) * L, c, s, f.data());
+        if (keepp != nullptr) keep_factors(keepp + (g * L + i) * L, c, k, f.data());
         v16 dot_v = v16{};
-        for (int64_t j0 = 0; j0 < s.padded; j0 += W) {
+        for (int64_t j0 = 0; j0 < k.np; j0 += W) {
           const v16 pj = exp_nonpositive(load(p + j0) - lse_i);
           const v16 fj = load(f.data() + j0);
           const v16 dpj = load(dp + j0) * fj;
@@ -314,24 +369,35 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
           dot_v += pj * dpj;
         }
         const float dot = hsum(dot_v);
-        for (int64_t j0 = 0; j0 < s.padded; j0 += W)
-          store(p + j0, load(p + j0) * (load(dp + j0) - dot));
-        if (dsp) std::memcpy(dsp + (g * L + i) * L, p, sizeof(float) * L);
-        for (int64_t j0 = 0; j0 < s.padded; j0 += W) store(p + j0, load(p + j0) * sc);
+        for (int64_t j0 = 0; j0 < k.np; j0 += W) store(p + j0, load(p + j0) * (load(dp + j0) - dot));
+        if (dsp) std::memcpy(dsp + (g * L + i) * L, p, sizeof(float) * k.n);
+        for (int64_t j0 = 0; j0 < k.np; j0 += W) store(p + j0, load(p + j0) * sc);
       }
-      combine_rows(ds.data(), s.padded, L, kp + base, L, dqp + base);       // dQ = s dS K
-      combine_cols(ds.data(), s.padded, L, qp + base, L, dkp + base);       // dK = s dSᵀ Q
-      combine_cols(weights.data(), s.padded, L, gp + base, L, dvp + base);  // dV = (P ⊙ F)ᵀ dO
+      // dQ = s dS K, dK = s dSᵀ Q, dV = (P ⊙ c Z)ᵀ dO, scattered to the nodes' rows
+      combine_rows(ds.data(), k.np, k.n, kk.data(), k.n, tmp.data());
+      for (int64_t i = 0; i < k.n; ++i)
+        std::memcpy(dqkvp + packed(G, k, i, 0), tmp.data() + i * W, sizeof(float) * W);
+      combine_cols(ds.data(), k.np, k.n, q.data(), k.n, tmp.data());
+      for (int64_t i = 0; i < k.n; ++i)
+        std::memcpy(dqkvp + packed(G, k, i, 1), tmp.data() + i * W, sizeof(float) * W);
+      combine_cols(weights.data(), k.np, k.n, go.data(), k.n, tmp.data());
+      for (int64_t i = 0; i < k.n; ++i)
+        std::memcpy(dqkvp + packed(G, k, i, 2), tmp.data() + i * W, sizeof(float) * W);
     }
   });
-  return {dq, dk, dv, dscores};
+  return dscores;
 }
 
 }  // namespace
 
 TORCH_LIBRARY(graphformer_small_attention, m) {
-  m.def("forward(Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor? keep, int heads, float scale, float keep_scale) -> (Tensor, Tensor)");
-  m.def("backward(Tensor grad, Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor? keep, Tensor lse, int heads, float scale, float keep_scale, bool mask_grad) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "forward(Tensor(a!) out, Tensor qkv, Tensor starts, Tensor sizes, int length, Tensor? mask, "
+      "Tensor? keep, float scale, float keep_scale) -> Tensor");
+  m.def(
+      "backward(Tensor(a!) grad_qkv, Tensor grad, Tensor qkv, Tensor starts, Tensor sizes, "
+      "int length, Tensor? mask, Tensor? keep, Tensor lse, float scale, float keep_scale, "
+      "bool mask_grad) -> Tensor?");
 }
 
 TORCH_LIBRARY_IMPL(graphformer_small_attention, CPU, m) {

@@ -141,41 +141,46 @@ def usable(x: torch.Tensor) -> bool:
 
 
 def forward(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
+    out: torch.Tensor,
+    qkv: torch.Tensor,
+    starts: torch.Tensor,
+    sizes: torch.Tensor,
+    length: int,
     mask: torch.Tensor | None,
     keep: torch.Tensor | None,
-    heads: int,
     scale: float,
     dropout: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """O and the rows' log-sum-exp for contiguous float32 (B·H, L, 16) blocks ``q, k, v``
-    (head h of sample b at block b·H + h); ``mask``: contiguous additive (B, 1 or H, 1 or
-    L, L) or None; ``keep``: the (B·H, L, L) uint8 keep mask of dropout ``dropout`` or None.
-    No autograd: :func:`backward` gives the gradients."""
+) -> torch.Tensor:
+    """Attention within one group of samples, written into their nodes' rows of ``out``
+    (N, H, 16). ``qkv``: contiguous float32 (N, 3, H, 16) packed queries, keys and values;
+    sample b of the group is rows ``starts[b]`` to ``starts[b] + sizes[b]`` (int64 CPU
+    tensors), at most ``length`` (the group's padded length, which lays out the masks);
+    ``mask``: contiguous additive (B, 1 or H, 1 or L, L) or None; ``keep``: the group's
+    (B·H, L, L) uint8 keep mask of dropout ``dropout`` or None. Returns the rows' log-sum-exp
+    (B·H, L), what :func:`backward` needs. No autograd."""
     keep_scale = 1.0 / (1.0 - dropout) if keep is not None else 1.0
-    return _ops().forward(q, k, v, mask, keep, heads, scale, keep_scale)
+    return _ops().forward(out, qkv, starts, sizes, length, mask, keep, scale, keep_scale)
 
 
 def backward(
+    grad_qkv: torch.Tensor,
     grad: torch.Tensor,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
+    qkv: torch.Tensor,
+    starts: torch.Tensor,
+    sizes: torch.Tensor,
+    length: int,
     mask: torch.Tensor | None,
     keep: torch.Tensor | None,
     lse: torch.Tensor,
-    heads: int,
     scale: float,
     dropout: float,
     mask_grad: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Gradients of q, k, v (and the (B·H, L, L) scores' gradient, the mask's before its
-    broadcast is summed, when ``mask_grad``) from the output's ``grad`` and :func:`forward`'s
-    log-sum-exp."""
+) -> torch.Tensor | None:
+    """The gradients of the group's q, k, v written into their nodes' rows of ``grad_qkv``
+    (N, 3, H, 16), from the output's contiguous ``grad`` (N, H, 16) and :func:`forward`'s
+    log-sum-exp. Returns the scores' gradient (B·H, L, L), the mask's before its broadcast
+    is summed, when ``mask_grad``; else None."""
     keep_scale = 1.0 / (1.0 - dropout) if keep is not None else 1.0
-    dq, dk, dv, dscores = _ops().backward(
-        grad, q, k, v, mask, keep, lse, heads, scale, keep_scale, mask_grad
+    return _ops().backward(
+        grad_qkv, grad, qkv, starts, sizes, length, mask, keep, lse, scale, keep_scale, mask_grad
     )
-    return dq, dk, dv, dscores if mask_grad else None
