@@ -234,3 +234,16 @@ def test_ninja_from_the_wheel_is_put_on_path_for_the_build_only(monkeypatch, tmp
         assert os.environ["PATH"].split(os.pathsep)[0] == ninja.BIN_DIR
         assert shutil.which("ninja") is not None
     assert os.environ["PATH"] == str(tmp_path)
+
+
+def test_a_failed_build_warns_once_and_leaves_the_torch_path(monkeypatch):
+    """No compiler (or ninja, or a broken build): one RuntimeWarning naming the cause and
+    what to do, and None, so usable() is False and the dense engine keeps torch's kernels."""
+    from torch.utils import cpp_extension
+
+    def broken(**kwargs):
+        raise RuntimeError("Error building extension: c++: command not found")
+
+    monkeypatch.setattr(cpp_extension, "load", broken)
+    with pytest.warns(RuntimeWarning, match=r"could not be built.*command not found.*=0"):
+        assert small_attention._ops.__wrapped__() is None

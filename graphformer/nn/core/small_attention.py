@@ -1,7 +1,7 @@
 r"""Fused CPU attention for heads of width 16: a C++ kernel built on first use.
 
-For each sample's head (a block of :math:`L` rows) with queries, keys and values
-:math:`Q, K, V \in \mathbb{R}^{L \times 16}`, an additive mask :math:`M` and an optional
+For each sample's head (a block of :math:`n` rows) with queries, keys and values
+:math:`Q, K, V \in \mathbb{R}^{n \times 16}`, an additive mask :math:`M` and an optional
 0/1 keep mask :math:`Z` with :math:`c = 1 / (1 - p)`:
 
 .. math::
@@ -13,15 +13,17 @@ and in the backward pass, from :math:`P` recomputed with the saved row log-sum-e
 :math:`\partial K = s\, \partial S^\top Q`, :math:`\partial V = c\, (P \odot Z)^\top
 \partial O` (and :math:`\partial M = \partial S` for masks with gradients: per-edge terms).
 
-Why: at head width 16 torch's CPU kernels run far below the machine's GEMM rate. SDPA's
-flash kernel calls a GEMM per 32-query block, and the written-out form (batched matmuls,
-softmax, dropout) writes several (B, H, L, L) tensors per layer. The kernel
-(``small_attention.cpp`` beside this file) keeps one block's scores in its thread's buffer,
-one 16-float vector per row, and writes no (B, H, L, L) tensor. Measured on the 2-core CPU
-VM, forward + backward against torch's path on the same inputs (experiments/bench/README.md,
-issue 23's ninth pass): 0.49–0.55× SDPA's time on CLUSTER-sized neighbourhood attention
-(10 samples of 117–190 nodes, 4 heads), 0.86–1.02× the written-out attention with fast
-dropout on 32 molecules of ≤ 32 atoms.
+Why: at head width 16 torch's CPU kernels run far below the GEMM rate. SDPA's flash kernel
+calls a GEMM per 32-query block (4.5× its FLOP bound on the default model's CLUSTER
+epoch), and the written-out form (batched matmuls, softmax, dropout) writes several
+(B, H, L, L) tensors per layer. The kernel (``small_attention.cpp`` beside this file) reads
+each sample's n rows of the packed (N, 3, H, 16) queries, keys and values in place, keeps
+its n × ⌈n/16⌉·16 scores in its thread's buffers (one 16-float vector per row, eight rows
+per register block), and writes the nodes' output and gradient rows: no padded copies, no
+padded query rows, no (B, H, L, L) tensor. Measured on the 2-core CPU VM
+(experiments/bench/README.md, issue 23's ninth pass): forward + backward in 0.41–0.44×
+SDPA's time on CLUSTER-sized neighbourhood attention; the ``zinc_gps`` training step in
+0.87× the time; the default model's CLUSTER epoch 2.39× its FLOP bound instead of 3.30×.
 
 It runs where :func:`usable` says so: CPU, float32, head width 16, no autocast. The dense
 engine (:class:`graphformer.nn.core.dense.Padding`) then takes it for attention without
