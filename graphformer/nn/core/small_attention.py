@@ -101,7 +101,7 @@ def _ops():
     per process; None, with one warning, where that fails."""
     from torch.utils import cpp_extension
 
-    log.info("building graphformer's fused attention kernel (once per machine)")
+    log.info("loading graphformer's fused attention kernel (compiled on first use, 10-20 s)")
     try:
         with _ninja_on_path():
             cpp_extension.load(
