@@ -108,17 +108,17 @@ def counting_fused(flops: dict[str, float]):
         return
     forward, backward = small_attention.forward, small_attention.backward
 
-    def cells(qkv: torch.Tensor, sizes: torch.Tensor) -> int:
-        columns = (sizes + 15) // 16 * 16
-        return qkv.shape[2] * qkv.shape[3] * int((sizes * columns).sum())
+    def cells(qkv: torch.Tensor, samples) -> int:
+        columns = (samples.sizes + 15) // 16 * 16
+        return qkv.shape[2] * qkv.shape[3] * int((samples.sizes * columns).sum())
 
-    def counted_forward(out, qkv, starts, sizes, *rest):
-        flops[FUSED] += 4 * cells(qkv, sizes)
-        return forward(out, qkv, starts, sizes, *rest)
+    def counted_forward(out, qkv, samples, *rest):
+        flops[FUSED] += 4 * cells(qkv, samples)
+        return forward(out, qkv, samples, *rest)
 
-    def counted_backward(grad_qkv, grad, qkv, starts, sizes, *rest):
-        flops[FUSED_BACKWARD] += 10 * cells(qkv, sizes)
-        return backward(grad_qkv, grad, qkv, starts, sizes, *rest)
+    def counted_backward(grad_qkv, grad, qkv, samples, *rest):
+        flops[FUSED_BACKWARD] += 10 * cells(qkv, samples)
+        return backward(grad_qkv, grad, qkv, samples, *rest)
 
     small_attention.forward, small_attention.backward = counted_forward, counted_backward
     try:

@@ -87,22 +87,13 @@ def test_kernel_values_and_gradients_equal_the_formula(length, kind, p):
     want.backward(grad)
 
     qkv32, mask32 = qkv.float().contiguous(), None if mask is None else mask.float().contiguous()
+    group = small_attention.Samples(starts, sizes, length)
     out = torch.full((nodes, heads, 16), float("nan"))
-    lse = small_attention.forward(out, qkv32, starts, sizes, length, mask32, keep, scale, p)
+    lse = small_attention.forward(out, qkv32, group, mask32, keep, scale, p)
     grad_qkv = torch.full_like(qkv32, float("nan"))
+    saved = (mask32, keep, lse)
     grad_bias = small_attention.backward(
-        grad_qkv,
-        grad.float(),
-        qkv32,
-        starts,
-        sizes,
-        length,
-        mask32,
-        keep,
-        lse,
-        scale,
-        p,
-        kind == "bias",
+        grad_qkv, grad.float(), qkv32, group, saved, scale, p, kind == "bias"
     )
     torch.testing.assert_close(out.double(), want.detach(), atol=2e-6, rtol=1e-5)
     torch.testing.assert_close(grad_qkv.double(), leaf.grad, atol=5e-6, rtol=1e-5)
@@ -122,12 +113,13 @@ def test_rows_whose_keys_are_all_masked_get_zeros_and_no_gradient():
     mask = torch.zeros(2, 1, 1, 5)
     mask[1] = -math.inf  # sample 1 sees no key
     out = torch.empty(10, 2, 16)
-    lse = small_attention.forward(out, qkv, starts, sizes, 5, mask, None, 0.25, 0.0)
+    group = small_attention.Samples(starts, sizes, 5)
+    lse = small_attention.forward(out, qkv, group, mask, None, 0.25, 0.0)
     assert torch.equal(out[5:], torch.zeros_like(out[5:])) and out[:5].abs().sum() > 0
     assert torch.isinf(lse[2:]).all()
     grad_qkv = torch.empty_like(qkv)
     small_attention.backward(
-        grad_qkv, torch.ones(10, 2, 16), qkv, starts, sizes, 5, mask, None, lse, 0.25, 0.0, False
+        grad_qkv, torch.ones(10, 2, 16), qkv, group, (mask, None, lse), 0.25, 0.0, False
     )
     assert grad_qkv.isfinite().all() and grad_qkv[5:].abs().sum() == 0
     assert grad_qkv[:5].abs().sum() > 0
@@ -136,14 +128,15 @@ def test_rows_whose_keys_are_all_masked_get_zeros_and_no_gradient():
 def test_the_kernel_names_what_it_refuses():
     qkv, out = torch.randn(9, 3, 2, 16), torch.empty(9, 2, 16)
     starts, sizes = torch.tensor([0, 4]), torch.tensor([4, 5])
+    group = small_attention.Samples(starts, sizes, 5)
     with pytest.raises(RuntimeError, match=r"contiguous float32 \(N, 3, H, 16\)"):
-        small_attention.forward(out, qkv.double(), starts, sizes, 5, None, None, 1.0, 0.0)
+        small_attention.forward(out, qkv.double(), group, None, None, 1.0, 0.0)
     with pytest.raises(RuntimeError, match=r"sample 1 \(rows 4 \+ 5\) lies outside"):
-        small_attention.forward(out, qkv, starts, sizes, 4, None, None, 1.0, 0.0)
+        small_attention.forward(out, qkv, group._replace(length=4), None, None, 1.0, 0.0)
     with pytest.raises(RuntimeError, match=r"\(B, 1 or H, 1 or L, L\)"):
-        small_attention.forward(out, qkv, starts, sizes, 5, torch.zeros(2, 1, 3, 5), None, 1.0, 0.0)
+        small_attention.forward(out, qkv, group, torch.zeros(2, 1, 3, 5), None, 1.0, 0.0)
     with pytest.raises(RuntimeError, match=r"int64 \(B,\) CPU"):
-        small_attention.forward(out, qkv, starts.int(), sizes, 5, None, None, 1.0, 0.0)
+        small_attention.forward(out, qkv, group._replace(starts=starts.int()), None, None, 1.0, 0.0)
 
 
 @pytest.mark.parametrize("p", [0.0, 0.5])

@@ -283,7 +283,7 @@ class _FusedAttention(torch.autograd.Function):
         nodes, _, heads, width = qkv.shape
         out = qkv.new_empty(nodes, heads, width)
         saved = []
-        for (starts, sizes), mask, (batch, longest) in zip(
+        for samples, mask, (batch, longest) in zip(
             padding.group_rows, masks, padding.shapes, strict=True
         ):
             mask = None if mask is None else mask.contiguous()
@@ -291,9 +291,7 @@ class _FusedAttention(torch.autograd.Function):
             if dropout > 0.0:
                 shape = (batch * heads, longest, longest)
                 keep = keep_mask(shape, dropout, qkv.device).view(torch.uint8)
-            lse = small_attention.forward(
-                out, qkv, starts, sizes, longest, mask, keep, scale, dropout
-            )
+            lse = small_attention.forward(out, qkv, samples, mask, keep, scale, dropout)
             saved += [mask, keep, lse]
         ctx.padding, ctx.scale, ctx.dropout = padding, scale, dropout
         ctx.mask_shapes = [None if mask is None else mask.shape for mask in masks]
@@ -308,24 +306,13 @@ class _FusedAttention(torch.autograd.Function):
         grad = grad.contiguous()
         grad_qkv = torch.empty_like(qkv)  # every node's rows belong to one group
         grad_masks = []
-        for g, ((starts, sizes), (batch, longest)) in enumerate(
+        for g, (samples, (batch, longest)) in enumerate(
             zip(padding.group_rows, padding.shapes, strict=True)
         ):
-            mask, keep, lse = saved[3 * g : 3 * g + 3]
             needs_mask_grad = ctx.needs_input_grad[4 + g]
+            saved_g, settings = tuple(saved[3 * g : 3 * g + 3]), (ctx.scale, ctx.dropout)
             grad_scores = small_attention.backward(
-                grad_qkv,
-                grad,
-                qkv,
-                starts,
-                sizes,
-                longest,
-                mask,
-                keep,
-                lse,
-                ctx.scale,
-                ctx.dropout,
-                needs_mask_grad,
+                grad_qkv, grad, qkv, samples, saved_g, *settings, needs_mask_grad
             )
             if needs_mask_grad:  # ∂M = ∂S, summed over M's broadcast dims
                 grad_scores = grad_scores.view(batch, heads, longest, longest)
@@ -377,10 +364,11 @@ class Padding:
             self.cell_start[chunk] = cells + slot * longest * longest
             rows, cells = rows + batch * longest, cells + batch * longest * longest
         self.num_rows, self.num_cells = rows, cells
-        #: Per group (CPU, int64): its samples' first rows in the batch and their sizes.
+        #: Per group: its samples' first rows in the batch, sizes (CPU, int64), padded length.
         first_rows = torch.cumsum(sizes, 0) - sizes
         self.group_rows = [
-            (first_rows[chunk].contiguous(), sizes[chunk].long().contiguous()) for chunk in chunks
+            small_attention.Samples(first_rows[chunk], sizes[chunk].long().contiguous(), longest)
+            for chunk, (_, longest) in zip(chunks, self.shapes, strict=True)
         ]
         self.sample = sample
         self.flat_cpu = self.row_start[sample] + self.position

@@ -47,6 +47,7 @@ import platform
 import shutil
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -60,6 +61,16 @@ SOURCE = Path(__file__).with_name("small_attention.cpp")
 CFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp")
 
 log = logging.getLogger(__name__)
+
+
+class Samples(NamedTuple):
+    """One group's samples in the packed rows: sample b is rows ``starts[b]`` to
+    ``starts[b] + sizes[b]`` (int64 CPU tensors), at most ``length`` (the group's padded
+    length, which lays out its masks)."""
+
+    starts: torch.Tensor
+    sizes: torch.Tensor
+    length: int
 
 
 def _cpu_tag() -> str:
@@ -145,44 +156,37 @@ def usable(x: torch.Tensor) -> bool:
 def forward(
     out: torch.Tensor,
     qkv: torch.Tensor,
-    starts: torch.Tensor,
-    sizes: torch.Tensor,
-    length: int,
+    samples: Samples,
     mask: torch.Tensor | None,
     keep: torch.Tensor | None,
     scale: float,
     dropout: float,
 ) -> torch.Tensor:
-    """Attention within one group of samples, written into their nodes' rows of ``out``
+    """Attention within one group of ``samples``, written into their nodes' rows of ``out``
     (N, H, 16). ``qkv``: contiguous float32 (N, 3, H, 16) packed queries, keys and values;
-    sample b of the group is rows ``starts[b]`` to ``starts[b] + sizes[b]`` (int64 CPU
-    tensors), at most ``length`` (the group's padded length, which lays out the masks);
     ``mask``: contiguous additive (B, 1 or H, 1 or L, L) or None; ``keep``: the group's
     (B·H, L, L) uint8 keep mask of dropout ``dropout`` or None. Returns the rows' log-sum-exp
     (B·H, L), what :func:`backward` needs. No autograd."""
     keep_scale = 1.0 / (1.0 - dropout) if keep is not None else 1.0
-    return _ops().forward(out, qkv, starts, sizes, length, mask, keep, scale, keep_scale)
+    return _ops().forward(out, qkv, *samples, mask, keep, scale, keep_scale)
 
 
 def backward(
     grad_qkv: torch.Tensor,
     grad: torch.Tensor,
     qkv: torch.Tensor,
-    starts: torch.Tensor,
-    sizes: torch.Tensor,
-    length: int,
-    mask: torch.Tensor | None,
-    keep: torch.Tensor | None,
-    lse: torch.Tensor,
+    samples: Samples,
+    saved: tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor],
     scale: float,
     dropout: float,
     mask_grad: bool,
 ) -> torch.Tensor | None:
     """The gradients of the group's q, k, v written into their nodes' rows of ``grad_qkv``
-    (N, 3, H, 16), from the output's contiguous ``grad`` (N, H, 16) and :func:`forward`'s
-    log-sum-exp. Returns the scores' gradient (B·H, L, L), the mask's before its broadcast
-    is summed, when ``mask_grad``; else None."""
+    (N, 3, H, 16), from the output's contiguous ``grad`` (N, H, 16) and what :func:`forward`
+    was given and gave: ``saved`` = (mask, keep, log-sum-exp). Returns the scores' gradient
+    (B·H, L, L), the mask's before its broadcast is summed, when ``mask_grad``; else None."""
+    mask, keep, lse = saved
     keep_scale = 1.0 / (1.0 - dropout) if keep is not None else 1.0
     return _ops().backward(
-        grad_qkv, grad, qkv, starts, sizes, length, mask, keep, lse, scale, keep_scale, mask_grad
+        grad_qkv, grad, qkv, *samples, mask, keep, lse, scale, keep_scale, mask_grad
     )
