@@ -50,8 +50,9 @@ inline float hmax(v16 v) {
 }
 typedef uint8_t u16 __attribute__((vector_size(16)));
 
-// exp(x) for x <= 0, exactly 0 below -87 (and at -inf): Cody-Waite reduction, degree-6
-// polynomial; |relative error| < 2e-7.
+// exp(x) for x <= 0, exactly 0 at and below -87 (e^-87 = 1.6e-38) and at -inf: Cody-Waite
+// reduction, degree-6 polynomial; relative error ≤ 2.5e-7 above -87 (checked in steps of
+// 1e-4 against double-precision exp).
 inline v16 exp_nonpositive(v16 x) {
   const v16 lo = splat(-87.0f);
   const v16 c = x > lo ? x : lo;
