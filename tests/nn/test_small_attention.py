@@ -12,7 +12,7 @@ import graphformer  # noqa: F401  (before DGL)
 from graphformer.graphs import complete_graph
 from graphformer.nn import MultiHeadAttention
 from graphformer.nn.core import small_attention
-from graphformer.nn.core.dense import Padding
+from graphformer.nn.core.dense import Padding, dense_attention
 
 import pytest
 import torch
@@ -240,3 +240,15 @@ def test_a_failed_build_warns_once_and_leaves_the_torch_path(monkeypatch):
     monkeypatch.setattr(cpp_extension, "load", broken)
     with pytest.warns(RuntimeWarning, match=r"could not be built.*command not found.*=0"):
         assert small_attention._ops.__wrapped__() is None
+
+
+def test_int32_sample_sizes_reach_the_kernel_as_int64_rows():
+    """``dense_attention`` takes the samples' sizes as given (int32 too); the kernel's sample
+    rows are int64 whatever they came as, and the outputs equal those of int64 sizes."""
+    torch.manual_seed(4)
+    sizes = torch.tensor([6, 11, 3])
+    qkv = torch.randn(20, 3, 2, 16)
+    with torch.profiler.profile() as profile:
+        out = dense_attention(qkv, sizes.int())
+    assert "graphformer_small_attention::forward" in {e.key for e in profile.key_averages()}
+    torch.testing.assert_close(out, dense_attention(qkv, sizes), atol=0, rtol=0)

@@ -365,9 +365,10 @@ class Padding:
             rows, cells = rows + batch * longest, cells + batch * longest * longest
         self.num_rows, self.num_cells = rows, cells
         #: Per group: its samples' first rows in the batch, sizes (CPU, int64), padded length.
-        first_rows = torch.cumsum(sizes, 0) - sizes
+        counts = sizes.long()  # int32 graphs' sizes are int32; the kernel takes int64
+        first_rows = torch.cumsum(counts, 0) - counts
         self.group_rows = [
-            small_attention.Samples(first_rows[chunk], sizes[chunk].long().contiguous(), longest)
+            small_attention.Samples(first_rows[chunk], counts[chunk], longest)
             for chunk, (_, longest) in zip(chunks, self.shapes, strict=True)
         ]
         self.sample = sample
