@@ -466,13 +466,13 @@ class Padding:
         nodes, _, heads, width = qkv.shape
         # the fused kernel: without dropout, or with fast dropout's masks (plain dropout
         # keeps SDPA's); the written-out path under autocast would meet autocast's dtypes
-        if (dropout == 0.0 or fast_dropout) and small_attention.usable(qkv):
+        fused = (dropout == 0.0 or fast_dropout) and small_attention.usable(qkv)
+        written_out = fast_dropout and dropout > 0.0
+        if fused or (written_out and not torch.is_autocast_enabled(qkv.device.type)):
             scale = 1.0 / math.sqrt(width) if scale is None else scale
             masks = [additive_mask(mask, qkv.dtype) for mask in masks]
-            return _FusedAttention.apply(qkv.contiguous(), self, dropout, scale, *masks)
-        if fast_dropout and dropout > 0.0 and not torch.is_autocast_enabled(qkv.device.type):
-            scale = 1.0 / math.sqrt(width) if scale is None else scale
-            masks = [additive_mask(mask, qkv.dtype) for mask in masks]
+            if fused:
+                return _FusedAttention.apply(qkv.contiguous(), self, dropout, scale, *masks)
             return _PackedAttention.apply(qkv, self, dropout, scale, *masks)
         _, out_rows = self.head_rows(heads)
         outs = []
